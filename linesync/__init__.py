@@ -1,0 +1,1 @@
+"""The `linesync` command line: process launchers and operator tools."""

@@ -1,0 +1,1 @@
+"""One module per `linesync` subcommand (or group of subcommands)."""

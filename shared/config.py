@@ -1,0 +1,274 @@
+"""Configuration: read once from the environment (and a ``.env`` file), validated once.
+
+Every setting linesync reads is declared in ``_FIELDS`` below, with its
+environment variable, parser and default; the README's configuration table
+lists the same. Processes call :func:`load_settings` once at start and then
+:meth:`Settings.require` for the variables their role needs, so a missing or
+malformed variable stops the process with one line naming it. Values of secret
+variables never appear in error text or ``repr``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+from shared.errors import ConfigError
+
+# LINE's documented default API host.
+DEFAULT_LINE_API_BASE_URL = "https://api.line.me"
+# Braze allows 75 objects of each kind per /users/track request; we cap combined.
+DEFAULT_TRACK_BATCH_SIZE = 75
+# Braze's documented /users/track ceiling.
+DEFAULT_TRACK_RATE_LIMIT = "3000/3s"
+# Braze's shared budget for /users/identify, /users/merge and friends.
+DEFAULT_IDENTIFY_RATE_LIMIT = "20000/60s"
+DEFAULT_MAX_BODY_BYTES = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """``N`` requests per ``period`` seconds, parsed from ``"N/Ss"``."""
+
+    requests: int
+    period: float
+
+    @property
+    def per_second(self) -> float:
+        return self.requests / self.period
+
+    def __str__(self) -> str:
+        return f"{self.requests}/{self.period:g}s"
+
+
+_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h)?\s*$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def parse_rate(text: str) -> RateLimit:
+    """``"3000/3s"`` → RateLimit(3000, 3.0). Also ``"100/s"``, ``"20000/1m"``."""
+    m = _RATE_RE.match(text)
+    if not m:
+        raise ValueError("expected N/<duration>, e.g. 3000/3s")
+    count = int(m.group(1))
+    period = float(m.group(2) or 1) * _UNIT[m.group(3)]
+    if count <= 0 or period <= 0:
+        raise ValueError("rate and period must be positive")
+    return RateLimit(count, period)
+
+
+def _bool(text: str) -> bool:
+    t = text.strip().lower()
+    if t in ("1", "true", "yes", "on"):
+        return True
+    if t in ("0", "false", "no", "off", ""):
+        return False
+    raise ValueError("expected true or false")
+
+
+def _positive_int(text: str) -> int:
+    v = int(text)
+    if v <= 0:
+        raise ValueError("must be a positive integer")
+    return v
+
+
+def _non_negative_float(text: str) -> float:
+    v = float(text)
+    if v < 0:
+        raise ValueError("must not be negative")
+    return v
+
+
+def _http_url(text: str) -> str:
+    p = urlparse(text.strip())
+    if p.scheme not in ("http", "https") or not p.netloc:
+        raise ValueError("must be an http(s) URL")
+    return text.strip().rstrip("/")
+
+
+def _redis_url(text: str) -> str:
+    p = urlparse(text.strip())
+    if p.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    return text.strip()
+
+
+def _text(text: str) -> str:
+    if not text.strip():
+        raise ValueError("must not be empty")
+    return text.strip()
+
+
+def _csv(text: str) -> tuple[str, ...]:
+    return tuple(p.strip() for p in text.split(",") if p.strip())
+
+
+def _log_format(text: str) -> str:
+    t = text.strip().lower()
+    if t not in ("text", "json"):
+        raise ValueError("expected text or json")
+    return t
+
+
+def _cron(text: str) -> str:
+    parts = text.split()
+    if len(parts) != 5:
+        raise ValueError("expected five cron fields, e.g. '0 3 * * *'")
+    return " ".join(parts)
+
+
+@dataclass(frozen=True)
+class _Field:
+    env: str
+    parse: Callable[[str], Any]
+    default: Any = None
+    secret: bool = False
+
+
+# attribute name -> how to read it. Order here is the order of the README table.
+_FIELDS: dict[str, _Field] = {
+    "redis_url": _Field("REDIS_URL", _redis_url, None, secret=True),
+    "line_channel_secret": _Field("LINE_CHANNEL_SECRET", _text, None, secret=True),
+    "line_channel_access_token": _Field("LINE_CHANNEL_ACCESS_TOKEN", _text, None, secret=True),
+    "line_api_base_url": _Field("LINE_API_BASE_URL", _http_url, DEFAULT_LINE_API_BASE_URL),
+    "braze_rest_endpoint": _Field("BRAZE_REST_ENDPOINT", _http_url, None),
+    "braze_api_key": _Field("BRAZE_API_KEY", _text, None, secret=True),
+    "braze_subscription_group_id": _Field("BRAZE_SUBSCRIPTION_GROUP_ID", _text, None),
+    "braze_track_batch_size": _Field("BRAZE_TRACK_BATCH_SIZE", _positive_int, DEFAULT_TRACK_BATCH_SIZE),
+    "braze_track_rate_limit": _Field("BRAZE_TRACK_RATE_LIMIT", parse_rate, parse_rate(DEFAULT_TRACK_RATE_LIMIT)),
+    "ingress_max_body_bytes": _Field("INGRESS_MAX_BODY_BYTES", _positive_int, DEFAULT_MAX_BODY_BYTES),
+    "admin_token": _Field("LINESYNC_ADMIN_TOKEN", _text, None, secret=True),
+    # --- linesync's own settings (README "Other settings") ---
+    "key_prefix": _Field("LINESYNC_KEY_PREFIX", _text, "linesync"),
+    "log_format": _Field("LINESYNC_LOG_FORMAT", _log_format, "text"),
+    "log_level": _Field("LINESYNC_LOG_LEVEL", _text, "INFO"),
+    "rejected_max": _Field("INGRESS_REJECTED_MAX", _positive_int, 10_000),
+    "dedupe_ttl_seconds": _Field("LINESYNC_DEDUPE_TTL_SECONDS", _positive_int, 7 * 24 * 3600),
+    "consume_batch_bodies": _Field("LINESYNC_CONSUME_BATCH", _positive_int, 200),
+    "consume_max_deliveries": _Field("LINESYNC_CONSUME_MAX_DELIVERIES", _positive_int, 5),
+    "consume_claim_idle_ms": _Field("LINESYNC_CONSUME_CLAIM_IDLE_MS", _positive_int, 30_000),
+    "consumers": _Field("LINESYNC_CONSUMERS", _positive_int, 1),
+    "flushers": _Field("LINESYNC_FLUSHERS", _positive_int, 4),
+    "flush_delay_ms": _Field("BRAZE_FLUSH_DELAY_MS", _positive_int, 500),
+    "braze_timeout_seconds": _Field("BRAZE_TIMEOUT_SECONDS", _non_negative_float, 10.0),
+    "braze_retry_max_attempts": _Field("BRAZE_RETRY_MAX_ATTEMPTS", _positive_int, 40),
+    "braze_retry_base_seconds": _Field("BRAZE_RETRY_BASE_SECONDS", _non_negative_float, 1.0),
+    "braze_retry_max_seconds": _Field("BRAZE_RETRY_MAX_SECONDS", _non_negative_float, 600.0),
+    "braze_auth_retry_seconds": _Field("BRAZE_AUTH_RETRY_SECONDS", _non_negative_float, 60.0),
+    "braze_identify_rate_limit": _Field(
+        "BRAZE_IDENTIFY_RATE_LIMIT", parse_rate, parse_rate(DEFAULT_IDENTIFY_RATE_LIMIT)
+    ),
+    "resync_schedule": _Field("RESYNC_SCHEDULE", _cron, "0 3 * * *"),
+    "resync_on_start": _Field("RESYNC_ON_START", _bool, True),
+    "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", _bool, False),
+    "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _csv, ()),
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    line_channel_secret: str | None = field(default=None, repr=False)
+    line_channel_access_token: str | None = field(default=None, repr=False)
+    line_api_base_url: str = DEFAULT_LINE_API_BASE_URL
+    braze_rest_endpoint: str | None = None
+    braze_api_key: str | None = field(default=None, repr=False)
+    braze_subscription_group_id: str | None = None
+    braze_track_batch_size: int = DEFAULT_TRACK_BATCH_SIZE
+    braze_track_rate_limit: RateLimit = parse_rate(DEFAULT_TRACK_RATE_LIMIT)
+    ingress_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    admin_token: str | None = field(default=None, repr=False)
+    key_prefix: str = "linesync"
+    log_format: str = "text"
+    log_level: str = "INFO"
+    rejected_max: int = 10_000
+    dedupe_ttl_seconds: int = 7 * 24 * 3600
+    consume_batch_bodies: int = 200
+    consume_max_deliveries: int = 5
+    consume_claim_idle_ms: int = 30_000
+    consumers: int = 1
+    flushers: int = 4
+    flush_delay_ms: int = 500
+    braze_timeout_seconds: float = 10.0
+    braze_retry_max_attempts: int = 40
+    braze_retry_base_seconds: float = 1.0
+    braze_retry_max_seconds: float = 600.0
+    braze_auth_retry_seconds: float = 60.0
+    braze_identify_rate_limit: RateLimit = parse_rate(DEFAULT_IDENTIFY_RATE_LIMIT)
+    resync_schedule: str = "0 3 * * *"
+    resync_on_start: bool = True
+    resync_mark_missing: bool = False
+    forward_event_types: tuple[str, ...] = ()
+
+    def require(self, *names: str) -> Settings:
+        """Raise ConfigError for the first named attribute that is unset."""
+        for name in names:
+            if getattr(self, name) in (None, ""):
+                raise ConfigError(_FIELDS[name].env, "is required but not set")
+        return self
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def redacted(self) -> dict[str, str]:
+        """Every setting by environment variable, secrets shown only as set/unset."""
+        out = {}
+        for name, f in _FIELDS.items():
+            v = getattr(self, name)
+            out[f.env] = ("<set>" if v else "<unset>") if f.secret else str(v)
+        return out
+
+
+# What each role needs before it may start.
+ROLE_REQUIREMENTS: dict[str, tuple[str, ...]] = {
+    "ingress": ("redis_url", "line_channel_secret"),
+    "worker": ("redis_url", "braze_rest_endpoint", "braze_api_key", "braze_subscription_group_id"),
+    "resync": ("redis_url", "line_channel_access_token"),
+    "cli": ("redis_url",),
+}
+
+
+def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = True) -> Settings:
+    """Parse every setting from ``environ`` (default ``os.environ`` plus ``./.env``).
+
+    Variables already in the environment win over the ``.env`` file.
+    """
+    if environ is None:
+        env = dict(os.environ)
+        if dotenv:
+            env = {**_read_dotenv(), **env}
+    else:
+        env = dict(environ)
+    values: dict[str, Any] = {}
+    for name, f in _FIELDS.items():
+        raw = env.get(f.env)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[name] = f.parse(raw)
+        except ValueError as e:
+            # The message never includes the value: it may be a secret.
+            raise ConfigError(f.env, f"is malformed ({e})") from None
+    return Settings(**values)
+
+
+def _read_dotenv() -> dict[str, str]:
+    try:
+        from dotenv import dotenv_values
+    except ImportError:  # pragma: no cover - dependency is declared
+        return {}
+    path = os.path.join(os.getcwd(), ".env")
+    if not os.path.exists(path):
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def env_names() -> dict[str, str]:
+    """Attribute name -> environment variable, for docs and tests."""
+    return {name: f.env for name, f in _FIELDS.items()}

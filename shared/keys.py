@@ -1,0 +1,161 @@
+"""Every Redis key linesync uses, in one place.
+
+Layout (``P`` is ``LINESYNC_KEY_PREFIX``, default ``linesync``; it is wrapped in
+a hash tag ``{P}`` so that every key lands in one Redis Cluster slot and the
+Lua scripts, which receive all keys through KEYS, may touch them together):
+
+  Ingress
+    {P}:webhooks            STREAM  raw webhook bodies (field ``body``), consumer group ``workers``
+    {P}:rejected            STREAM  signed bodies that were not the LINE envelope (capped)
+
+  Consuming (workers/consume.py, shared/lua/apply_events.lua)
+    {P}:seen:<eventId>      STRING  dedupe mark for a webhookEventId, TTL LINESYNC_DEDUPE_TTL_SECONDS
+    {P}:state               HASH    LINE user id -> "<version><S|U>" newest known subscription state
+    {P}:stats               HASH    counters (events by type, duplicates, stale, transitions...)
+
+  Outbox and delivery (shared/outbox.py, shared/lua/*.lua)
+    {P}:outbox:pending      HASH    LINE user id -> "<version><S|U>" state waiting to be sent
+    {P}:outbox:ready        ZSET    LINE user id scored by when it first became pending (ms)
+    {P}:outbox:inflight     HASH    LINE user id -> batch id it is being delivered in
+    {P}:outbox:events       LIST    forwarded custom-event objects (JSON) waiting to be sent
+    {P}:batches             HASH    batch id -> JSON {items, events, attempts, ...}
+    {P}:batches:due         ZSET    batch id scored by lease expiry / next retry (ms)
+    {P}:dlq                 STREAM  dead letters: kind, reason, payload (JSON)
+
+  Braze limits (shared/lua/limiter.lua)
+    {P}:limit:<name>        STRING  GCRA theoretical arrival time (ms) of limiter <name>
+    {P}:pause:<name>        HASH    until (ms), reason, kind: every worker waits until then
+    {P}:breaker:<name>      HASH    failure streak, open-until (ms): shared retry backoff
+    {P}:breaker:<name>:probe STRING one worker's right to probe a recovering endpoint
+
+  Pumps (workers/pumps.py)
+    {P}:pump:<kind>:<slot>  STRING  lease of the loop running in that slot (token), PX
+    {P}:pump:<kind>:<slot>:queued STRING a wake-up for that slot is in the broker
+
+  Identity (issue 5)
+    {P}:links:line          HASH    LINE user id -> newline-separated external_ids
+    {P}:links:ext           HASH    external_id -> LINE user id
+    {P}:nonces:<nonce>      STRING  account-link nonce -> external_id, TTL
+
+  Resync (workers/resync.py)
+    {P}:resync:run          HASH    current/last run: id, status, started, pages, followers, next, reason
+    {P}:resync:lock         STRING  one resync at a time
+    {P}:resync:history      LIST    JSON summaries of finished runs (capped)
+
+  Metrics
+    {P}:throughput          ZSET    per-second buckets of delivered objects for `linesync status`
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+STREAM_GROUP = "workers"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "linesync"
+
+    def _k(self, *parts: str) -> str:
+        return ":".join(("{" + self.prefix + "}",) + parts)
+
+    # ingress
+    @property
+    def webhooks(self) -> str:
+        return self._k("webhooks")
+
+    @property
+    def rejected(self) -> str:
+        return self._k("rejected")
+
+    # consuming
+    def seen(self, event_id: str) -> str:
+        return self._k("seen", event_id)
+
+    @property
+    def state(self) -> str:
+        return self._k("state")
+
+    @property
+    def stats(self) -> str:
+        return self._k("stats")
+
+    # outbox
+    @property
+    def outbox_pending(self) -> str:
+        return self._k("outbox", "pending")
+
+    @property
+    def outbox_ready(self) -> str:
+        return self._k("outbox", "ready")
+
+    @property
+    def outbox_inflight(self) -> str:
+        return self._k("outbox", "inflight")
+
+    @property
+    def outbox_events(self) -> str:
+        return self._k("outbox", "events")
+
+    @property
+    def batches(self) -> str:
+        return self._k("batches")
+
+    @property
+    def batches_due(self) -> str:
+        return self._k("batches", "due")
+
+    @property
+    def dlq(self) -> str:
+        return self._k("dlq")
+
+    # limits
+    def limit(self, name: str) -> str:
+        return self._k("limit", name)
+
+    def pause(self, name: str) -> str:
+        return self._k("pause", name)
+
+    def breaker(self, name: str) -> str:
+        return self._k("breaker", name)
+
+    def breaker_probe(self, name: str) -> str:
+        return self._k("breaker", name, "probe")
+
+    # pumps
+    def pump_lease(self, kind: str, slot: int) -> str:
+        return self._k("pump", kind, str(slot))
+
+    def pump_queued(self, kind: str, slot: int) -> str:
+        return self._k("pump", kind, str(slot), "queued")
+
+    # identity
+    @property
+    def links_line(self) -> str:
+        return self._k("links", "line")
+
+    @property
+    def links_ext(self) -> str:
+        return self._k("links", "ext")
+
+    def nonce(self, nonce: str) -> str:
+        return self._k("nonces", nonce)
+
+    # resync
+    @property
+    def resync_run(self) -> str:
+        return self._k("resync", "run")
+
+    @property
+    def resync_lock(self) -> str:
+        return self._k("resync", "lock")
+
+    @property
+    def resync_history(self) -> str:
+        return self._k("resync", "history")
+
+    # metrics
+    @property
+    def throughput(self) -> str:
+        return self._k("throughput")
