@@ -43,7 +43,7 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:resync:history      LIST    JSON summaries of finished runs (capped)
 
   Metrics
-    {P}:throughput          ZSET    per-second buckets of delivered objects for `linesync status`
+    {P}:throughput:<t>      STRING  objects delivered in the 10 s starting at epoch second t (TTL 180 s)
 """
 
 from __future__ import annotations
@@ -156,6 +156,5 @@ class Keys:
         return self._k("resync", "history")
 
     # metrics
-    @property
-    def throughput(self) -> str:
-        return self._k("throughput")
+    def throughput(self, bucket: int) -> str:
+        return self._k("throughput", str(bucket))

@@ -1,0 +1,75 @@
+"""From a raw webhook body to the few facts the pipeline acts on. Pure: no I/O.
+
+Each event gets a *version*: a fixed-width string that sorts like
+``(timestamp, arrival)``, where arrival is the body's stream id and the event's
+position in the body. Comparing versions as strings gives SPEC §4's order:
+newest timestamp wins, ties go to the later arrival.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from shared.errors import InvalidWebhook
+
+SUBSCRIBED = "S"
+UNSUBSCRIBED = "U"
+STATE_NAMES = {SUBSCRIBED: "subscribed", UNSUBSCRIBED: "unsubscribed"}
+TRANSITIONS = {"follow": SUBSCRIBED, "unfollow": UNSUBSCRIBED}
+
+_MAX_TS = 10**13 - 1
+
+
+@dataclass(frozen=True)
+class Event:
+    type: str
+    user_id: str | None
+    event_id: str | None
+    timestamp: int
+    version: str
+    state: str | None          # S / U for follow / unfollow, else None
+    raw: dict
+
+
+def make_version(timestamp: int, arrival_ms: int, arrival_seq: int, index: int) -> str:
+    """``(timestamp, arrival)`` as a string that sorts the same way (36 chars)."""
+    ts = min(max(int(timestamp), 0), _MAX_TS)
+    return f"{ts:013d}{min(arrival_ms, _MAX_TS):013d}{arrival_seq % 10**6:06d}{index % 10**4:04d}"
+
+
+def version_timestamp(version: str) -> int:
+    return int(version[:13])
+
+
+def parse_stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def parse_body(body: bytes, entry_id: str) -> list[Event]:
+    """Events of one stored body, in order. Raises InvalidWebhook for a body that isn't an envelope."""
+    try:
+        doc = json.loads(body)
+    except (UnicodeDecodeError, ValueError) as e:
+        raise InvalidWebhook(f"not JSON: {e}") from e
+    if not isinstance(doc, dict) or not isinstance(doc.get("events"), list):
+        raise InvalidWebhook("not a LINE webhook envelope")
+    ms, seq = parse_stream_id(entry_id)
+    out = []
+    for i, ev in enumerate(doc["events"]):
+        if not isinstance(ev, dict):
+            raise InvalidWebhook(f"event {i} is not an object")
+        etype = ev.get("type") if isinstance(ev.get("type"), str) else "unknown"
+        ts = ev.get("timestamp")
+        ts = ts if isinstance(ts, int) and not isinstance(ts, bool) else 0
+        src = ev.get("source") if isinstance(ev.get("source"), dict) else {}
+        uid = src.get("userId") if isinstance(src.get("userId"), str) and src.get("userId") else None
+        eid = ev.get("webhookEventId") if isinstance(ev.get("webhookEventId"), str) and ev.get("webhookEventId") else None
+        out.append(Event(
+            type=etype, user_id=uid, event_id=eid, timestamp=ts,
+            version=make_version(ts, ms, seq, i),
+            state=TRANSITIONS.get(etype) if uid else None,
+            raw=ev,
+        ))
+    return out

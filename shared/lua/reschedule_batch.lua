@@ -1,0 +1,12 @@
+-- Put a batch back to wait until ARGV[2] (ms), optionally storing its new JSON
+-- (attempt count, last error). Its users stay in flight, so no newer state of
+-- theirs can overtake it.
+--
+-- KEYS[1] {P}:batches      HASH batch id -> JSON
+-- KEYS[2] {P}:batches:due  ZSET batch id -> ms
+-- ARGV[1] batch id   ARGV[2] due ms   ARGV[3] new JSON ('' = keep)
+-- Returns 1, or 0 if the batch is gone.
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
+redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
+return 1

@@ -1,0 +1,143 @@
+"""The coalescing outbox and the batches being delivered from it.
+
+Lifecycle of a batch (shared/lua/claim_batch.lua, finish_batch.lua, reschedule_batch.lua):
+
+1. *claim*: the oldest dirty users not already in flight are taken, with their
+   newest state read at that moment (so waiting updates are coalesced), into a
+   batch stored in Redis before anything is sent. Each user is marked in flight
+   with the batch id: a user is in at most one batch at a time, so Braze can't
+   receive a newer state before an older one.
+2. The batch has a lease (``batches:due``). A sender that dies leaves it
+   overdue; the next claim takes overdue batches first and sends them again
+   (at-least-once, same states).
+3. *reschedule*: a retry or a pause sets the batch's due time later; its users
+   stay in flight.
+4. *finish*: on success (or dead-lettering) the batch is deleted, its users
+   released, dead letters written: one atomic script.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import redis
+
+from shared.keys import Keys
+from shared.scripts import script
+
+# A sender holds a batch this long before another may take it over (ms). Must
+# exceed the Braze timeout plus a 400 bisection; renewed while waiting.
+DEFAULT_LEASE_MS = 60_000
+# Batches open at once (sending or waiting to retry): past this, dirty users
+# wait in the outbox, coalescing, instead of piling up in retrying batches.
+DEFAULT_MAX_OPEN = 64
+
+
+@dataclass
+class Item:
+    user: str
+    state: str | None            # S / U, or None (linked profiles only, no state yet)
+    version: str | None
+    external_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    id: str
+    items: list[Item]
+    events: list[dict]
+    attempts: int
+    created: int
+    last_error: str = ""
+    taken_over: bool = False
+
+    def to_json(self) -> str:
+        return json.dumps({
+            "id": self.id,
+            "items": [_item_json(i) for i in self.items],
+            "events": [json.dumps(e) for e in self.events],
+            "attempts": self.attempts,
+            "created": self.created,
+            "last_error": self.last_error,
+        })
+
+    @property
+    def users(self) -> list[str]:
+        return [i.user for i in self.items]
+
+
+def _item_json(i: Item) -> dict:
+    d: dict = {"u": i.user, "x": "\n".join(i.external_ids)}
+    if i.version is not None and i.state is not None:
+        d["v"] = i.version + i.state
+    return d
+
+
+def _decode(body: bytes | str, taken_over: bool) -> Batch:
+    d = json.loads(body)
+    items = []
+    for it in d.get("items") or []:  # cjson encodes an empty list as {}
+        v = it.get("v")
+        items.append(Item(
+            user=it["u"],
+            state=v[-1] if v else None,
+            version=v[:-1] if v else None,
+            external_ids=[x for x in (it.get("x") or "").split("\n") if x],
+        ))
+    events = []
+    for e in d.get("events") or []:
+        ev = json.loads(e) if isinstance(e, str) else e
+        ev.pop("q", None)
+        events.append(ev)
+    return Batch(id=d["id"], items=items, events=events, attempts=int(d.get("attempts", 0)),
+                 created=int(d.get("created", 0)), last_error=d.get("last_error", ""), taken_over=taken_over)
+
+
+@dataclass(frozen=True)
+class Wait:
+    ms: int
+    why: str  # 'delay' (partial batch not due yet), 'empty', 'full' (too many open batches)
+
+
+def claim(r: redis.Redis, keys: Keys, *, now_ms: int, max_objects: int, flush_delay_ms: int,
+          lease_ms: int = DEFAULT_LEASE_MS, max_open: int = DEFAULT_MAX_OPEN) -> Batch | Wait:
+    res = script(r, "claim_batch")(
+        keys=[keys.outbox_ready, keys.state, keys.outbox_inflight, keys.batches, keys.batches_due,
+              keys.links_line, keys.outbox_events],
+        args=[now_ms, max_objects, flush_delay_ms, uuid.uuid4().hex, lease_ms, max_open],
+    )
+    kind = res[0].decode()
+    if kind in ("old", "new"):
+        return _decode(res[2], taken_over=kind == "old")
+    if kind == "wait":
+        return Wait(int(res[1]), "delay")
+    return Wait(0, kind)
+
+
+def finish(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
+           dead: Sequence[tuple[str, str, dict]] = ()) -> bool:
+    """Release the batch's users and delete it; ``dead`` = (kind, reason, payload) dead letters."""
+    args: list[str | int] = [batch.id, delivered, len(dead)]
+    for kind, reason, payload in dead:
+        args += [kind, reason, json.dumps(payload)]
+    return bool(script(r, "finish_batch")(
+        keys=[keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats], args=args))
+
+
+def reschedule(r: redis.Redis, keys: Keys, batch: Batch, *, due_ms: int, save: bool = False) -> bool:
+    return bool(script(r, "reschedule_batch")(
+        keys=[keys.batches, keys.batches_due], args=[batch.id, due_ms, batch.to_json() if save else ""]))
+
+
+def sizes(r: redis.Redis, keys: Keys) -> dict[str, int]:
+    p = r.pipeline(transaction=False)
+    p.zcard(keys.outbox_ready)
+    p.hlen(keys.outbox_inflight)
+    p.zcard(keys.batches_due)
+    p.llen(keys.outbox_events)
+    ready, inflight, batches, events = p.execute()
+    return {"pending_profiles": ready, "inflight_profiles": inflight, "open_batches": batches,
+            "pending_events": events}

@@ -1,0 +1,73 @@
+"""Per-user subscription state: newest event wins, applied atomically with dedupe.
+
+Both the webhook consumer and the resync write state through :func:`apply`,
+so the ordering rule lives in one place (shared/lua/apply_events.lua).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+import redis
+
+from shared.keys import Keys
+from shared.scripts import script
+
+
+@dataclass(frozen=True)
+class Change:
+    """One event's effect: a state for ``user`` at ``version`` and/or an event to forward."""
+
+    user: str
+    version: str
+    state: str = ""             # S, U, or '' for none
+    event_id: str | None = None  # dedupe key; None = not deduped by id
+    forward: str = ""           # JSON of a custom event to forward, '' = none
+
+
+@dataclass(frozen=True)
+class Applied:
+    applied: int
+    duplicates: int
+    stale: int
+    unchanged: int
+    forwarded: int
+
+
+def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[Change], *, now_ms: int,
+          dedupe_ttl: int, ack_ids: Iterable[str] = (), group: str = "",
+          counters: Mapping[str, int] | None = None) -> Applied:
+    """Apply ``changes`` in order, ack ``ack_ids`` on the webhook stream, bump ``counters``: all or nothing."""
+    seen_keys: list[str] = []
+    args: list[str | int] = []
+    for c in changes:
+        idx = 0
+        if c.event_id:
+            seen_keys.append(keys.seen(c.event_id))
+            idx = 5 + len(seen_keys)
+        args += [c.user, c.version, c.state, idx, c.forward]
+    acks = list(ack_ids)
+    stats = [x for kv in (counters or {}).items() for x in kv]
+    res = script(r, "apply_events")(
+        keys=[keys.state, keys.outbox_ready, keys.outbox_events, keys.stats, keys.webhooks, *seen_keys],
+        args=[now_ms, dedupe_ttl, group, len(changes), len(acks), len(stats) // 2, *args, *acks, *stats],
+    )
+    return Applied(*(int(x) for x in res))
+
+
+def get(r: redis.Redis, keys: Keys, user: str) -> tuple[str, str] | None:
+    """(version, state) of ``user``, or None."""
+    v = r.hget(keys.state, user)
+    if v is None:
+        return None
+    v = v.decode()
+    return v[:-1], v[-1]
+
+
+def mark_dirty(r: redis.Redis, keys: Keys, users: Iterable[str], *, now_ms: int) -> int:
+    """Queue ``users`` for (re)sending their current state (links, DLQ replay)."""
+    users = list(users)
+    if not users:
+        return 0
+    return r.zadd(keys.outbox_ready, {u: now_ms for u in users}, nx=True)

@@ -1,0 +1,158 @@
+"""Delivery decisions with a scripted Braze and a fake clock (no HTTP, no sleeps)."""
+
+import json
+
+import pytest
+
+from shared import outbox, state
+from shared.clock import FakeClock
+from shared.events import make_version
+from shared.limiter import Limiter
+from shared.state import Change
+from workers import braze as b
+from workers.deliver import Deliverer
+
+
+class ScriptedBraze:
+    """Answers with queued outcomes (or a function of the request); records requests."""
+
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+        self.requests = []
+
+    def track(self, attributes, events, *, now):
+        self.requests.append((attributes, events))
+        o = self.outcomes.pop(0) if self.outcomes else b.Delivered()
+        return o(attributes, events) if callable(o) else o
+
+
+@pytest.fixture
+def clock():
+    return FakeClock(1_700_000_000.0)
+
+
+def make(r, keys, settings, clock, braze, **overrides):
+    s = settings.replace(flush_delay_ms=0, **overrides)
+    lim = Limiter(r, keys, "track", s.braze_track_rate_limit, retry_base=1, retry_max=600)
+    return Deliverer(r, keys, s, braze, lim, clock)
+
+
+def follow(r, keys, clock, *users, st="S", ts=1):
+    changes = [Change(u, make_version(ts, 1, 0, i), st, None) for i, u in enumerate(users)]
+    state.apply(r, keys, changes, now_ms=int(clock.now() * 1000) - 10, dedupe_ttl=60)
+
+
+def test_payload_is_exactly_the_spec(r, keys, settings, clock):
+    braze = ScriptedBraze()
+    follow(r, keys, clock, "Uabc")
+    make(r, keys, settings, clock, braze).step()
+    assert braze.requests == [([{
+        "user_alias": {"alias_name": "Uabc", "alias_label": "line_id"},
+        "_update_existing_only": False,
+        "native_line_id": "Uabc",
+        "subscription_groups": [{"subscription_group_id": "sg-test", "subscription_state": "subscribed"}],
+    }], [])]
+    assert r.hlen(keys.outbox_inflight) == 0 and r.hlen(keys.batches) == 0
+
+
+def test_linked_profiles_get_the_same_update(r, keys, settings, clock):
+    braze = ScriptedBraze()
+    r.hset(keys.links_line, "U1", "crm-1")
+    follow(r, keys, clock, "U1", st="U")
+    make(r, keys, settings, clock, braze).step()
+    attrs = braze.requests[0][0]
+    assert attrs[1] == {"external_id": "crm-1", "native_line_id": "U1", "subscription_groups": [
+        {"subscription_group_id": "sg-test", "subscription_state": "unsubscribed"}]}
+
+
+def test_batches_hold_at_most_the_batch_size(r, keys, settings, clock):
+    braze = ScriptedBraze()
+    follow(r, keys, clock, *[f"U{i}" for i in range(200)])
+    d = make(r, keys, settings, clock, braze, braze_track_batch_size=75)
+    while d.step() == 0:
+        pass
+    assert [len(a) for a, _ in braze.requests] == [75, 75, 50]
+
+
+def test_named_errors_are_dead_lettered_and_the_rest_done(r, keys, settings, clock):
+    braze = ScriptedBraze(b.Delivered([("attributes", 1, "invalid alias")]))
+    follow(r, keys, clock, "U0", "U1", "U2")
+    make(r, keys, settings, clock, braze).step()
+    letters = r.xrange(keys.dlq)
+    assert len(letters) == 1 and letters[0][1][b"reason"] == b"invalid alias"
+    assert json.loads(letters[0][1][b"payload"])["user"] == "U1"
+    assert r.hget(keys.stats, "delivered_objects") == b"2"
+
+
+def test_whole_batch_400_is_bisected_to_the_bad_item(r, keys, settings, clock):
+    def braze_answer(attrs, events):
+        bad = any(o.get("native_line_id") == "U5" for o in attrs)
+        return b.BadRequest("HTTP 400: bad") if bad else b.Delivered()
+    braze = ScriptedBraze(*[braze_answer] * 50)
+    follow(r, keys, clock, *[f"U{i}" for i in range(8)])
+    make(r, keys, settings, clock, braze).step()
+    delivered = {o["native_line_id"] for a, _ in braze.requests for o in a if not any(x.get("native_line_id") == "U5" for x in a)}
+    assert delivered == {f"U{i}" for i in range(8)} - {"U5"}
+    letters = r.xrange(keys.dlq)
+    assert len(letters) == 1 and json.loads(letters[0][1][b"payload"])["user"] == "U5"
+    assert len(braze.requests) <= 1 + 2 * 3 + 1
+
+
+def test_5xx_retries_later_with_the_users_still_in_flight(r, keys, settings, clock):
+    braze = ScriptedBraze(b.Retryable("HTTP 503"))
+    follow(r, keys, clock, "U1")
+    d = make(r, keys, settings, clock, braze)
+    d.step()
+    batch = json.loads(next(iter(r.hvals(keys.batches))))
+    assert batch["attempts"] == 1 and r.hget(keys.outbox_inflight, "U1")
+    follow(r, keys, clock, "U1", st="U", ts=2)   # a newer state waits behind the retry
+    d.step()
+    assert len(braze.requests) == 1              # nothing sent while the breaker is open
+    clock.advance(2.0)                           # first backoff is at most 1 s
+    d.step()                                     # the retry
+    d.step()                                     # then the newer state
+    assert [a[0]["subscription_groups"][0]["subscription_state"] for a, _ in braze.requests] == \
+        ["subscribed", "subscribed", "unsubscribed"]
+
+
+def test_retries_are_dead_lettered_after_the_attempt_budget(r, keys, settings, clock):
+    braze = ScriptedBraze(*[b.Retryable("HTTP 500")] * 10)
+    follow(r, keys, clock, "U1")
+    d = make(r, keys, settings, clock, braze, braze_retry_max_attempts=3)
+    for _ in range(20):
+        d.step()
+        clock.advance(700)
+    assert len(braze.requests) == 3
+    letters = r.xrange(keys.dlq)
+    assert len(letters) == 1 and b"gave up after 3 attempts" in letters[0][1][b"reason"]
+    assert r.hlen(keys.outbox_inflight) == 0
+
+
+def test_429_pauses_every_worker_until_reset(r, keys, settings, clock):
+    reset = clock.now() + 3
+    braze = ScriptedBraze(b.RateLimited(reset))
+    follow(r, keys, clock, "U1")
+    d1 = make(r, keys, settings, clock, braze)
+    d2 = make(r, keys, settings, clock, braze)   # another worker
+    d1.step()
+    follow(r, keys, clock, "U2")
+    d2.step()
+    assert len(braze.requests) == 1
+    clock.advance(3.1)
+    d2.step()
+    d2.step()
+    assert len(braze.requests) == 3 and r.xlen(keys.dlq) == 0
+
+
+def test_auth_failure_pauses_and_drops_nothing(r, keys, settings, clock):
+    braze = ScriptedBraze(b.AuthFailure("HTTP 401: Invalid API key"))
+    follow(r, keys, clock, "U1")
+    d = make(r, keys, settings, clock, braze, braze_auth_retry_seconds=60)
+    d.step()
+    clock.advance(30)
+    d.step()
+    assert len(braze.requests) == 1
+    assert r.hget(keys.pause("track"), "kind") == b"auth"
+    clock.advance(31)
+    d.step()
+    assert len(braze.requests) == 2 and r.xlen(keys.dlq) == 0 and r.hlen(keys.batches) == 0

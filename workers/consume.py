@@ -1,0 +1,153 @@
+"""Read webhook bodies from the stream and turn their events into state changes.
+
+Each :meth:`Consumer.step` reads up to ``LINESYNC_CONSUME_BATCH`` bodies with
+XREADGROUP and applies all their events in one atomic script that also XACKs
+them (shared/state.py): a body's effects and its acknowledgement commit
+together, so a worker killed at any instant either did all of it or none, and
+running it again changes nothing (dedupe by webhookEventId, newer-wins by
+version).
+
+Bodies left unacknowledged by a dead consumer are taken over with XAUTOCLAIM
+once idle for ``LINESYNC_CONSUME_CLAIM_IDLE_MS``; one delivered more than
+``LINESYNC_CONSUME_MAX_DELIVERIES`` times goes to the dead-letter stream.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import redis
+
+from shared import forward, state, webhook_queue
+from shared.clock import Clock, now_ms
+from shared.config import Settings
+from shared.errors import InvalidWebhook
+from shared.events import Event, parse_body
+from shared.keys import STREAM_GROUP, Keys
+from shared.logs import preview
+
+log = logging.getLogger(__name__)
+
+# Look for abandoned entries this often (s).
+RECOVER_EVERY = 5.0
+# Longest event-type name kept as its own counter; others are "other".
+MAX_TYPE_LEN = 40
+
+# A hook that sees every parsed event before the batch is acknowledged (account
+# linking uses it). It must be idempotent: a crash replays the whole batch.
+EventHook = Callable[[Sequence[Event]], None]
+
+
+class Consumer:
+    def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, clock: Clock, name: str,
+                 hooks: Sequence[EventHook] = ()):
+        self.r, self.keys, self.settings, self.clock, self.name = r, keys, settings, clock, name
+        self.hooks = list(hooks)
+        self.forward_types = set(settings.forward_event_types)
+        self._last_recover = float("-inf")
+        self._group_ready = False
+
+    def step(self, block_ms: int = 1000) -> int:
+        """Process one batch of new bodies (and, now and then, abandoned ones). Returns bodies handled."""
+        if not self._group_ready:
+            webhook_queue.ensure_group(self.r, self.keys)
+            self._group_ready = True
+        handled = 0
+        if self.clock.now() - self._last_recover >= RECOVER_EVERY:
+            self._last_recover = self.clock.now()
+            handled += self.recover()
+        resp = self.r.xreadgroup(STREAM_GROUP, self.name, {self.keys.webhooks: ">"},
+                                 count=self.settings.consume_batch_bodies, block=block_ms)
+        entries = resp[0][1] if resp else []
+        self.process(entries)
+        return handled + len(entries)
+
+    def recover(self) -> int:
+        """Take over entries idle too long in other (dead) consumers, or our own earlier life."""
+        handled, start = 0, "0-0"
+        while True:
+            res = self.r.xautoclaim(self.keys.webhooks, STREAM_GROUP, self.name,
+                                    min_idle_time=self.settings.consume_claim_idle_ms,
+                                    start_id=start, count=self.settings.consume_batch_bodies)
+            nxt, claimed = res[0], res[1]
+            if claimed:
+                handled += len(claimed)
+                self._process_reclaimed(claimed)
+            if nxt in (b"0-0", "0-0") or not claimed:
+                return handled
+            start = nxt
+
+    def _process_reclaimed(self, claimed: list) -> None:
+        gone = [eid for eid, fields in claimed if fields is None]
+        if gone:  # deleted from the stream while pending
+            self.r.xack(self.keys.webhooks, STREAM_GROUP, *gone)
+        live = [(eid, f) for eid, f in claimed if f is not None]
+        if not live:
+            return
+        pend = self.r.xpending_range(self.keys.webhooks, STREAM_GROUP, min=live[0][0], max=live[-1][0],
+                                     count=len(live) * 2, consumername=self.name)
+        times = {p["message_id"]: p["times_delivered"] for p in pend}
+        poison = [(eid, f) for eid, f in live if times.get(eid, 0) > self.settings.consume_max_deliveries]
+        for eid, f in poison:
+            self._dead_letter(eid, f.get(b"body", b""), f"delivered {times[eid]} times without success")
+        self.process([(eid, f) for eid, f in live if times.get(eid, 0) <= self.settings.consume_max_deliveries])
+
+    def process(self, entries: list) -> None:
+        if not entries:
+            return
+        changes: list[state.Change] = []
+        acks: list[str] = []
+        counters: Counter[str] = Counter()
+        parsed: list[Event] = []
+        now = now_ms(self.clock)
+        for raw_id, fields in entries:
+            eid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+            body = fields.get(webhook_queue.BODY_FIELD, b"")
+            try:
+                events = parse_body(body, eid)
+            except InvalidWebhook as e:
+                self._dead_letter(raw_id, body, str(e))
+                continue
+            acks.append(eid)
+            counters["bodies"] += 1
+            for ev in events:
+                parsed.append(ev)
+                counters["events:" + (ev.type if len(ev.type) <= MAX_TYPE_LEN else "other")] += 1
+                change = self._change(ev, now)
+                if change is not None:
+                    changes.append(change)
+                elif ev.user_id is None:
+                    counters["events_without_user"] += 1
+        for hook in self.hooks:
+            hook(parsed)
+        res = state.apply(self.r, self.keys, changes, now_ms=now, dedupe_ttl=self.settings.dedupe_ttl_seconds,
+                          ack_ids=acks, group=STREAM_GROUP, counters=counters)
+        log.debug("consumed %d bodies, %d events: %s", len(acks), len(parsed), res)
+
+    def _change(self, ev: Event, now: int) -> state.Change | None:
+        fwd = ""
+        if ev.type in self.forward_types:
+            obj = forward.custom_event(ev)
+            if obj is not None:
+                fwd = forward.encode(obj, now)
+        if ev.state is None and not fwd:
+            return None
+        return state.Change(user=ev.user_id or "", version=ev.version, state=ev.state or "",
+                            event_id=ev.event_id, forward=fwd)
+
+    def _dead_letter(self, entry_id, body: bytes, reason: str) -> None:
+        eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+        log.error("webhook body %s dead-lettered: %s (%s)", eid, reason, preview(body, 80))
+        p = self.r.pipeline(transaction=True)
+        p.xadd(self.keys.dlq, {"kind": "webhook", "reason": reason,
+                               "payload": _json_payload(eid, body)})
+        p.xack(self.keys.webhooks, STREAM_GROUP, eid)
+        p.hincrby(self.keys.stats, "dead_lettered", 1)
+        p.execute()
+
+
+def _json_payload(entry_id: str, body: bytes) -> str:
+    return json.dumps({"stream_id": entry_id, "body": body.decode("utf-8", "replace")})
