@@ -65,6 +65,7 @@ def test_poison_entries_go_to_the_dead_letter_stream(r, keys, settings):
     for i in range(3):  # three consumers died holding it
         r.xautoclaim(keys.webhooks, STREAM_GROUP, f"dead{i}", 0, "0-0") if i else \
             r.xreadgroup(STREAM_GROUP, "dead0", {keys.webhooks: ">"})
+    time.sleep(0.01)
     c = consumer(r, keys, settings, consume_max_deliveries=3)
     c.step(block_ms=10)
     letters = r.xrange(keys.dlq)
