@@ -1,0 +1,358 @@
+"""A LINE Messaging API stand-in: ``GET /v2/bot/followers/ids`` and ``GET /v2/bot/info``.
+
+Followers are either an explicit list or a count ``N``, meaning the ids
+``follower_id(0) … follower_id(N-1)`` (``"U" + md5(str(i))``), generated per
+page so a million followers cost no memory. ``add``/``remove`` changes are kept
+as an appended list and a removed set, so positions never shift while a pass
+is paging (a removed follower just leaves its page one id shorter).
+
+Paging tokens are opaque: base64url of ``offset:page:issued_at`` plus an HMAC
+under a per-instance secret, so they can't be forged, and they expire
+``token_ttl_seconds`` after they were issued (``400 Invalid start param``).
+Page index 0 is the request without ``start``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Iterator
+
+from sandboxes.server import (
+    Request, Response, Sandbox, admin_body, json_response, reject_unknown, sleep_ms, time_source,
+)
+
+DEFAULT_ACCESS_TOKEN = "sandbox-token"
+# LINE's documented maximum (and default) page size.
+MAX_PAGE_SIZE = 1000
+# A continuation token is valid this long after it is issued.
+DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600
+_SIG_BYTES = 12
+
+FOLLOWERS = "/v2/bot/followers/ids"
+BOT_INFO = "/v2/bot/info"
+
+AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
+FORBIDDEN = "Access to this API is not available for your account"
+INVALID_START = "Invalid start param"
+
+
+def follower_id(i: int) -> str:
+    """The ``i``-th generated follower id."""
+    return "U" + hashlib.md5(str(i).encode()).hexdigest()
+
+
+class _Followers:
+    """The follower list as stable positions: base (generated or given) ids, then added ids."""
+
+    def __init__(self, followers: int | list[str]):
+        if isinstance(followers, bool) or not isinstance(followers, (int, list, tuple)):
+            raise TypeError("followers must be a count or a list of user ids")
+        if isinstance(followers, int):
+            if followers < 0:
+                raise ValueError("followers must not be negative")
+            self._base_n, self._base_list = followers, None
+        else:
+            self._base_list = [str(u) for u in followers]
+            self._base_n = len(self._base_list)
+        self._base_set: set[str] | None = set(self._base_list) if self._base_list is not None else None
+        self._added: list[str] = []
+        self._added_set: set[str] = set()
+        self._removed: set[str] = set()
+
+    def _at(self, pos: int) -> str:
+        if pos < self._base_n:
+            return self._base_list[pos] if self._base_list is not None else follower_id(pos)
+        return self._added[pos - self._base_n]
+
+    @property
+    def positions(self) -> int:
+        return self._base_n + len(self._added)
+
+    def count(self) -> int:
+        return self.positions - len(self._removed)
+
+    def page(self, offset: int, limit: int) -> tuple[list[str], int | None]:
+        end = min(offset + limit, self.positions)
+        ids = [self._at(p) for p in range(offset, end)]
+        if self._removed:
+            ids = [u for u in ids if u not in self._removed]
+        return ids, (end if end < self.positions else None)
+
+    def add(self, ids: list[str]) -> None:
+        for u in ids:
+            if u in self._removed:
+                self._removed.discard(u)
+            elif u not in self._added_set and not (self._base_set is not None and u in self._base_set):
+                self._added.append(u)
+                self._added_set.add(u)
+
+    def remove(self, ids: list[str]) -> None:
+        """Remove followers. With generated ids, an id not added later is assumed to be a base id."""
+        for u in ids:
+            known = u in self._added_set or (self._base_set is not None and u in self._base_set)
+            if known or self._base_set is None:
+                self._removed.add(u)
+
+    def __iter__(self) -> Iterator[str]:
+        for pos in range(self.positions):
+            u = self._at(pos)
+            if u not in self._removed:
+                yield u
+
+
+@dataclass
+class LineFaults:
+    """What the sandbox should get wrong. See :meth:`LineSandbox.set_faults`."""
+
+    forbidden: bool = False
+    fail_pages: dict[int, int] = field(default_factory=dict)  # page index -> 500s left
+    expire_tokens: bool = False
+    latency_ms: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "forbidden": self.forbidden,
+            "fail_pages": {str(k): v for k, v in sorted(self.fail_pages.items())},
+            "expire_tokens": self.expire_tokens,
+            "latency_ms": self.latency_ms,
+        }
+
+
+class InvalidToken(Exception):
+    pass
+
+
+class LineSandbox(Sandbox):
+    """An in-memory LINE Messaging API. ``start()`` serves it; ``url`` is its base URL."""
+
+    def __init__(
+        self,
+        *,
+        access_token: str = DEFAULT_ACCESS_TOKEN,
+        followers: int | list[str] = 0,
+        token_ttl_seconds: float = DEFAULT_TOKEN_TTL_SECONDS,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Any = time.time,
+    ):
+        super().__init__(host=host, port=port)
+        self._now = time_source(clock)
+        self._lock = threading.RLock()
+        self.access_token = access_token
+        self.token_ttl_seconds = token_ttl_seconds
+        self._secret = os.urandom(16)
+        self._followers = _Followers(followers)
+        self._faults = LineFaults()
+        self._reset_stats()
+
+    # ------------------------------------------------------------------ in-process API
+
+    def _reset_stats(self) -> None:
+        self._by_status: dict[str, dict[str, int]] = {}
+        self._pages = 0
+        self._ids_served = 0
+
+    def reset(self) -> None:
+        """Forget counters and faults (the follower list stays)."""
+        with self._lock:
+            self._reset_stats()
+            self._faults = LineFaults()
+
+    def set_followers(self, followers: int | list[str]) -> None:
+        """Replace the follower list: a count of generated ids, or explicit ids."""
+        with self._lock:
+            self._followers = _Followers(followers)
+
+    def add_followers(self, ids: list[str]) -> None:
+        with self._lock:
+            self._followers.add([str(u) for u in ids])
+
+    def remove_followers(self, ids: list[str]) -> None:
+        with self._lock:
+            self._followers.remove([str(u) for u in ids])
+
+    def follower_count(self) -> int:
+        with self._lock:
+            return self._followers.count()
+
+    def follower_ids(self) -> list[str]:
+        """Every current follower id, in paging order (don't call with a million followers)."""
+        with self._lock:
+            return list(self._followers)
+
+    def set_faults(
+        self,
+        *,
+        forbidden: bool | None = None,
+        fail_pages: dict[int | str, int] | None = None,
+        expire_tokens: bool | None = None,
+        latency_ms: float | None = None,
+    ) -> None:
+        """Update the faults named (others stay as they are).
+
+        ``forbidden``: every followers call answers 403. ``fail_pages``: ``{page
+        index: n}`` — that page answers 500 ``n`` times, then works (page 0 is the
+        request without ``start``). ``expire_tokens``: every ``start`` is rejected
+        as expired. ``latency_ms``: delay every ``/v2`` request.
+        """
+        with self._lock:
+            f = self._faults
+            if forbidden is not None:
+                f.forbidden = bool(forbidden)
+            if fail_pages is not None:
+                f.fail_pages = {int(k): int(v) for k, v in fail_pages.items()}
+            if expire_tokens is not None:
+                f.expire_tokens = bool(expire_tokens)
+            if latency_ms is not None:
+                f.latency_ms = float(latency_ms)
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self._faults = LineFaults()
+
+    def faults(self) -> dict[str, Any]:
+        with self._lock:
+            return self._faults.to_json()
+
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "requests": {path: dict(c) for path, c in self._by_status.items()},
+                "pages_served": self._pages,
+                "ids_served": self._ids_served,
+                "followers": self._followers.count(),
+            }
+
+    # ------------------------------------------------------------------ tokens
+
+    def _sign(self, payload: bytes) -> bytes:
+        return hmac.new(self._secret, payload, hashlib.sha256).digest()[:_SIG_BYTES]
+
+    def make_token(self, offset: int, page: int, issued_at: float | None = None) -> str:
+        issued = int(self._now() if issued_at is None else issued_at)
+        payload = f"{offset}:{page}:{issued}".encode()
+        return base64.urlsafe_b64encode(payload + self._sign(payload)).decode().rstrip("=")
+
+    def _read_token(self, token: str, now: float) -> tuple[int, int]:
+        try:
+            raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+            payload, sig = raw[:-_SIG_BYTES], raw[-_SIG_BYTES:]
+            if not hmac.compare_digest(sig, self._sign(payload)):
+                raise InvalidToken("bad signature")
+            offset, page, issued = (int(x) for x in payload.decode().split(":"))
+        except (ValueError, UnicodeDecodeError) as e:
+            raise InvalidToken("malformed") from e
+        if now - issued > self.token_ttl_seconds:
+            raise InvalidToken("expired")
+        return offset, page
+
+    # ------------------------------------------------------------------ HTTP
+
+    def handle(self, request: Request) -> Response:
+        path = request.path.rstrip("/") or "/"
+        if path.startswith("/_sandbox/"):
+            return self._admin(request, path)
+        if path not in (FOLLOWERS, BOT_INFO):
+            return self._reply(path, 404, {"message": "Not found"}, count=False)
+        if request.method != "GET":
+            return self._reply(path, 405, {"message": "Method not allowed"})
+        with self._lock:
+            latency = self._faults.latency_ms
+        sleep_ms(latency)
+        with self._lock:
+            if request.bearer() != self.access_token:
+                return self._reply(path, 401, {"message": AUTH_FAILED})
+            if path == BOT_INFO:
+                return self._reply(path, 200, self._bot_info())
+            return self._followers_page(request)
+
+    def _followers_page(self, request: Request) -> Response:
+        if self._faults.forbidden:
+            return self._reply(FOLLOWERS, 403, {"message": FORBIDDEN})
+        try:
+            limit = int(request.query.get("limit") or MAX_PAGE_SIZE)
+        except ValueError:
+            limit = 0
+        if not 1 <= limit <= MAX_PAGE_SIZE:
+            return self._reply(FOLLOWERS, 400, {"message": f"Invalid limit param (1..{MAX_PAGE_SIZE})"})
+        start = request.query.get("start")
+        offset, page = 0, 0
+        if start:
+            if self._faults.expire_tokens:
+                return self._reply(FOLLOWERS, 400, {"message": INVALID_START})
+            try:
+                offset, page = self._read_token(start, self._now())
+            except InvalidToken:
+                return self._reply(FOLLOWERS, 400, {"message": INVALID_START})
+        left = self._faults.fail_pages.get(page, 0)
+        if left > 0:
+            self._faults.fail_pages[page] = left - 1
+            return self._reply(FOLLOWERS, 500, {"message": "Internal server error (sandbox fault)"})
+        ids, next_offset = self._followers.page(offset, limit)
+        body: dict[str, Any] = {"userIds": ids}
+        if next_offset is not None:
+            body["next"] = self.make_token(next_offset, page + 1)
+        self._pages += 1
+        self._ids_served += len(ids)
+        return self._reply(FOLLOWERS, 200, body)
+
+    def _bot_info(self) -> dict[str, Any]:
+        return {
+            "userId": "U" + hashlib.md5(b"linesync-sandbox-bot").hexdigest(),
+            "basicId": "@abc",
+            "displayName": "Sandbox OA",
+            "chatMode": "chat",
+            "markAsReadMode": "manual",
+        }
+
+    def _reply(self, path: str, status: int, payload: Any, *, count: bool = True) -> Response:
+        if count:
+            with self._lock:
+                counts = self._by_status.setdefault(path, {})
+                counts[str(status)] = counts.get(str(status), 0) + 1
+        return json_response(status, payload, {"X-Line-Request-Id": str(uuid.uuid4())})
+
+    # ------------------------------------------------------------------ /_sandbox/*
+
+    def _admin(self, request: Request, path: str) -> Response:
+        route = (request.method, path)
+        try:
+            if route == ("GET", "/_sandbox/health"):
+                return json_response(200, {"ok": True})
+            if route == ("GET", "/_sandbox/stats"):
+                return json_response(200, self.stats())
+            if route == ("GET", "/_sandbox/faults"):
+                return json_response(200, self.faults())
+            if route == ("POST", "/_sandbox/faults"):
+                body = admin_body(request)
+                if body.pop("clear", False):
+                    self.clear_faults()
+                reject_unknown(body, {"forbidden", "fail_pages", "expire_tokens", "latency_ms"})
+                self.set_faults(**body)
+                return json_response(200, self.faults())
+            if route == ("GET", "/_sandbox/followers"):
+                return json_response(200, {"count": self.follower_count()})
+            if route == ("POST", "/_sandbox/followers"):
+                body = admin_body(request)
+                reject_unknown(body, {"count", "ids", "add", "remove"})
+                if "count" in body:
+                    self.set_followers(int(body["count"]))
+                if "ids" in body:
+                    self.set_followers(list(body["ids"]))
+                self.add_followers(list(body.get("add", [])))
+                self.remove_followers(list(body.get("remove", [])))
+                return json_response(200, {"count": self.follower_count()})
+            if route == ("POST", "/_sandbox/reset"):
+                self.reset()
+                return json_response(200, {"ok": True})
+        except (ValueError, TypeError) as e:
+            return json_response(400, {"message": str(e)})
+        return json_response(404, {"message": "no such sandbox endpoint"})
+
