@@ -116,11 +116,24 @@ def _log_format(text: str) -> str:
     return t
 
 
-def _cron(text: str) -> str:
-    parts = text.split()
+def _schedule(text: str) -> str:
+    """Five cron fields (``0 3 * * *``), or ``every <duration>`` (``every 30s``, ``every 6h``)."""
+    t = text.strip()
+    if t.startswith("every "):
+        parse_interval(t)
+        return t
+    parts = t.split()
     if len(parts) != 5:
-        raise ValueError("expected five cron fields, e.g. '0 3 * * *'")
+        raise ValueError("expected five cron fields, e.g. '0 3 * * *', or 'every 6h'")
     return " ".join(parts)
+
+
+def parse_interval(text: str) -> float:
+    """``every 30s`` → 30.0 seconds."""
+    m = re.match(r"^every\s+(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$", text.strip())
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError("expected 'every <N><s|m|h>', e.g. 'every 6h'")
+    return float(m.group(1)) * _UNIT[m.group(2)]
 
 
 @dataclass(frozen=True)
@@ -164,7 +177,7 @@ _FIELDS: dict[str, _Field] = {
     "braze_identify_rate_limit": _Field(
         "BRAZE_IDENTIFY_RATE_LIMIT", parse_rate, parse_rate(DEFAULT_IDENTIFY_RATE_LIMIT)
     ),
-    "resync_schedule": _Field("RESYNC_SCHEDULE", _cron, "0 3 * * *"),
+    "resync_schedule": _Field("RESYNC_SCHEDULE", _schedule, "0 3 * * *"),
     "resync_on_start": _Field("RESYNC_ON_START", _bool, True),
     "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", _bool, False),
     "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _csv, ()),

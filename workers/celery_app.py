@@ -8,7 +8,7 @@ from celery import Celery
 from celery.schedules import crontab
 
 from shared import queues
-from shared.config import Settings, load_settings
+from shared.config import Settings, load_settings, parse_interval
 
 # Beat asks for pump wake-ups this often (s): bounds how long a slot of a killed worker stays idle.
 KICK_EVERY = 5.0
@@ -16,10 +16,17 @@ KICK_EVERY = 5.0
 BEAT_LOCK_TIMEOUT = 30
 
 
+def resync_schedule(text: str):
+    """RESYNC_SCHEDULE as a Celery schedule: cron fields or ``every <duration>``."""
+    if text.startswith("every "):
+        return timedelta(seconds=parse_interval(text))
+    minute, hour, dom, month, dow = text.split()
+    return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
+
+
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
     app = Celery("linesync", include=["workers.tasks"])
-    minute, hour, dom, month, dow = settings.resync_schedule.split()
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
@@ -56,8 +63,7 @@ def make_app(settings: Settings | None = None) -> Celery:
             "kick-pumps": {"task": "linesync.kick", "schedule": timedelta(seconds=KICK_EVERY)},
             "resync-followers": {
                 "task": "linesync.resync.start",
-                "schedule": crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month,
-                                    day_of_week=dow),
+                "schedule": resync_schedule(settings.resync_schedule),
                 "kwargs": {"reason": "schedule"},
             },
         },
