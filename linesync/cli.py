@@ -56,7 +56,7 @@ def cli() -> None:
 
 def main() -> None:
     try:
-        cli.main(standalone_mode=False)
+        rv = cli.main(standalone_mode=False)
     except ConfigError as e:
         click.echo(f"linesync: configuration error: {e}", err=True)
         sys.exit(2)
@@ -68,6 +68,8 @@ def main() -> None:
         sys.exit(e.exit_code)
     except click.exceptions.Exit as e:
         sys.exit(e.exit_code)
+    # Without standalone mode click returns ctx.exit()'s code instead of exiting with it.
+    sys.exit(rv if isinstance(rv, int) else 0)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ from celery.schedules import crontab
 from shared import queues
 from shared.config import Settings, load_settings, parse_interval
 
-# Beat asks for pump wake-ups this often (s): bounds how long a slot of a killed worker stays idle.
+# Beat also asks for pump wake-ups this often (s); workers do it themselves too (workers/kicker.py).
 KICK_EVERY = 5.0
 # A beat replica that dies hands its lock over after this long (s) — the documented failover time.
 BEAT_LOCK_TIMEOUT = 30
@@ -26,7 +26,7 @@ def resync_schedule(text: str):
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
-    app = Celery("linesync", include=["workers.tasks"])
+    app = Celery("linesync", include=["workers.tasks", "workers.resync_tasks"])
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
@@ -38,11 +38,14 @@ def make_app(settings: Settings | None = None) -> Celery:
         # Every task is safe to run twice (leases, idempotent Redis scripts, checkpoints).
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # One message at a time per process: pump tasks run for ~10 s, and a prefetched
+        # One message at a time per process: pump tasks run for ~3 s, and a prefetched
         # wake-up stuck behind one would only delay its slot.
         worker_prefetch_multiplier=1,
+        # Each pump slot occupies a pool process while it runs, plus one for control
+        # tasks (kick, resync, links): fewer would leave slots waiting in the queue.
+        worker_concurrency=settings.consumers + settings.flushers + 1,
         # Unacknowledged messages of a dead worker come back after this. It must exceed
-        # the longest task (pumps ~10 s, one resync chunk ~60 s); the pumps and the resync
+        # the longest task (pumps ~3 s, one resync chunk ~60 s); the pumps and the resync
         # do not depend on it to recover (leases + beat's kick, checkpoints), so it can be
         # generous. No task uses countdown retries, which would have to stay below it.
         broker_transport_options={"visibility_timeout": 900},
@@ -68,4 +71,6 @@ def make_app(settings: Settings | None = None) -> Celery:
             },
         },
     )
+    from workers.kicker import Kicker
+    app.steps["worker"].add(Kicker)
     return app

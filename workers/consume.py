@@ -49,9 +49,15 @@ class Consumer:
         self.forward_types = set(settings.forward_event_types)
         self._last_recover = float("-inf")
         self._group_ready = False
+        self.last_handled = 0
 
-    def step(self, block_ms: int = 1000) -> int:
-        """Process one batch of new bodies (and, now and then, abandoned ones). Returns bodies handled."""
+    def step(self, block_ms: int = 1000) -> float:
+        """Process one batch of new bodies (and, now and then, abandoned ones).
+
+        Returns how long the pump should sleep: always 0, since the read itself
+        blocks up to ``block_ms`` when there is nothing to do. ``last_handled``
+        says how many bodies this step took.
+        """
         if not self._group_ready:
             webhook_queue.ensure_group(self.r, self.keys)
             self._group_ready = True
@@ -63,7 +69,8 @@ class Consumer:
                                  count=self.settings.consume_batch_bodies, block=block_ms)
         entries = resp[0][1] if resp else []
         self.process(entries)
-        return handled + len(entries)
+        self.last_handled = handled + len(entries)
+        return 0.0
 
     def recover(self) -> int:
         """Take over entries idle too long in other (dead) consumers, or our own earlier life."""

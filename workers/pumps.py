@@ -28,12 +28,16 @@ CONSUME = "consume"
 DELIVER = "deliver"
 KINDS = (CONSUME, DELIVER)
 
-# One pump task runs this long before handing over to its successor (s).
-RUN_SECONDS = 10.0
-# A slot whose holder stopped renewing is free again after this (ms).
-LEASE_MS = 15_000
-# A queued wake-up is assumed lost after this long (s).
-QUEUED_TTL = 30
+# One pump task runs this long before handing over to its successor (s). Short, so
+# a warm shutdown (which waits for running tasks) takes seconds; a hand-over costs
+# one broker message.
+RUN_SECONDS = 3.0
+# A slot whose holder stopped renewing is free again after this (ms). It is about
+# how many loops run, not correctness: two loops in one slot are safe.
+LEASE_MS = 8_000
+# A queued wake-up is assumed lost after this long (s) (e.g. prefetched by a
+# worker that was killed); a duplicate wake-up finds the slot busy and ends.
+QUEUED_TTL = 10
 # After an unexpected error, wait this long before the next step (s).
 ERROR_SLEEP = 1.0
 

@@ -65,6 +65,9 @@ def kick() -> int:
     woken = pumps.slots_to_wake(rt.r, rt.keys, _slots())
     for kind, slot in woken:
         (pump_consume if kind == pumps.CONSUME else pump_deliver).apply_async((slot,))
+    # Resume a resync whose chunk died (lease lapsed); queue the first-start run once.
+    from workers.resync_tasks import wake
+    wake(rt)
     return len(woken)
 
 

@@ -60,8 +60,9 @@ class Proc:
             self.proc.wait(10)
 
     def stop(self, timeout: float = 20.0) -> None:
+        """SIGTERM the main process (a warm shutdown for Celery), SIGKILL the group if it lingers."""
         if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.kill(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:

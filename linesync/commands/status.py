@@ -1,0 +1,77 @@
+"""`linesync status`: queue, outbox, dead letters, limits, throughput, resync."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from shared.config import ROLE_REQUIREMENTS, load_settings
+from shared.errors import StoreUnavailable
+from shared.keys import Keys
+from shared.redis_conn import client, ping
+from shared.status import gather
+
+
+def collect() -> dict:
+    settings = load_settings().require(*ROLE_REQUIREMENTS["cli"])
+    r = client(settings.redis_url, socket_timeout=5.0)
+    try:
+        ping(r)
+    except StoreUnavailable as e:
+        raise click.ClickException(f"{e}: is REDIS_URL right and Redis running?") from e
+    keys = Keys(settings.key_prefix)
+    out = gather(r, keys)
+    from workers.resync import resync_status
+    out["resync"] = resync_status(r, keys)
+    return out
+
+
+def _render(s: dict) -> str:
+    q, o, lim = s["queue"], s["outbox"], s["limits"]
+    lines = [
+        "Webhook queue",
+        f"  stream length {q['stream_length']}, unconsumed {q['lag']}, in processing {q['pending']}, "
+        f"oldest unconsumed {q['oldest_unconsumed_age_s'] if q['oldest_unconsumed_age_s'] is not None else '-'} s, "
+        f"rejected bodies {q['rejected_bodies']}",
+        "Outbox",
+        f"  profiles waiting {o['pending_profiles']}, in flight {o['inflight_profiles']} "
+        f"in {o['open_batches']} batches, custom events waiting {o['pending_events']}",
+        f"  delivered {s['delivered_per_s_last_minute']} objects/s over the last minute; "
+        f"{s['counters'].get('delivered_objects', 0)} in all; profiles known {s['profiles_known']}",
+        f"Dead letters: {s['dead_letters']['total']}",
+    ]
+    for reason, n in s["dead_letters"].items():
+        if reason != "total":
+            lines.append(f"  {n:>7}  {reason}")
+    lines.append("Braze limits")
+    for name, st in lim.items():
+        state = (f"PAUSED {st['paused_for_s']} s ({st['pause_kind']}: {st['pause_reason']})" if st["paused"]
+                 else "open")
+        if st["failure_streak"]:
+            state += f", failing x{st['failure_streak']}, next try in {st['retry_in_s']} s"
+        lines.append(f"  {name}: {state}")
+    rs = s.get("resync") or {}
+    lines.append("Resync")
+    for label in ("current", "last"):
+        run = rs.get(label)
+        if run:
+            lines.append(f"  {label}: {run.get('status')} ({run.get('reason')}) pages {run.get('pages')}, "
+                         f"followers {run.get('followers')}" + (f", error: {run['error']}" if run.get("error") else ""))
+    if not rs.get("current") and not rs.get("last"):
+        lines.append("  none yet")
+    c = s["counters"]
+    lines.append("Events")
+    lines.append("  " + ", ".join(f"{k.split(':', 1)[1]} {v}" for k, v in sorted(c.items()) if k.startswith("events:"))
+                 or "  none yet")
+    lines.append(f"  transitions {c.get('transitions', 0)}, duplicates {c.get('duplicates', 0)}, "
+                 f"stale {c.get('stale', 0)}, unchanged {c.get('unchanged', 0)}")
+    return "\n".join(lines)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def status(as_json: bool) -> None:
+    """Queue depth and lag, outbox, in-flight batches, dead letters, rate-limit state, last resync."""
+    s = collect()
+    click.echo(json.dumps(s, indent=2, default=str) if as_json else _render(s))

@@ -1,0 +1,81 @@
+"""What `linesync status` reports, gathered from Redis in a few round trips."""
+
+from __future__ import annotations
+
+import time
+
+import redis
+
+from shared import dlq, outbox
+from shared.keys import STREAM_GROUP, Keys
+from shared.limiter import IDENTIFY, TRACK
+
+# Throughput is summed over this many seconds of 10-second buckets.
+THROUGHPUT_WINDOW = 60
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def queue(r: redis.Redis, keys: Keys, now: float) -> dict:
+    out = {"stream_length": r.xlen(keys.webhooks), "pending": 0, "lag": None, "oldest_unconsumed_age_s": None,
+           "consumers": 0, "rejected_bodies": r.xlen(keys.rejected)}
+    try:
+        groups = r.xinfo_groups(keys.webhooks)
+    except redis.ResponseError:  # no stream yet
+        return out
+    for g in groups:
+        if _s(g["name"]) != STREAM_GROUP:
+            continue
+        out["pending"] = g["pending"]
+        out["consumers"] = g["consumers"]
+        out["lag"] = g.get("lag")
+        last = _s(g["last-delivered-id"])
+        nxt = r.xrange(keys.webhooks, min="(" + last, count=1)
+        if nxt:
+            out["oldest_unconsumed_age_s"] = round(now - int(_s(nxt[0][0]).split("-")[0]) / 1000, 3)
+            if out["lag"] is None:  # Redis < 7 has no lag field: count (bounded)
+                out["lag"] = len(r.xrange(keys.webhooks, min="(" + last, count=100_000))
+        elif out["lag"] is None:
+            out["lag"] = 0
+    return out
+
+
+def limits(r: redis.Redis, keys: Keys, now: float) -> dict:
+    out = {}
+    for name in (TRACK, IDENTIFY):
+        pause = {_s(k): _s(v) for k, v in r.hgetall(keys.pause(name)).items()}
+        breaker = {_s(k): _s(v) for k, v in r.hgetall(keys.breaker(name)).items()}
+        until = float(pause.get("until", 0)) / 1000
+        out[name] = {
+            "paused": until > now,
+            "paused_for_s": round(max(0.0, until - now), 1),
+            "pause_reason": pause.get("reason") if until > now else None,
+            "pause_kind": pause.get("kind") if until > now else None,
+            "failure_streak": int(breaker.get("streak", 0)),
+            "retry_in_s": round(max(0.0, float(breaker.get("open_until", 0)) / 1000 - now), 1),
+        }
+    return out
+
+
+def throughput(r: redis.Redis, keys: Keys, now: float) -> float:
+    """Objects delivered to Braze per second over the last minute."""
+    start = int(now) // 10 * 10
+    buckets = [keys.throughput(start - 10 * i) for i in range(THROUGHPUT_WINDOW // 10)]
+    total = sum(int(v or 0) for v in r.mget(buckets))
+    return round(total / THROUGHPUT_WINDOW, 1)
+
+
+def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:
+    now = time.time() if now is None else now
+    stats = {_s(k): int(v) for k, v in r.hgetall(keys.stats).items()}
+    return {
+        "queue": queue(r, keys, now),
+        "outbox": outbox.sizes(r, keys),
+        "dead_letters": dlq.summary(r, keys),
+        "limits": limits(r, keys, now),
+        "delivered_per_s_last_minute": throughput(r, keys, now),
+        "profiles_known": r.hlen(keys.state),
+        "counters": stats,
+    }

@@ -1,0 +1,373 @@
+"""The resync pass against the LINE sandbox (real HTTP) and a real Redis, with a fake clock."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import redis
+
+from sandboxes.line import LineSandbox, follower_id
+from shared import state
+from shared.clock import FakeClock, now_ms
+from shared.config import Settings
+from shared.events import make_version
+from shared.lease import Lease
+from workers import resync
+from workers.line_api import LineClient
+from workers.resync import Resync
+
+TOKEN = "resync-test-token"
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture
+def sandbox(clock):
+    sb = LineSandbox(access_token=TOKEN, followers=2500, token_ttl_seconds=3600, clock=clock).start()
+    yield sb
+    sb.stop()
+
+
+def make(r, keys, sandbox, clock, **kw) -> Resync:
+    return Resync(r, keys, LineClient(sandbox.url, TOKEN), clock, **kw)
+
+
+def begin(r, keys, clock, *, mark_missing=False) -> resync.Run:
+    run, created = resync.start(r, keys, reason="test", now_ms=now_ms(clock), mark_missing=mark_missing)
+    assert created
+    return run
+
+
+def steps(rs: Resync, n: int) -> resync.Run:
+    """Run ``n`` steps under a lease, then walk away without releasing it (as a crashed worker would)."""
+    lease = Lease(rs.r, rs.keys.resync_lease, rs.lease_ms)
+    assert lease.take()
+    run = resync.load(rs.r, rs.keys)
+    for _ in range(n):
+        rs.step(run, lease.token)
+    return run
+
+
+def run_of(r, keys) -> resync.Run:
+    return resync.load(r, keys)
+
+
+def states(r, keys, users) -> list[str | None]:
+    return [(state.get(r, keys, u) or (None, None))[1] for u in users]
+
+
+def all_followers(n=2500):
+    return [follower_id(i) for i in range(n)]
+
+
+def test_pages_to_the_end(r, keys, sandbox, clock):
+    begin(r, keys, clock)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    run = run_of(r, keys)
+    assert (run.status, run.pages, run.followers, run.subscribed, run.next) == ("completed", 3, 2500, 2500, "")
+    assert set(states(r, keys, all_followers())) == {"S"}
+    assert r.zcard(keys.outbox_ready) == 2500  # every new profile queued for Braze once
+    assert not r.exists(keys.resync_lock) and not r.exists(keys.resync_lease)
+    hist = [json.loads(x) for x in r.lrange(keys.resync_history, 0, -1)]
+    assert len(hist) == 1 and hist[0]["status"] == "completed" and hist[0]["followers"] == 2500
+    assert sandbox.stats()["pages_served"] == 3
+
+
+def test_one_run_at_a_time(r, keys, sandbox, clock):
+    first = begin(r, keys, clock)
+    again, created = resync.start(r, keys, reason="manual", now_ms=now_ms(clock), mark_missing=False)
+    assert not created and again.id == first.id
+    make(r, keys, sandbox, clock).run_chunk()
+    clock.advance(60)
+    _, created = resync.start(r, keys, reason="manual", now_ms=now_ms(clock), mark_missing=False)
+    assert created
+
+
+def test_busy_when_another_chunk_holds_the_lease(r, keys, sandbox, clock):
+    begin(r, keys, clock)
+    Lease(r, keys.resync_lease, 15_000).take()
+    assert make(r, keys, sandbox, clock).run_chunk() == "busy"
+    assert run_of(r, keys).pages == 0
+
+
+def test_newer_unfollow_wins_and_older_one_loses(r, keys, sandbox, clock):
+    run = begin(r, keys, clock)
+    newer, older, during = follower_id(5), follower_id(6), follower_id(2100)
+    arrival = now_ms(clock)
+    state.apply(r, keys, [
+        state.Change(newer, make_version(run.started_ms + 1, arrival, 1, 0), "U", event_id="ev-newer"),
+        state.Change(older, make_version(run.started_ms - 1, arrival, 2, 0), "U", event_id="ev-older"),
+    ], now_ms=arrival, dedupe_ttl=60)
+    rs = make(r, keys, sandbox, clock)
+    steps(rs, 1)
+    # an unfollow arrives while the pass is running, for a user on a later page
+    clock.advance(1)
+    state.apply(r, keys, [state.Change(during, make_version(now_ms(clock), now_ms(clock), 0, 0), "U")],
+                now_ms=now_ms(clock), dedupe_ttl=60)
+    r.delete(keys.resync_lease)
+    assert rs.run_chunk() == "completed"
+    assert states(r, keys, [newer, older, during]) == ["U", "S", "U"]
+
+
+def test_already_subscribed_users_are_not_sent_again(r, keys, sandbox, clock):
+    users = all_followers()
+    state.apply(r, keys, [state.Change(u, make_version(1, 1, 0, i), "S") for i, u in enumerate(users[:1000])],
+                now_ms=1, dedupe_ttl=60)
+    r.delete(keys.outbox_ready)  # delivered
+    begin(r, keys, clock)
+    make(r, keys, sandbox, clock).run_chunk()
+    assert run_of(r, keys).subscribed == 1500
+    assert r.zcard(keys.outbox_ready) == 1500 and r.zscore(keys.outbox_ready, users[0]) is None
+
+
+def test_forbidden_fails_once_with_the_reason(r, keys, sandbox, clock, caplog):
+    sandbox.set_faults(forbidden=True)
+    begin(r, keys, clock)
+    with caplog.at_level(logging.ERROR, logger="workers.resync"):
+        assert make(r, keys, sandbox, clock).run_chunk() == "failed"
+    run = run_of(r, keys)
+    assert run.status == "failed" and "verified or premium" in run.error and TOKEN not in run.error
+    assert sandbox.stats()["requests"]["/v2/bot/followers/ids"] == {"403": 1}  # not retried
+    assert len([rec for rec in caplog.records if rec.levelno == logging.ERROR]) == 1
+    assert resync.resync_status(r, keys)["last"]["error"] == run.error
+    assert not r.exists(keys.resync_lock)
+
+
+def test_expired_token_starts_the_pass_over(r, keys, sandbox, clock):
+    run = begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock)
+    steps(rs, 2)
+    assert run_of(r, keys).pages == 2
+    clock.advance(3601)  # the checkpointed `next` is now older than LINE's token TTL
+    r.delete(keys.resync_lease)
+    assert rs.run_chunk() == "completed"
+    done = run_of(r, keys)
+    assert (done.restarts, done.pages, done.followers) == (1, 3, 2500)
+    assert done.started_ms == run.started_ms  # still the same run, same version
+    assert sandbox.stats()["pages_served"] == 5
+
+
+def test_tokens_that_always_expire_end_the_run(r, keys, sandbox, clock):
+    sandbox.set_faults(expire_tokens=True)
+    begin(r, keys, clock)
+    assert make(r, keys, sandbox, clock, max_restarts=2).run_chunk() == "failed"
+    run = run_of(r, keys)
+    assert "kept expiring" in run.error and run.restarts == 2
+
+
+def test_a_failing_page_is_retried_with_backoff(r, keys, sandbox, clock):
+    sandbox.set_faults(fail_pages={1: 3})
+    begin(r, keys, clock)
+    t0 = clock.now()
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    run = run_of(r, keys)
+    assert (run.pages, run.followers, run.attempts, run.error) == (3, 2500, 0, "")
+    assert sandbox.stats()["requests"]["/v2/bot/followers/ids"] == {"500": 3, "200": 3}
+    assert clock.now() > t0  # waited (backoff) between the tries
+
+
+def test_retries_are_bounded(r, keys, sandbox, clock):
+    sandbox.set_faults(fail_pages={1: 100})
+    begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock, max_attempts=4, run_seconds=3600)
+    assert rs.run_chunk() == "failed"
+    run = run_of(r, keys)
+    assert "kept failing (4 attempts)" in run.error and "HTTP 500" in run.error
+    assert sandbox.stats()["requests"]["/v2/bot/followers/ids"]["500"] == 4
+
+
+def test_retry_wait_survives_the_chunk(r, keys, sandbox, clock):
+    """A chunk that runs out of time while waiting to retry leaves the wait in the checkpoint."""
+    sandbox.set_faults(fail_pages={0: 1})
+    begin(r, keys, clock)
+    assert make(r, keys, sandbox, clock, run_seconds=0.0001, retry_base=10).run_chunk() == "more"
+    run = run_of(r, keys)
+    assert run.attempts == 1 and run.retry_at_ms >= now_ms(clock) and "HTTP 500" in run.error
+    assert make(r, keys, sandbox, clock, retry_base=10).run_chunk() == "completed"
+
+
+def known_users(r, keys, clock, run_start_ms):
+    """Users known before the run who are not LINE followers, with states of different ages."""
+    old = now_ms(clock) - 86_400_000
+    gone = [f"Ugone{i:03d}" for i in range(30)]
+    newer = "Ufollowed-after-the-run-started"
+    already = "Ualready-unsubscribed"
+    changes = [state.Change(u, make_version(old, old, 0, i), "S") for i, u in enumerate(gone)]
+    changes += [state.Change(newer, make_version(run_start_ms + 5, run_start_ms + 5, 0, 0), "S"),
+                state.Change(already, make_version(old, old, 0, 0), "U")]
+    state.apply(r, keys, changes, now_ms=old, dedupe_ttl=60)
+    return gone, newer, already
+
+
+def test_mark_missing_is_off_by_default(r, keys, sandbox, clock):
+    assert Settings().resync_mark_missing is False
+    run = begin(r, keys, clock, mark_missing=Settings().resync_mark_missing)
+    gone, newer, _ = known_users(r, keys, clock, run.started_ms)
+    make(r, keys, sandbox, clock).run_chunk()
+    assert set(states(r, keys, gone + [newer])) == {"S"}
+    assert run_of(r, keys).unsubscribed == 0
+    assert not r.keys(keys.resync_seen("*"))
+
+
+def test_mark_missing_unsubscribes_users_absent_from_a_complete_pass(r, keys, sandbox, clock):
+    run = begin(r, keys, clock, mark_missing=True)
+    gone, newer, already = known_users(r, keys, clock, run.started_ms)
+    r.delete(keys.outbox_ready)
+    assert make(r, keys, sandbox, clock, missing_chunk=50).run_chunk() == "completed"
+    assert set(states(r, keys, gone)) == {"U"}
+    assert states(r, keys, [newer, already]) == ["S", "U"]  # a newer event wins; U stays U
+    assert set(states(r, keys, all_followers())) == {"S"}
+    done = run_of(r, keys)
+    assert done.unsubscribed == 30 and done.followers == 2500
+    assert r.zcard(keys.outbox_ready) == 2500 + 30
+    assert not r.exists(keys.resync_seen(run.id))  # the pass's id set is gone
+
+
+def test_mark_missing_does_nothing_after_an_incomplete_pass(r, keys, sandbox, clock):
+    sandbox.set_faults(forbidden=True)
+    run = begin(r, keys, clock, mark_missing=True)
+    gone, _, _ = known_users(r, keys, clock, run.started_ms)
+    assert make(r, keys, sandbox, clock).run_chunk() == "failed"
+    assert set(states(r, keys, gone)) == {"S"}
+
+
+class _Crash(Exception):
+    pass
+
+
+def test_a_crash_mid_page_neither_skips_nor_double_counts(r, keys, sandbox, clock, monkeypatch):
+    run = begin(r, keys, clock, mark_missing=True)
+    rs = make(r, keys, sandbox, clock)
+    steps(rs, 1)  # page 0 committed
+    real = redis.client.Pipeline.execute
+    calls = []
+
+    def dies_before_exec(self, *a, **kw):
+        calls.append(1)
+        raise _Crash("worker killed before EXEC")
+
+    monkeypatch.setattr(redis.client.Pipeline, "execute", dies_before_exec)
+    r.delete(keys.resync_lease)
+    with pytest.raises(_Crash):
+        steps(rs, 1)  # page 1 fetched, then the process "dies"
+    monkeypatch.setattr(redis.client.Pipeline, "execute", real)
+    assert calls and run_of(r, keys).pages == 1  # checkpoint still after page 0
+    r.delete(keys.resync_lease)  # the dead worker's lease lapses
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    done = run_of(r, keys)
+    assert (done.pages, done.followers) == (3, 2500)
+    assert sandbox.stats()["pages_served"] == 4  # page 1 fetched twice, counted once
+    assert set(states(r, keys, all_followers())) == {"S"}
+    assert done.started_ms == run.started_ms
+
+
+def test_a_crash_between_pages_resumes_from_the_checkpoint(r, keys, sandbox, clock):
+    rs = make(r, keys, sandbox, clock)
+    begin(r, keys, clock)
+    steps(rs, 2)
+    r.delete(keys.resync_lease)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    done = run_of(r, keys)
+    assert (done.pages, done.followers) == (3, 2500)
+    assert sandbox.stats()["pages_served"] == 3
+
+
+def test_a_chunk_that_lost_its_lease_cannot_move_the_checkpoint(r, keys, sandbox, clock):
+    begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock)
+    run = steps(rs, 1)
+    r.set(keys.resync_lease, "someone-else")  # our lease lapsed and another chunk took over
+    with pytest.raises(resync._Lost):
+        rs.step(run, "our-old-token")
+    assert run_of(r, keys).pages == 1
+
+
+def test_a_failed_command_in_the_page_transaction_rolls_the_checkpoint_back(r, keys, sandbox, clock):
+    run = begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock)
+    lease = Lease(r, keys.resync_lease, 15_000)
+    lease.take()
+    r.set(keys.state, "not a hash")  # HGET in apply_events fails with WRONGTYPE inside EXEC
+    with pytest.raises(redis.ResponseError):
+        rs.apply_page(run, lease.token, ["Ux"], "tok")
+    after = run_of(r, keys)
+    assert (after.pages, after.followers, after.next) == (0, 0, "")
+
+
+def test_one_transaction_per_page(r, keys, sandbox, clock, monkeypatch):
+    sandbox.set_followers(10_500)
+    begin(r, keys, clock)
+    sent = []
+    real = redis.connection.Connection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(1)
+        return real(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.Connection, "send_packed_command", counting)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    # 11 pages: one write per page, plus a handful for lease, load and finish
+    assert len(sent) <= 11 + 6, len(sent)
+
+
+def test_needs_wake_and_queued_marker(r, keys, sandbox, clock):
+    assert resync.needs_wake(r, keys) is None
+    run = begin(r, keys, clock)
+    assert resync.needs_wake(r, keys) == run.id
+    assert resync.needs_wake(r, keys) is None  # already queued
+    resync.clear_queued(r, keys)
+    Lease(r, keys.resync_lease, 15_000).take()
+    assert resync.needs_wake(r, keys) is None  # a live chunk
+
+
+def test_first_start_is_claimed_once(r, keys, clock):
+    assert resync.claim_first_start(r, keys)
+    assert not resync.claim_first_start(r, keys)
+    r.flushdb()
+    begin(r, keys, clock)  # a run happened before the first kick
+    assert not resync.claim_first_start(r, keys)
+
+
+def test_no_line_client_fails_with_the_reason(r, keys, clock):
+    begin(r, keys, clock)
+    rs = Resync(r, keys, None, clock, line_unavailable="LINE_CHANNEL_ACCESS_TOKEN is not set on the workers")
+    assert rs.run_chunk() == "failed"
+    assert run_of(r, keys).error == "LINE_CHANNEL_ACCESS_TOKEN is not set on the workers"
+
+
+def test_status_current_and_last(r, keys, sandbox, clock):
+    assert resync.resync_status(r, keys) == {"current": None, "last": None}
+    run = begin(r, keys, clock)
+    steps(make(r, keys, sandbox, clock), 1)
+    cur = resync.resync_status(r, keys, now=now_ms(clock) + 1000)
+    assert cur["current"]["id"] == run.id and cur["current"]["pages"] == 1 and cur["last"] is None
+    assert cur["current"]["next"] is True  # the token itself is not shown
+    json.dumps(cur)
+    r.delete(keys.resync_lease)
+    make(r, keys, sandbox, clock).run_chunk()
+    done = resync.resync_status(r, keys)
+    assert done["current"] is None and done["last"]["status"] == "completed" and done["last"]["pages"] == 3
+
+
+def test_cancel(r, keys, sandbox, clock):
+    begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock)
+    run = steps(rs, 1)
+    assert resync.cancel(r, keys, now_ms=now_ms(clock))
+    assert run_of(r, keys).status == "failed"
+    with pytest.raises(resync._Lost):
+        rs.step(run, r.get(keys.resync_lease).decode())
+    assert run_of(r, keys).pages == 1
+
+
+def test_progress_line():
+    from linesync.commands.resync import progress_line
+    run = resync.Run(id="r1", started_ms=0, pages=10, followers=10_000)
+    line = progress_line(run, 2000, None)
+    assert "pages 10" in line and "followers 10,000" in line and "5,000/s" in line and "elapsed 0:00:02" in line
+    assert "ETA ~0:00:18" in progress_line(run, 2000, 100_000)

@@ -1,0 +1,88 @@
+"""Celery tasks of the follower resync (logic in workers/resync.py).
+
+- ``linesync.resync.start(reason, mark_missing=None, run_id=None)``: beat's
+  schedule, the first-start run and ``linesync resync`` send this. Creates a
+  run unless one is running, then queues the first chunk. Every call is
+  counted in ``{P}:stats`` field ``resync_start_calls``.
+- ``linesync.resync.chunk(run_id)``: processes the running run for ~20 s
+  under the lease, then queues its successor. Losing or duplicating one of
+  these messages is harmless: the lease admits one chunk at a time and
+  :func:`wake` (called by ``kick`` every 5 s) queues a chunk for a running run
+  that nobody holds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from celery import shared_task
+from celery.signals import worker_shutting_down
+
+from shared.clock import now_ms
+from shared.logs import bound
+from workers import resync
+from workers.line_api import LineClient
+from workers.runtime import Runtime, runtime
+
+log = logging.getLogger(__name__)
+
+START_CALLS = "resync_start_calls"
+
+_stopping = threading.Event()
+
+
+def make_resync(rt: Runtime) -> resync.Resync:
+    s = rt.settings
+    line = LineClient(s.line_api_base_url, s.line_channel_access_token) if s.line_channel_access_token else None
+    return resync.Resync(rt.r, rt.keys, line, rt.clock, dedupe_ttl=s.dedupe_ttl_seconds,
+                         line_unavailable="LINE_CHANNEL_ACCESS_TOKEN is not set on the workers")
+
+
+@shared_task(name="linesync.resync.start")
+def start(reason: str = "manual", mark_missing: bool | None = None, run_id: str | None = None) -> dict:
+    rt = runtime()
+    rt.r.hincrby(rt.keys.stats, START_CALLS, 1)
+    mark = rt.settings.resync_mark_missing if mark_missing is None else bool(mark_missing)
+    run, created = resync.start(rt.r, rt.keys, reason=reason, now_ms=now_ms(rt.clock), mark_missing=mark,
+                                run_id=run_id)
+    if created:
+        resync.mark_queued(rt.r, rt.keys)
+        chunk.apply_async((run.id,))
+    else:
+        log.info("resync requested (%s) while run %s is running: nothing to do", reason, run.id)
+    return {"run_id": run.id, "created": created}
+
+
+@shared_task(name="linesync.resync.chunk", bind=True)
+def chunk(self, run_id: str = "") -> str:
+    rt = runtime()
+    resync.clear_queued(rt.r, rt.keys)
+    with bound(resync=run_id, task_id=self.request.id or ""):
+        outcome = make_resync(rt).run_chunk(stop=_stopping.is_set)
+    if outcome in ("more", "lost") and not _stopping.is_set():
+        resync.mark_queued(rt.r, rt.keys)
+        chunk.apply_async((run_id,))
+    return outcome
+
+
+def wake(rt: Runtime) -> list[str]:
+    """Called by ``kick``: resume a run whose chunk died; queue the first-start run once. Returns actions."""
+    done = []
+    run_id = resync.needs_wake(rt.r, rt.keys)
+    if run_id:
+        log.info("resync %s has no live chunk: resuming it from its checkpoint", run_id)
+        chunk.apply_async((run_id,))
+        done.append(f"resume:{run_id}")
+    s = rt.settings
+    # Without a token the first-start run would only fail; it happens once the token is set.
+    if s.resync_on_start and s.line_channel_access_token and resync.claim_first_start(rt.r, rt.keys):
+        log.info("first start: queueing the initial follower resync")
+        start.apply_async(kwargs={"reason": "first-start"})
+        done.append("first-start")
+    return done
+
+
+@worker_shutting_down.connect
+def _on_shutdown(**_):
+    _stopping.set()
