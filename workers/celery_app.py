@@ -41,9 +41,10 @@ def make_app(settings: Settings | None = None) -> Celery:
         # One message at a time per process: pump tasks run for ~3 s, and a prefetched
         # wake-up stuck behind one would only delay its slot.
         worker_prefetch_multiplier=1,
-        # Each pump slot occupies a pool process while it runs, plus one for control
-        # tasks (kick, resync, links): fewer would leave slots waiting in the queue.
-        worker_concurrency=settings.consumers + settings.flushers + 1,
+        # Each pump slot occupies a pool process while it runs (consumers, flushers and one
+        # identify/merge sender), plus one for control tasks (kick, resync): fewer would
+        # leave slots waiting in the queue.
+        worker_concurrency=settings.consumers + settings.flushers + 2,
         # Unacknowledged messages of a dead worker come back after this. It must exceed
         # the longest task (pumps ~3 s, one resync chunk ~60 s); the pumps and the resync
         # do not depend on it to recover (leases + beat's kick, checkpoints), so it can be
@@ -54,6 +55,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_routes={
             "linesync.pump.consume": {"queue": queues.CONSUME},
             "linesync.pump.deliver": {"queue": queues.DELIVER},
+            "linesync.pump.identity": {"queue": queues.DELIVER},
         },
         worker_hijack_root_logger=False,
         beat_scheduler="redbeat.RedBeatScheduler",

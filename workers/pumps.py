@@ -26,7 +26,8 @@ log = logging.getLogger(__name__)
 
 CONSUME = "consume"
 DELIVER = "deliver"
-KINDS = (CONSUME, DELIVER)
+IDENTITY = "identity"   # /users/identify and /users/merge
+KINDS = (CONSUME, DELIVER, IDENTITY)
 
 # One pump task runs this long before handing over to its successor (s). Short, so
 # a warm shutdown (which waits for running tasks) takes seconds; a hand-over costs

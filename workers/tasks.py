@@ -14,6 +14,7 @@ from shared.logs import setup_logging as _setup_logging
 from workers import pumps
 from workers.consume import Consumer
 from workers.deliver import Deliverer
+from workers.identity import IdentityDeliverer
 from workers.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -23,7 +24,7 @@ _stopping = threading.Event()
 
 def _slots() -> dict[str, int]:
     s = runtime().settings
-    return {pumps.CONSUME: s.consumers, pumps.DELIVER: s.flushers}
+    return {pumps.CONSUME: s.consumers, pumps.DELIVER: s.flushers, pumps.IDENTITY: 1}
 
 
 def _step_fn(kind: str, slot: int):
@@ -32,8 +33,9 @@ def _step_fn(kind: str, slot: int):
         from workers.hooks import consume_hooks
         c = Consumer(rt.r, rt.keys, rt.settings, rt.clock, rt.consumer_name(slot), hooks=consume_hooks(rt))
         return c.step
-    d = Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_limiter, rt.clock)
-    return d.step
+    if kind == pumps.IDENTITY:
+        return IdentityDeliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.identify_limiter, rt.clock).step
+    return Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_limiter, rt.clock).step
 
 
 def _pump(kind: str, slot: int, task) -> str:
@@ -58,13 +60,21 @@ def pump_deliver(self, slot: int) -> str:
     return _pump(pumps.DELIVER, slot, self)
 
 
+@shared_task(name="linesync.pump.identity", bind=True)
+def pump_identity(self, slot: int) -> str:
+    return _pump(pumps.IDENTITY, slot, self)
+
+
+PUMP_TASKS = {pumps.CONSUME: pump_consume, pumps.DELIVER: pump_deliver, pumps.IDENTITY: pump_identity}
+
+
 @shared_task(name="linesync.kick")
 def kick() -> int:
     """Queue a pump for every slot without a live loop (beat runs this every few seconds)."""
     rt = runtime()
     woken = pumps.slots_to_wake(rt.r, rt.keys, _slots())
     for kind, slot in woken:
-        (pump_consume if kind == pumps.CONSUME else pump_deliver).apply_async((slot,))
+        PUMP_TASKS[kind].apply_async((slot,))
     # Resume a resync whose chunk died (lease lapsed); queue the first-start run once.
     from workers.resync_tasks import wake
     wake(rt)

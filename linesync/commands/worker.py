@@ -82,7 +82,7 @@ def _loglevel(value: str | None, default: str) -> str:
 
 @click.command()
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
-              help="Pool processes (default: LINESYNC_CONSUMERS + LINESYNC_FLUSHERS + 1).")
+              help="Pool processes (default: LINESYNC_CONSUMERS + LINESYNC_FLUSHERS + 2).")
 @click.option("--queues", "-Q", "queue_list", default=None, metavar="Q1,Q2",
               help=f"Queues to consume (default: all: {','.join(queues.ALL)}).")
 @click.option("--loglevel", "-l", default=None, help="DEBUG, INFO, WARNING, ERROR (default: LINESYNC_LOG_LEVEL).")

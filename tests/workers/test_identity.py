@@ -1,0 +1,80 @@
+import pytest
+
+from shared import identity, links
+from shared.clock import FakeClock
+from shared.limiter import Limiter
+from workers import braze as b
+from workers.identity import IdentityDeliverer
+
+U1 = "U" + "a" * 32
+U2 = "U" + "b" * 32
+
+
+class ScriptedBraze:
+    def __init__(self, *outcomes):
+        self.outcomes = list(outcomes)
+        self.calls = []
+
+    def post(self, path, payload, *, now):
+        self.calls.append((path, payload))
+        return self.outcomes.pop(0) if self.outcomes else b.Delivered()
+
+
+@pytest.fixture
+def make(r, keys, settings):
+    def _make(braze, **overrides):
+        s = settings.replace(**overrides)
+        clock = FakeClock()
+        return IdentityDeliverer(r, keys, s, braze, Limiter(r, keys, "identify", s.braze_identify_rate_limit), clock), clock
+    return _make
+
+
+def test_identify_and_merge_are_batched_by_kind_and_link(r, keys, make):
+    braze = ScriptedBraze()
+    for i in range(60):
+        identity.enqueue(r, keys, identity.IDENTIFY, f"crm-{i}", "U" + f"{i:032x}")
+    identity.enqueue(r, keys, identity.MERGE, "crm-m", U2)
+    d, clock = make(braze)
+    for _ in range(3):
+        d.step(block_ms=10)
+        clock.advance(1)
+    paths = [(p, len(next(iter(body.values())))) for p, body in braze.calls]
+    assert paths == [("/users/identify", 50), ("/users/identify", 10), ("/users/merge", 1)]
+    assert braze.calls[0][1]["aliases_to_identify"][0] == {
+        "external_id": "crm-0", "user_alias": {"alias_name": "U" + "0" * 32, "alias_label": "line_id"}}
+    assert braze.calls[2][1]["merge_updates"][0] == {
+        "identifier_to_merge": {"user_alias": {"alias_name": U2, "alias_label": "line_id"}},
+        "identifier_to_keep": {"external_id": "crm-m"}}
+    assert links.line_user(r, keys, "crm-m") == U2 and links.line_user(r, keys, "crm-59")
+    assert r.xlen(keys.identity) == 0
+
+
+def test_failures_are_retried_then_dead_lettered(r, keys, make):
+    braze = ScriptedBraze(*[b.Retryable("HTTP 500")] * 5)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    d, clock = make(braze, braze_retry_max_attempts=3)
+    for _ in range(10):
+        d.step(block_ms=10)
+        clock.advance(1000)
+    assert len(braze.calls) == 3
+    assert r.xlen(keys.dlq) == 1 and links.line_user(r, keys, "crm-1") is None
+
+
+def test_named_errors_are_dead_lettered_and_the_rest_linked(r, keys, make):
+    braze = ScriptedBraze(b.Delivered([("aliases_to_identify", 0, "alias already identified")]))
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-2", U2)
+    d, _ = make(braze)
+    d.step(block_ms=10)
+    assert links.line_user(r, keys, "crm-1") is None and links.line_user(r, keys, "crm-2") == U2
+    assert r.xrange(keys.dlq)[0][1][b"reason"] == b"alias already identified"
+
+
+def test_whole_request_400_finds_the_bad_item(r, keys, make):
+    braze = ScriptedBraze(b.BadRequest("HTTP 400"), b.Delivered(), b.BadRequest("HTTP 400: bad"))
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-2", U2)
+    d, _ = make(braze)
+    d.step(block_ms=10)
+    assert links.line_user(r, keys, "crm-1") == U1
+    assert r.xlen(keys.dlq) == 1 and links.line_user(r, keys, "crm-2") is None

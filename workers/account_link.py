@@ -1,0 +1,53 @@
+"""LINE account linking: an ``accountLink`` event whose nonce the brand registered
+beforehand (POST /v1/link-nonces) links and identifies the user automatically.
+
+Runs as a consumer hook, before the batch is acknowledged; each event is
+handled once (a mark keyed by its webhookEventId, written in the same
+transaction as the link), so a replayed or redelivered event does nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import redis
+
+from shared import identity
+from shared.config import Settings
+from shared.events import Event
+from shared.keys import Keys
+from shared.links import link
+
+
+class AccountLinkHook:
+    def __init__(self, r: redis.Redis, keys: Keys, settings: Settings):
+        self.r, self.keys, self.settings = r, keys, settings
+
+    def __call__(self, events: Sequence[Event]) -> None:
+        for ev in events:
+            if ev.type == "accountLink" and ev.user_id:
+                self.handle(ev)
+
+    def handle(self, ev: Event) -> str:
+        data = ev.raw.get("link") if isinstance(ev.raw.get("link"), dict) else {}
+        mark = self.keys.seen("accountLink:" + (ev.event_id or ev.version))
+        if self.r.exists(mark):
+            return "duplicate"
+        if data.get("result") != "ok":
+            outcome = "account_link_failed"
+        else:
+            ext = self.r.get(self.keys.nonce(str(data.get("nonce", ""))))
+            outcome = "account_link_ok" if ext else "account_link_unknown_nonce"
+        if outcome == "account_link_ok":
+            # Linking is idempotent, so it goes first: a crash before the mark below
+            # replays it harmlessly.
+            link(self.r, self.keys, ext.decode(), ev.user_id, now_ms=int(time.time() * 1000))
+        p = self.r.pipeline(transaction=True)
+        p.set(mark, "1", ex=self.settings.dedupe_ttl_seconds)
+        p.hincrby(self.keys.stats, outcome, 1)
+        if outcome == "account_link_ok":
+            p.delete(self.keys.nonce(str(data["nonce"])))
+            identity.enqueue(p, self.keys, identity.IDENTIFY, ext.decode(), ev.user_id)
+        p.execute()
+        return outcome

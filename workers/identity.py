@@ -1,0 +1,173 @@
+"""Send queued /users/identify and /users/merge items to Braze.
+
+Each step takes up to 50 items from the identity stream (first this
+consumer's own unacknowledged ones: earlier failures), groups them by kind,
+and sends each group under the identify limiter:
+
+1. 2xx: items Braze names in ``errors`` are dead-lettered; the rest are done,
+   and the link index records external_id ↔ LINE user (which also sends the
+   linked profile its current state).
+2. 429 / 401 / 403 / 404: every worker pauses (as for /users/track); the items
+   stay unacknowledged and are sent again.
+3. 5xx / timeout: the shared breaker opens; each item's attempt count grows and
+   it is dead-lettered after ``BRAZE_RETRY_MAX_ATTEMPTS``.
+4. 400 for the whole request: each item is sent alone to find the bad ones.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import defaultdict
+
+import redis
+
+from shared import identity, links
+from shared.clock import Clock, now_ms
+from shared.config import Settings
+from shared.keys import STREAM_GROUP, Keys
+from shared.limiter import Limiter
+from workers import braze as b
+
+log = logging.getLogger(__name__)
+
+CONSUMER = "identity-0"
+IDLE_SLEEP = 0.05
+# Longest wait for a rate-limit token in the middle of a step (ms).
+MAX_TOKEN_WAIT_MS = 2_000
+
+
+class IdentityDeliverer:
+    def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, client: b.BrazeClient,
+                 limiter: Limiter, clock: Clock):
+        self.r, self.keys, self.settings = r, keys, settings
+        self.client, self.limiter, self.clock = client, limiter, clock
+        self._group_ready = False
+
+    def step(self, block_ms: int = 1000) -> float:
+        if not self._group_ready:
+            try:
+                self.r.xgroup_create(self.keys.identity, STREAM_GROUP, id="0", mkstream=True)
+            except redis.ResponseError as e:
+                if "BUSYGROUP" not in str(e):
+                    raise
+            self._group_ready = True
+        decision = self.limiter.acquire(now_ms(self.clock))
+        if not decision.allowed:
+            return min(decision.wait_ms, 1000) / 1000
+        entries = self._read("0", 0) or self._read(">", block_ms)
+        if not entries:
+            self._release(decision)
+            return 0.0
+        groups: dict[str, list] = defaultdict(list)
+        for eid, f in entries:
+            groups[f.get(b"kind", b"").decode()].append((eid, f))
+        first = True
+        for kind, group in groups.items():
+            if kind not in (identity.IDENTIFY, identity.MERGE):
+                self._dead(group, f"unknown kind {kind!r}")
+                continue
+            if not first:
+                decision = self._token()
+                if decision is None:
+                    return IDLE_SLEEP
+            first = False
+            pause = self._send(kind, group, decision)
+            if pause:
+                return pause
+        return 0.0
+
+    def _token(self):
+        """Wait briefly for the limiter (rate spacing); None if it asks for longer."""
+        waited = 0
+        while True:
+            d = self.limiter.acquire(now_ms(self.clock))
+            if d.allowed:
+                return d
+            if d.why not in ("rate", "probing") or waited + d.wait_ms > MAX_TOKEN_WAIT_MS:
+                return None
+            self.clock.sleep(d.wait_ms / 1000)
+            waited += d.wait_ms
+
+    def _release(self, decision) -> None:
+        if decision.probe:  # nothing to probe with: let the next caller try
+            self.r.delete(self.keys.breaker_probe(self.limiter.name))
+
+    def _read(self, start: str, block_ms: int) -> list:
+        resp = self.r.xreadgroup(STREAM_GROUP, CONSUMER, {self.keys.identity: start},
+                                 count=identity.MAX_ITEMS, block=block_ms if start == ">" else None)
+        return [(eid, f) for eid, f in (resp[0][1] if resp else []) if f]
+
+    def _send(self, kind: str, group: list, decision) -> float:
+        items = [identity.item_for(kind, _s(f[b"external_id"]), _s(f[b"line_user_id"])) for _, f in group]
+        outcome = self.client.post(identity.path(kind), identity.payload(kind, items), now=self.clock.now())
+        if isinstance(outcome, b.Delivered):
+            if decision.probe:
+                self.limiter.succeeded()
+            bad = {i: reason for _, i, reason in outcome.errors}
+            self._dead([g for i, g in enumerate(group) if i in bad], "; ".join(sorted(set(bad.values()))) or "")
+            self._done([g for i, g in enumerate(group) if i not in bad])
+            return 0.0
+        if isinstance(outcome, b.BadRequest):
+            if decision.probe:
+                self.limiter.succeeded()
+            if len(group) == 1:
+                self._dead(group, outcome.reason)
+                return 0.0
+            for g in group:  # find the bad ones one by one
+                d = self._token()
+                if d is None:
+                    return IDLE_SLEEP
+                pause = self._send(kind, [g], d)
+                if pause:
+                    return pause
+            return 0.0
+        if isinstance(outcome, b.RateLimited):
+            self.limiter.pause(int(outcome.reset_at * 1000), "HTTP 429 from Braze", "rate_limit")
+            return IDLE_SLEEP
+        if isinstance(outcome, b.AuthFailure):
+            log.critical("Braze rejected %s (%s): identify/merge paused; nothing dropped", identity.path(kind),
+                         outcome.reason)
+            self.limiter.pause(now_ms(self.clock) + int(self.settings.braze_auth_retry_seconds * 1000),
+                               outcome.reason, "auth")
+            return IDLE_SLEEP
+        self.limiter.failed(now_ms(self.clock))
+        p = self.r.pipeline(transaction=False)
+        for eid, _ in group:
+            p.hincrby(self.keys.identity_attempts, eid, 1)
+        attempts = p.execute()
+        spent = [g for g, n in zip(group, attempts) if n >= self.settings.braze_retry_max_attempts]
+        self._dead(spent, f"gave up after {self.settings.braze_retry_max_attempts} attempts: {outcome.reason}")
+        return IDLE_SLEEP
+
+    def _done(self, group: list) -> None:
+        if not group:
+            return
+        now = now_ms(self.clock)
+        for _, f in group:
+            links.link(self.r, self.keys, _s(f[b"external_id"]), _s(f[b"line_user_id"]), now_ms=now)
+        self._ack(group)
+
+    def _dead(self, group: list, reason: str) -> None:
+        if not group:
+            return
+        p = self.r.pipeline(transaction=True)
+        for _, f in group:
+            kind = _s(f.get(b"kind", b"?"))
+            p.xadd(self.keys.dlq, {"kind": kind if kind in ("identify", "merge") else "identify", "reason": reason,
+                                   "payload": json.dumps({k.decode(): _s(v) for k, v in f.items()})})
+        p.hincrby(self.keys.stats, "dead_lettered", len(group))
+        p.execute()
+        self._ack(group)
+
+    def _ack(self, group: list) -> None:
+        ids = [eid for eid, _ in group]
+        p = self.r.pipeline(transaction=True)
+        p.xack(self.keys.identity, STREAM_GROUP, *ids)
+        p.xdel(self.keys.identity, *ids)
+        p.hdel(self.keys.identity_attempts, *ids)
+        p.execute()
+
+
+def _s(v) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
