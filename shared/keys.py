@@ -36,11 +36,17 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:links:line          HASH    LINE user id -> newline-separated external_ids
     {P}:links:ext           HASH    external_id -> LINE user id
     {P}:nonces:<nonce>      STRING  account-link nonce -> external_id, TTL
+    {P}:identity            STREAM  queued /users/identify and /users/merge items (group ``workers``)
+    {P}:identity:attempts   HASH    stream id -> failed attempts of that item
 
   Resync (workers/resync.py)
     {P}:resync:run          HASH    current/last run: id, status, started, pages, followers, next, reason
     {P}:resync:lock         STRING  one resync at a time
     {P}:resync:history      LIST    JSON summaries of finished runs (capped)
+    {P}:resync:lease        STRING  token of the task processing the current run, PX (a dead worker's lapses)
+    {P}:resync:queued       STRING  a wake-up for the current run is in the broker (EX)
+    {P}:resync:seen:<runId> SET     ids seen by run <runId> (only with RESYNC_MARK_MISSING_UNSUBSCRIBED)
+    {P}:resync:first        STRING  set once the first-start run was queued (RESYNC_ON_START), no TTL
 
   Metrics
     {P}:throughput:<t>      STRING  objects delivered in the 10 s starting at epoch second t (TTL 180 s)
@@ -142,6 +148,14 @@ class Keys:
     def nonce(self, nonce: str) -> str:
         return self._k("nonces", nonce)
 
+    @property
+    def identity(self) -> str:
+        return self._k("identity")
+
+    @property
+    def identity_attempts(self) -> str:
+        return self._k("identity", "attempts")
+
     # resync
     @property
     def resync_run(self) -> str:
@@ -154,6 +168,21 @@ class Keys:
     @property
     def resync_history(self) -> str:
         return self._k("resync", "history")
+
+    @property
+    def resync_lease(self) -> str:
+        return self._k("resync", "lease")
+
+    @property
+    def resync_queued(self) -> str:
+        return self._k("resync", "queued")
+
+    def resync_seen(self, run_id: str) -> str:
+        return self._k("resync", "seen", run_id)
+
+    @property
+    def resync_first(self) -> str:
+        return self._k("resync", "first")
 
     # metrics
     def throughput(self, bucket: int) -> str:
