@@ -68,4 +68,4 @@ def stack(r, redis_url, braze, tmp_path):
     s = Stack(r, redis_url, braze, tmp_path)
     yield s
     for w in s.workers:
-        w.stop()
+        w.kill()  # no need for a warm shutdown: nothing after this test depends on it
