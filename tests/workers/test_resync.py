@@ -244,18 +244,18 @@ def test_a_crash_mid_page_neither_skips_nor_double_counts(r, keys, sandbox, cloc
     run = begin(r, keys, clock, mark_missing=True)
     rs = make(r, keys, sandbox, clock)
     steps(rs, 1)  # page 0 committed
-    real = redis.client.Pipeline.execute
+    real = resync._Tx.execute
     calls = []
 
     def dies_before_exec(self, *a, **kw):
         calls.append(1)
         raise _Crash("worker killed before EXEC")
 
-    monkeypatch.setattr(redis.client.Pipeline, "execute", dies_before_exec)
+    monkeypatch.setattr(resync._Tx, "execute", dies_before_exec)
     r.delete(keys.resync_lease)
     with pytest.raises(_Crash):
         steps(rs, 1)  # page 1 fetched, then the process "dies"
-    monkeypatch.setattr(redis.client.Pipeline, "execute", real)
+    monkeypatch.setattr(resync._Tx, "execute", real)
     assert calls and run_of(r, keys).pages == 1  # checkpoint still after page 0
     r.delete(keys.resync_lease)  # the dead worker's lease lapses
     assert make(r, keys, sandbox, clock).run_chunk() == "completed"
@@ -371,3 +371,31 @@ def test_progress_line():
     line = progress_line(run, 2000, None)
     assert "pages 10" in line and "followers 10,000" in line and "5,000/s" in line and "elapsed 0:00:02" in line
     assert "ETA ~0:00:18" in progress_line(run, 2000, 100_000)
+
+
+def test_kick_resumes_a_dead_chunk_and_queues_the_first_start_once(r, keys, settings, clock, monkeypatch):
+    from workers import resync_tasks, runtime
+    sent = []
+    monkeypatch.setattr(resync_tasks.chunk, "apply_async", lambda args=(), **kw: sent.append(("chunk", args)))
+    monkeypatch.setattr(resync_tasks.start, "apply_async", lambda args=(), **kw: sent.append(("start", kw)))
+    runtime.use_settings(settings.replace(resync_on_start=True))
+    try:
+        rt = runtime.runtime()
+        assert resync_tasks.wake(rt) == ["first-start"]
+        assert resync_tasks.wake(rt) == []  # once per deployment, however many kicks and replicas
+        run = begin(r, keys, clock)  # a run whose chunk died: no lease, nothing queued
+        assert resync_tasks.wake(rt) == [f"resume:{run.id}"]
+        assert sent == [("start", {"kwargs": {"reason": "first-start"}}), ("chunk", (run.id,))]
+    finally:
+        runtime.use_settings(None)
+
+
+def test_first_start_waits_for_a_token(r, keys, settings, monkeypatch):
+    from workers import resync_tasks, runtime
+    monkeypatch.setattr(resync_tasks.start, "apply_async", lambda *a, **kw: None)
+    runtime.use_settings(settings.replace(resync_on_start=True, line_channel_access_token=None))
+    try:
+        assert resync_tasks.wake(runtime.runtime()) == []
+        assert not r.exists(keys.resync_first)
+    finally:
+        runtime.use_settings(None)
