@@ -37,8 +37,12 @@ class Applied:
 
 def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[Change], *, now_ms: int,
           dedupe_ttl: int, ack_ids: Iterable[str] = (), group: str = "",
-          counters: Mapping[str, int] | None = None) -> Applied:
-    """Apply ``changes`` in order, ack ``ack_ids`` on the webhook stream, bump ``counters``: all or nothing."""
+          counters: Mapping[str, int] | None = None) -> Applied | None:
+    """Apply ``changes`` in order, ack ``ack_ids`` on the webhook stream, bump ``counters``: all or nothing.
+
+    With a pipeline the script is only queued and None is returned; its result
+    comes with the pipeline's ``execute()`` (see :func:`applied`).
+    """
     seen_keys: list[str] = []
     args: list[str | int] = []
     for c in changes:
@@ -53,6 +57,13 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
         keys=[keys.state, keys.outbox_ready, keys.outbox_events, keys.stats, keys.webhooks, *seen_keys],
         args=[now_ms, dedupe_ttl, group, len(changes), len(acks), len(stats) // 2, *args, *acks, *stats],
     )
+    if isinstance(r, redis.client.Pipeline):
+        return None
+    return applied(res)
+
+
+def applied(res) -> Applied:
+    """The script's reply as an Applied."""
     return Applied(*(int(x) for x in res))
 
 

@@ -83,3 +83,11 @@ def test_forwarded_events_are_deduped_too(r, keys):
     apply(r, keys, Change("U1", v(1), "", "m1", forward='{"name":"x","q":1}'))
     apply(r, keys, Change("U1", v(1), "", "m1", forward='{"name":"x","q":1}'))
     assert r.llen(keys.outbox_events) == 1
+
+
+def test_apply_can_be_queued_in_a_pipeline(r, keys):
+    p = r.pipeline(transaction=True)
+    assert state.apply(p, keys, [Change("U1", v(1), "S", "p1")], now_ms=1, dedupe_ttl=60) is None
+    p.hset(keys.stats, "other", 1)
+    res, _ = p.execute()
+    assert state.applied(res).applied == 1 and state.get(r, keys, "U1")[1] == "S"
