@@ -1,0 +1,100 @@
+"""Gunicorn settings for the ingress (``linesync ingress`` loads them; so does
+``gunicorn -c python:ingress.gunicorn_conf "ingress:create_app()"``).
+
+Why these values:
+
+- ``gthread`` workers, 8 threads each: a request is short CPU work plus one
+  Redis round trip; threads overlap those waits (and keep the worker answering
+  while a stalled Redis holds a few threads for up to its 1 s timeout). Idle
+  keep-alive connections sit in the worker's poller instead of holding a thread.
+- ``workers`` = usable CPUs (at least 2): the work is CPU-bound Python
+  (HMAC, JSON, schema), which threads alone cannot spread over cores.
+- ``timeout`` 30 s is worker *liveness* (a wedged process is replaced), not the
+  request budget. Requests answer well inside LINE's 2 s because the Redis
+  client gives up after 1 s (0.5 s to connect) and the ingress then says 503.
+- ``keepalive`` 65 s: longer than common load balancers' idle timeout (60 s),
+  so the balancer, not gunicorn, closes idle connections (no 502 race).
+- ``graceful_timeout`` 20 s: on SIGTERM in-flight requests finish, new ones go
+  to other replicas.
+- ``max_requests`` + jitter: recycle workers now and then, staggered.
+- Prometheus multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` is created (a
+  temporary directory, removed at exit) when unset, stale files are cleared at
+  start, and dead workers are marked so ``/metrics`` sums every worker.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import sys
+import tempfile
+
+DEFAULT_BIND = "0.0.0.0:8080"
+
+
+def usable_cpus() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+bind = DEFAULT_BIND
+worker_class = "gthread"
+workers = max(2, usable_cpus())
+threads = 8
+worker_connections = 1000  # open (mostly idle keep-alive) connections per worker
+timeout = 30
+graceful_timeout = 20
+keepalive = 65
+max_requests = 50_000
+max_requests_jitter = 5_000
+# Heartbeat files in memory: a slow disk must not make the arbiter kill workers.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+proc_name = "linesync-ingress"
+# gunicorn >= 25 opens a control socket at one fixed path per user; several ingress
+# processes on a host (or tests) would fight over it.
+control_socket_disable = True
+accesslog = None  # per-request lines cost throughput; set GUNICORN_CMD_ARGS="--access-logfile -" to enable
+errorlog = "-"
+loglevel = "info"
+
+# The directory this master created for Prometheus, removed when it exits.
+_own_metrics_dir: str | None = None
+
+
+def on_starting(server) -> None:
+    global _own_metrics_dir
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not path:
+        path = _own_metrics_dir = tempfile.mkdtemp(prefix="linesync-prometheus-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+    else:
+        os.makedirs(path, exist_ok=True)
+        # prometheus_client: wipe the directory between runs, or old counts add up.
+        for stale in glob.glob(os.path.join(path, "*.db")):
+            os.remove(stale)
+    if "prometheus_client" in sys.modules:
+        server.log.warning(
+            "prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set: "
+            "/metrics will only show one worker's counts"
+        )
+
+
+def post_fork(server, worker) -> None:
+    # Redis connections must never be shared across processes.
+    from shared.redis_conn import reset_clients
+
+    reset_clients()
+
+
+def child_exit(server, worker) -> None:
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server) -> None:
+    if _own_metrics_dir:
+        shutil.rmtree(_own_metrics_dir, ignore_errors=True)

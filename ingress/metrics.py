@@ -1,0 +1,75 @@
+"""Prometheus metrics of the ingress, and ``GET /metrics``.
+
+Under gunicorn several worker processes serve requests; with
+``PROMETHEUS_MULTIPROC_DIR`` set (``ingress/gunicorn_conf.py`` sets it up)
+each process writes its samples to files there and ``/metrics`` sums them, so
+any worker's answer covers all of them. The variable must be set before
+``prometheus_client`` is first imported.
+
+  linesync_ingress_requests_total{outcome}       POST /line/events by outcome
+  linesync_ingress_events_total                  events in bodies that were queued
+  linesync_ingress_request_duration_seconds      POST /line/events latency (histogram)
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Blueprint, Response
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess
+
+# Every outcome of POST /line/events (the label values of the request counter).
+ACCEPTED = "accepted"          # 200, body queued
+VERIFY_ONLY = "verify_only"    # 200, events: [] (LINE's "Verify" button), nothing queued
+UNAUTHORIZED = "unauthorized"  # 401, signature missing or wrong
+TOO_LARGE = "too_large"        # 413, body over INGRESS_MAX_BODY_BYTES
+INVALID = "invalid"            # 400, signed but not the envelope; body kept in the rejected stream
+UNAVAILABLE = "unavailable"    # 503, Redis could not take the body
+OUTCOMES = (ACCEPTED, VERIFY_ONLY, UNAUTHORIZED, TOO_LARGE, INVALID, UNAVAILABLE)
+
+# LINE gives up after 2 s: the buckets are dense below that.
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
+
+REQUESTS = Counter(
+    "linesync_ingress_requests", "POST /line/events requests by outcome", ["outcome"]
+)
+EVENTS = Counter("linesync_ingress_events", "Events in webhook bodies that were queued")
+LATENCY = Histogram(
+    "linesync_ingress_request_duration_seconds",
+    "Time to answer POST /line/events",
+    buckets=LATENCY_BUCKETS,
+)
+# Resolved once: labels() costs a lock and a dict lookup per call. Also makes every
+# outcome visible (at 0) from the first scrape.
+_BY_OUTCOME = {outcome: REQUESTS.labels(outcome=outcome) for outcome in OUTCOMES}
+
+bp = Blueprint("metrics", __name__)
+
+
+def record(outcome: str, seconds: float, events: int = 0) -> None:
+    _BY_OUTCOME[outcome].inc()
+    LATENCY.observe(seconds)
+    if events:
+        EVENTS.inc(events)
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or os.environ.get("prometheus_multiproc_dir")
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    if multiprocess_dir():
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    else:
+        registry = REGISTRY
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

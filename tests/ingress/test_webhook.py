@@ -1,0 +1,188 @@
+"""POST /line/events: signature, size, envelope, storage (real Redis)."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+
+from shared.webhook_queue import BODY_FIELD
+from tests.conftest import TEST_SECRET
+from shared.signature import sign
+
+
+def stream(r, key):
+    return [fields for _id, fields in r.xrange(key)]
+
+
+def test_signed_body_is_stored_byte_for_byte(post, r, keys, two_event_body):
+    resp = post(two_event_body)
+    assert resp.status_code == 200
+    assert resp.get_json() == {"status": "ok"}
+    entries = stream(r, keys.webhooks)
+    assert len(entries) == 1
+    assert entries[0][BODY_FIELD] == two_event_body
+    assert int(entries[0][b"received_ms"]) > 0
+
+
+def test_body_bytes_are_kept_exactly_even_when_json_is_unusual(post, r, keys):
+    # Whitespace, key order, escapes and non-ASCII must survive untouched.
+    body = '{ "events" : [ {"timestamp":1,"type":"follow","x":"\\u00e9é"} ],\n "destination":"U1" }'.encode()
+    assert post(body).status_code == 200
+    assert stream(r, keys.webhooks)[0][BODY_FIELD] == body
+
+
+@pytest.mark.parametrize("signature", [None, "", "not-base64!", sign("other-secret", b"x")])
+def test_missing_or_wrong_signature_is_401_and_nothing_stored(post, r, keys, follow_body, signature):
+    resp = post(follow_body, signature=signature)
+    assert resp.status_code == 401
+    assert resp.get_json() == {"error": "invalid signature"}
+    assert r.xlen(keys.webhooks) == 0 and r.xlen(keys.rejected) == 0
+
+
+def test_signature_of_another_body_is_401(post, r, keys, follow_body):
+    resp = post(follow_body, signature=sign(TEST_SECRET, follow_body + b" "))
+    assert resp.status_code == 401
+    assert r.xlen(keys.webhooks) == 0
+
+
+@pytest.mark.parametrize("header", ["x-line-signature", "X-LINE-SIGNATURE", "X-Line-Signature"])
+def test_signature_header_name_is_case_insensitive(post, follow_body, header):
+    assert post(follow_body, header=header).status_code == 200
+
+
+def test_verify_button_empty_events_is_200_and_nothing_queued(post, r, keys):
+    resp = post(b'{"destination":"Uxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx","events":[]}')
+    assert resp.status_code == 200
+    assert r.xlen(keys.webhooks) == 0
+
+
+def test_unknown_event_types_fields_and_ids_are_accepted(post, r, keys):
+    body = json.dumps({
+        "destination": "not-a-U-id",
+        "newTopLevelField": {"a": [1, 2]},
+        "events": [
+            {"type": "membershipRenewed", "timestamp": 1, "source": {"type": "user", "userId": "weird:id"}},
+            {"type": "follow", "timestamp": 2, "webhookEventId": "x", "brandNewField": None},
+        ],
+    }).encode()
+    assert post(body).status_code == 200
+    assert r.xlen(keys.webhooks) == 1
+
+
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b'{"destination":"U1"}', "events"),
+        (b'{"events":[]}', "destination"),
+        (b'{"destination":"U1","events":[1]}', "events.0"),
+        (b'{"destination":"U1","events":["follow"]}', "events.0"),
+        (b'{"destination":"U1","events":{"type":"follow"}}', "events"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":"1"}]}', "events.0.timestamp"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":true}]}', "events.0.timestamp"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":1.5}]}', "events.0.timestamp"),
+        (b'{"destination":"U1","events":[{"type":7,"timestamp":1}]}', "events.0.type"),
+        (b'{"destination":"U1","events":[{"timestamp":1}]}', "events.0.type"),
+        (b'{"destination":5,"events":[]}', "destination"),
+        (b'[{"destination":"U1","events":[]}]', "not an object"),
+        (b'"hello"', "not an object"),
+        (b"not json", "not JSON"),
+        (b"", "not JSON"),
+        (b'{"destination":"U1","events":[]}\xff', "UTF-8"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":NaN}]}', "not JSON"),
+    ],
+)
+def test_signed_invalid_envelope_is_400_and_kept(post, r, keys, body, reason):
+    resp = post(body)
+    assert resp.status_code == 400
+    assert reason in resp.get_json()["reason"]
+    assert r.xlen(keys.webhooks) == 0
+    [kept] = stream(r, keys.rejected)
+    assert kept[BODY_FIELD] == body
+    assert reason in kept[b"reason"].decode()
+
+
+def test_invalid_but_unsigned_body_is_401_not_kept(post, r, keys):
+    assert post(b"not json", signature=None).status_code == 401
+    assert r.xlen(keys.rejected) == 0
+
+
+def test_body_over_limit_is_413(app, post, r, keys):
+    limit = app.extensions["linesync"].settings.ingress_max_body_bytes
+    pad = b" " * (limit + 1 - len(b'{"destination":"U1","events":[]}'))
+    body = b'{"destination":"U1","events":[]}' + pad
+    assert len(body) == limit + 1
+    resp = post(body)
+    assert resp.status_code == 413
+    assert resp.get_json() == {"error": "body too large"}
+    assert r.xlen(keys.webhooks) == 0 and r.xlen(keys.rejected) == 0
+
+
+def test_body_at_limit_is_accepted(settings, r, keys):
+    from ingress import create_app
+
+    body = b'{"destination":"U1","events":[{"type":"follow","timestamp":1}]}'
+    client = create_app(settings.replace(ingress_max_body_bytes=len(body))).test_client()
+    resp = client.post("/line/events", data=body, headers={"X-Line-Signature": sign(TEST_SECRET, body)})
+    assert resp.status_code == 200
+    resp = client.post("/line/events", data=body + b" ", headers={"X-Line-Signature": sign(TEST_SECRET, body + b" ")})
+    assert resp.status_code == 413
+
+
+def test_chunked_body_over_limit_is_413_on_read(settings, r, keys):
+    """No Content-Length (chunked): the limit is enforced while reading."""
+    from ingress import create_app
+
+    client = create_app(settings.replace(ingress_max_body_bytes=64)).test_client()
+    body = b'{"destination":"U1","events":[]}' + b" " * 100
+    resp = client.post(
+        "/line/events",
+        input_stream=io.BytesIO(body),
+        headers={"X-Line-Signature": sign(TEST_SECRET, body), "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert resp.status_code == 413
+    assert r.xlen(keys.webhooks) == 0 and r.xlen(keys.rejected) == 0
+
+
+def test_chunked_body_under_limit_is_accepted(client, r, keys, follow_body):
+    resp = client.post(
+        "/line/events",
+        input_stream=io.BytesIO(follow_body),
+        headers={"X-Line-Signature": sign(TEST_SECRET, follow_body), "Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert resp.status_code == 200
+    assert stream(r, keys.webhooks)[0][BODY_FIELD] == follow_body
+
+
+def test_other_methods_and_paths_answer_json(client):
+    resp = client.get("/line/events")
+    assert resp.status_code == 405 and resp.is_json
+    resp = client.get("/nowhere")
+    assert resp.status_code == 404 and resp.get_json() == {"error": "not found"}
+
+
+def test_no_secret_or_signature_or_body_logged_at_info(post, follow_body, caplog):
+    signature = sign(TEST_SECRET, follow_body)
+    with caplog.at_level("INFO"):
+        post(follow_body)
+        post(follow_body, signature=signature[:-2] + "AA")
+        post(b'{"destination":"U1","events":[1],"secretish":"' + b"z" * 50 + b'"}')
+    text = caplog.text
+    assert TEST_SECRET not in text
+    assert signature not in text and signature[:-2] not in text
+    assert "z" * 50 not in text and "follow" not in text
+
+
+def test_server_framed_body_with_content_length_is_read_exactly(client, r, keys, follow_body):
+    """Under gunicorn (wsgi.input_terminated) the body is read straight from wsgi.input."""
+    resp = client.post(
+        "/line/events",
+        input_stream=io.BytesIO(follow_body),
+        headers={"X-Line-Signature": sign(TEST_SECRET, follow_body), "Content-Length": str(len(follow_body))},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
+    assert resp.status_code == 200
+    assert stream(r, keys.webhooks)[0][BODY_FIELD] == follow_body
