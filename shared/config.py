@@ -71,15 +71,23 @@ def _bool(text: str) -> bool:
     raise ValueError("expected true or false")
 
 
+def _number(kind: type, text: str):
+    """int() / float() whose error never quotes the value (it may be a mistyped secret)."""
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError("expected " + ("an integer" if kind is int else "a number")) from None
+
+
 def _positive_int(text: str) -> int:
-    v = int(text)
+    v = _number(int, text)
     if v <= 0:
         raise ValueError("must be a positive integer")
     return v
 
 
 def _non_negative_float(text: str) -> float:
-    v = float(text)
+    v = _number(float, text)
     if v < 0:
         raise ValueError("must not be negative")
     return v
@@ -186,7 +194,7 @@ _FIELDS: dict[str, _Field] = {
 
 @dataclass(frozen=True)
 class Settings:
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may carry a password
     line_channel_secret: str | None = field(default=None, repr=False)
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_base_url: str = DEFAULT_LINE_API_BASE_URL

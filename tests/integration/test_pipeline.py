@@ -69,8 +69,12 @@ def test_a_lower_braze_limit_causes_429s_and_every_worker_pauses(stack):
     wait_until(settled(stack, {u: "subscribed" for u in users}), timeout=90, on_fail=stack.logs)
     stats = stack.braze.stats()
     assert stats["rate_limited"] >= 1
-    # After a 429 everyone waits for the reset: 429s stay a small share of the calls.
-    assert stats["rate_limited"] <= 0.2 * sum(stats["requests"]["/users/track"].values()), stats
+    # After a 429 every worker waits for the reset: per 1 s window at most the requests
+    # already under way (one per flusher, 4) can meet a 429. Workers that kept
+    # trying would collect hundreds.
+    log = [e for e in stack.braze.requests() if e["path"] == "/users/track"]
+    windows = int(log[-1]["t"]) - int(log[0]["t"]) + 1
+    assert stats["rate_limited"] <= 4 * windows, (stats["rate_limited"], windows)
 
 
 def test_5xx_bursts_are_retried_with_growing_gaps_and_delivered(stack):
