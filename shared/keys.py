@@ -5,7 +5,8 @@ a hash tag ``{P}`` so that every key lands in one Redis Cluster slot and the
 Lua scripts, which receive all keys through KEYS, may touch them together):
 
   Ingress
-    {P}:webhooks            STREAM  raw webhook bodies (field ``body``), consumer group ``workers``
+    {P}:webhooks            STREAM  raw webhook bodies (field ``body``), consumer group ``workers``;
+                                    an entry is deleted in the script that applies and acknowledges it
     {P}:rejected            STREAM  signed bodies that were not the LINE envelope (capped)
 
   Consuming (workers/consume.py, shared/lua/apply_events.lua)

@@ -152,6 +152,7 @@ class Consumer:
         p.xadd(self.keys.dlq, {"kind": "webhook", "reason": reason,
                                "payload": _json_payload(eid, body)})
         p.xack(self.keys.webhooks, STREAM_GROUP, eid)
+        p.xdel(self.keys.webhooks, eid)
         p.hincrby(self.keys.stats, "dead_lettered", 1)
         p.execute()
 

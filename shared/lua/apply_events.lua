@@ -5,7 +5,7 @@
 -- KEYS[2]  {P}:outbox:ready     ZSET  user -> first-dirty ms
 -- KEYS[3]  {P}:outbox:events    LIST  forwarded custom events (JSON)
 -- KEYS[4]  {P}:stats            HASH  counters
--- KEYS[5]  {P}:webhooks         STREAM entries to XACK
+-- KEYS[5]  {P}:webhooks         STREAM entries to XACK and XDEL
 -- KEYS[6..] {P}:seen:<eventId>  STRING dedupe marks, referenced by index below
 --
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
@@ -62,6 +62,7 @@ if nack > 0 and group ~= '' then
   local ids = {}
   for i = 1, nack do ids[i] = ARGV[o + i] end
   redis.call('XACK', KEYS[5], group, unpack(ids))
+  redis.call('XDEL', KEYS[5], unpack(ids))
 end
 o = o + nack
 for i = 0, nstat - 1 do

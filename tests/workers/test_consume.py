@@ -99,3 +99,11 @@ def test_forwarding_is_off_by_default_and_on_when_listed(r, keys, settings):
     assert events[0]["name"] == "line_message_received"
     assert events[0]["properties"] == {"message_type": "text", "text": "hi"}
     assert events[0]["time"] == "1970-01-01T00:00:00.010Z"
+
+
+def test_finished_bodies_leave_the_stream(r, keys, settings):
+    webhook_queue.ensure_group(r, keys)
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "U1", "a")))
+    webhook_queue.enqueue(r, keys, b"not json")
+    consumer(r, keys, settings).step(block_ms=10)
+    assert r.xlen(keys.webhooks) == 0  # memory stays bounded by the backlog
