@@ -177,7 +177,7 @@ def test_ingress_is_health_checked_on_readyz(compose):
     assert "--bind" in _command(ingress)
     bind = _command(ingress)[_command(ingress).index("--bind") + 1]
     port = bind.rpartition(":")[2]
-    assert any(f"/readyz" in str(part) and f":{port}/" in str(part) for part in ingress["healthcheck"]["test"])
+    assert any("/readyz" in str(part) and f":{port}/" in str(part) for part in ingress["healthcheck"]["test"])
     assert any(str(p).endswith(f":{port}") for p in ingress["ports"])
 
 

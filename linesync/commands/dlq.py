@@ -9,15 +9,13 @@ import click
 
 from shared import dlq as letters
 from shared import state
-from shared.config import ROLE_REQUIREMENTS, load_settings
-from shared.keys import Keys
-from shared.redis_conn import client
+from linesync.context import connect
 from shared.webhook_queue import enqueue
 
 
 def _ctx():
-    settings = load_settings().require(*ROLE_REQUIREMENTS["cli"])
-    return client(settings.redis_url, socket_timeout=5.0), Keys(settings.key_prefix)
+    _, r, keys = connect()
+    return r, keys
 
 
 @click.group()

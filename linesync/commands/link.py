@@ -7,17 +7,16 @@ import time
 import click
 
 from shared import identity, links
-from shared.config import ROLE_REQUIREMENTS, load_settings
+from linesync.context import connect
 from shared.keys import Keys
-from shared.redis_conn import client
 
 # Links applied per Redis pipeline round trip in a CSV import.
 CSV_CHUNK = 500
 
 
 def _ctx():
-    settings = load_settings().require(*ROLE_REQUIREMENTS["cli"])
-    return client(settings.redis_url, socket_timeout=5.0), Keys(settings.key_prefix)
+    _, r, keys = connect()
+    return r, keys
 
 
 def _check(external_id: str, line_user_id: str) -> None:

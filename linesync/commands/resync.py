@@ -14,10 +14,8 @@ import time
 import click
 
 from shared import queues
-from shared.config import load_settings
-from shared.errors import StoreUnavailable
+from linesync.context import connect
 from shared.keys import Keys
-from shared.redis_conn import client, ping
 
 # How often --wait reads the run's progress (s).
 POLL_SECONDS = 0.5
@@ -119,13 +117,7 @@ def resync(wait: bool, mark_missing: bool | None, start_timeout: float) -> None:
     """Start a follower resync (pages LINE's follower list; every follower becomes subscribed)."""
     from workers import resync as rs
 
-    settings = load_settings().require("redis_url")
-    r = client(settings.redis_url, socket_timeout=5.0)
-    try:
-        ping(r)
-    except StoreUnavailable as e:
-        raise click.ClickException(f"{e}: is REDIS_URL right and Redis running?") from e
-    keys = Keys(settings.key_prefix)
+    settings, r, keys = connect()
     cur = rs.load(r, keys)
     if cur is not None and cur.status == rs.RUNNING:
         click.echo(f"A resync is already running: run {cur.id} ({cur.reason}), "

@@ -6,21 +6,12 @@ import json
 
 import click
 
-from shared.config import ROLE_REQUIREMENTS, load_settings
-from shared.errors import StoreUnavailable
-from shared.keys import Keys
-from shared.redis_conn import client, ping
+from linesync.context import connect
 from shared.status import gather
 
 
 def collect() -> dict:
-    settings = load_settings().require(*ROLE_REQUIREMENTS["cli"])
-    r = client(settings.redis_url, socket_timeout=5.0)
-    try:
-        ping(r)
-    except StoreUnavailable as e:
-        raise click.ClickException(f"{e}: is REDIS_URL right and Redis running?") from e
-    keys = Keys(settings.key_prefix)
+    _, r, keys = connect()
     out = gather(r, keys)
     from workers.resync import resync_status
     out["resync"] = resync_status(r, keys)

@@ -6,8 +6,6 @@ import re
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import TEST_SECRET
-from shared.signature import sign
 
 
 def samples(client) -> dict[tuple[str, tuple], float]:

@@ -137,7 +137,7 @@ def test_higher_tiers_stop_first(sup, tmp_path):
 
 def test_sigterm_to_the_supervising_process_stops_all(tmp_path):
     script = tmp_path / "supervise.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(textwrap.dedent("""
         import sys
         from linesync.supervisor import ProcessSpec, Supervisor
         sup = Supervisor(stop_timeout=5, poll_interval=0.02, color=False)

@@ -49,7 +49,7 @@ def test_a_dead_consumers_entries_are_taken_over(r, keys, settings):
 
 def test_running_a_batch_twice_changes_nothing(r, keys, settings):
     webhook_queue.ensure_group(r, keys)
-    eid = webhook_queue.enqueue(r, keys, body(ev("follow", 10, "U1", "a")))
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "U1", "a")))
     entries = r.xreadgroup(STREAM_GROUP, "c1", {keys.webhooks: ">"})[0][1]
     c = consumer(r, keys, settings)
     c.process(entries)

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared import outbox, state
+from shared import state
 from shared.clock import FakeClock
 from shared.events import make_version
 from shared.limiter import Limiter
