@@ -85,6 +85,12 @@ def test_5xx_bursts_are_retried_with_growing_gaps_and_delivered(stack):
     log = [e for e in stack.braze.requests() if e["path"] == "/users/track"]
     assert [e["status"] for e in log][:5] == [503, 503, 503, 503, 201]
     assert stack.r.xlen(stack.keys.dlq) == 0
+    # Retries wait for the shared breaker: full jitter under a ceiling that doubles
+    # (BRAZE_RETRY_BASE_SECONDS=0.2 here: 0.2, 0.4, 0.8, 1.6 s), never a tight loop.
+    gaps = [b["t"] - a["t"] for a, b in zip(log, log[1:5])]
+    ceilings = [0.2 * 2 ** i for i in range(4)]
+    assert all(g <= c + 0.5 for g, c in zip(gaps, ceilings)), gaps
+    assert stack.braze.stats()["requests"]["/users/track"]["503"] == 4  # one probe per window
 
 
 def test_killed_workers_lose_nothing(stack):
