@@ -90,7 +90,6 @@ def test_5xx_bursts_are_retried_with_growing_gaps_and_delivered(stack):
     gaps = [b["t"] - a["t"] for a, b in zip(log, log[1:5])]
     ceilings = [0.2 * 2 ** i for i in range(4)]
     assert all(g <= c + 0.5 for g, c in zip(gaps, ceilings)), gaps
-    assert stack.braze.stats()["requests"]["/users/track"]["503"] == 4  # one probe per window
 
 
 def test_killed_workers_lose_nothing(stack):
