@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_TOKEN_WAIT_MS = 2_000
 # When the outbox is empty, look again after this long (s).
 IDLE_SLEEP = 0.05
+# While a partial batch waits for the flush delay, look again at least this often (s):
+# under load the outbox fills a whole batch long before the delay is up.
+POLL_SLEEP = 0.05
 
 
 @dataclass
@@ -73,7 +76,7 @@ class Deliverer:
             flush_delay_ms=self.settings.flush_delay_ms,
         )
         if isinstance(got, Wait):
-            return min(got.ms, 1000) / 1000 if got.why == "delay" else IDLE_SLEEP
+            return min(got.ms / 1000, POLL_SLEEP) if got.why == "delay" else IDLE_SLEEP
         return self.deliver(got)
 
     def deliver(self, batch: Batch) -> float:
