@@ -174,7 +174,7 @@ _FIELDS: dict[str, _Field] = {
     "consume_batch_bodies": _Field("LINESYNC_CONSUME_BATCH", _positive_int, 200),
     "consume_max_deliveries": _Field("LINESYNC_CONSUME_MAX_DELIVERIES", _positive_int, 5),
     "consume_claim_idle_ms": _Field("LINESYNC_CONSUME_CLAIM_IDLE_MS", _positive_int, 30_000),
-    "consumers": _Field("LINESYNC_CONSUMERS", _positive_int, 1),
+    "consumers": _Field("LINESYNC_CONSUMERS", _positive_int, 2),
     "flushers": _Field("LINESYNC_FLUSHERS", _positive_int, 4),
     "flush_delay_ms": _Field("BRAZE_FLUSH_DELAY_MS", _positive_int, 500),
     "braze_timeout_seconds": _Field("BRAZE_TIMEOUT_SECONDS", _non_negative_float, 10.0),
@@ -213,7 +213,7 @@ class Settings:
     consume_batch_bodies: int = 200
     consume_max_deliveries: int = 5
     consume_claim_idle_ms: int = 30_000
-    consumers: int = 1
+    consumers: int = 2
     flushers: int = 4
     flush_delay_ms: int = 500
     braze_timeout_seconds: float = 10.0
