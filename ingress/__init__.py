@@ -14,7 +14,6 @@ from shared.keys import Keys
 from shared.logs import setup_logging
 from shared.redis_conn import client
 
-from ingress.group_commit import GroupCommitter
 from ingress.state import EXTENSION, IngressState, json_response
 
 
@@ -33,14 +32,11 @@ def create_app(config: Settings | None = None) -> Flask:
     # Any route reading a form or JSON gets Werkzeug's limit; /line/events reads its raw
     # body itself and enforces the same limit on chunked bodies too (ingress/webhook.py).
     app.config["MAX_CONTENT_LENGTH"] = config.ingress_max_body_bytes
-    keys = Keys(config.key_prefix)
-    pool = client(config.redis_url)
     app.extensions[EXTENSION] = IngressState(
         settings=config,
-        keys=keys,
-        pool=pool,
+        keys=Keys(config.key_prefix),
+        pool=client(config.redis_url),
         secret=config.line_channel_secret.encode("utf-8"),
-        committer=GroupCommitter(pool, keys),
     )
     app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)

@@ -10,7 +10,6 @@ from typing import Any
 import redis
 from flask import Response, current_app
 
-from ingress.group_commit import GroupCommitter
 from shared.config import Settings
 from shared.keys import Keys
 
@@ -23,7 +22,6 @@ class IngressState:
     keys: Keys
     pool: redis.Redis  # shared.redis_conn.client(REDIS_URL): its pool, URL and short timeouts
     secret: bytes  # LINE_CHANNEL_SECRET, encoded once
-    committer: GroupCommitter  # stores webhook bodies, many requests per Redis round trip
     _threads: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @property

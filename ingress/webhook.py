@@ -21,7 +21,7 @@ from flask import Blueprint, Response, request
 from shared.envelope import validate_envelope
 from shared.errors import InvalidWebhook, StoreUnavailable
 from shared.signature import verify
-from shared.webhook_queue import reject
+from shared.webhook_queue import enqueue, reject
 
 from ingress import metrics
 from ingress.state import IngressState, current, json_response
@@ -60,7 +60,7 @@ def _receive(st: IngressState) -> tuple[str, int, dict[str, str], int]:
     if count == 0:
         return metrics.VERIFY_ONLY, 200, {"status": "ok"}, 0
     try:
-        entry_id = st.committer.enqueue(body)
+        entry_id = enqueue(st.redis, st.keys, body)
     except (StoreUnavailable, redis.RedisError) as e:
         log.warning("webhook not stored, answering 503: %s", e.__cause__ or e)
         return metrics.UNAVAILABLE, 503, {"error": "store unavailable"}, 0

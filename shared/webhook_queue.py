@@ -14,18 +14,13 @@ BODY_FIELD = b"body"
 RECEIVED_FIELD = b"received_ms"
 
 
-def entry_fields(body: bytes) -> dict[bytes, bytes | str]:
-    """The fields of one webhook stream entry."""
-    return {BODY_FIELD: body, RECEIVED_FIELD: str(int(time.time() * 1000))}
-
-
 def enqueue(r: redis.Redis, keys: Keys, body: bytes) -> str:
     """Append the raw body to the webhook stream; return its stream id.
 
     Raises StoreUnavailable when Redis cannot take it (the ingress answers 503).
     """
     try:
-        entry_id = r.xadd(keys.webhooks, entry_fields(body))
+        entry_id = r.xadd(keys.webhooks, {BODY_FIELD: body, RECEIVED_FIELD: str(int(time.time() * 1000))})
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store webhook body") from e
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
