@@ -15,8 +15,9 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:stats               HASH    counters (events by type, duplicates, stale, transitions...)
 
   Outbox and delivery (shared/outbox.py, shared/lua/*.lua)
-    {P}:outbox:pending      HASH    LINE user id -> "<version><S|U>" state waiting to be sent
-    {P}:outbox:ready        ZSET    LINE user id scored by when it first became pending (ms)
+    {P}:outbox:ready        ZSET    LINE user id whose state must be sent, scored by when it first
+                                    became dirty (ms); the state itself is read from {P}:state at
+                                    claim time, so waiting updates coalesce to the newest
     {P}:outbox:inflight     HASH    LINE user id -> batch id it is being delivered in
     {P}:outbox:events       LIST    forwarded custom-event objects (JSON) waiting to be sent
     {P}:batches             HASH    batch id -> JSON {items, events, attempts, ...}
@@ -41,7 +42,8 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:identity:attempts   HASH    stream id -> failed attempts of that item
 
   Resync (workers/resync.py)
-    {P}:resync:run          HASH    current/last run: id, status, started, pages, followers, next, reason
+    {P}:resync:run          HASH    current/last run: the fields of workers.resync.Run (id, status, pages,
+                                    followers, next token, error, phase, seq for compare-and-set...)
     {P}:resync:lock         STRING  one resync at a time
     {P}:resync:history      LIST    JSON summaries of finished runs (capped)
     {P}:resync:lease        STRING  token of the task processing the current run, PX (a dead worker's lapses)
@@ -89,10 +91,6 @@ class Keys:
         return self._k("stats")
 
     # outbox
-    @property
-    def outbox_pending(self) -> str:
-        return self._k("outbox", "pending")
-
     @property
     def outbox_ready(self) -> str:
         return self._k("outbox", "ready")
