@@ -40,7 +40,7 @@ class Stack:
                         LINESYNC_CONSUME_CLAIM_IDLE_MS="2000", BRAZE_RETRY_BASE_SECONDS="0.2",
                         BRAZE_RETRY_MAX_SECONDS="2", RESYNC_ON_START="false", **{**self.env_extra, **extra})
 
-    def start_worker(self, concurrency: int = 6, **extra):
+    def start_worker(self, concurrency: int | None = None, **extra):
         w = celery_worker(self.env(**extra), concurrency=concurrency, name=f"w{len(self.workers)}")
         self.workers.append(w)
         return w

@@ -69,10 +69,12 @@ class Proc:
                 self.kill()
 
 
-def celery_worker(env: Mapping[str, str], *, concurrency: int = 3, name: str = "w1",
+def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, name: str = "w1",
                   queues: str = "linesync.consume,linesync.deliver,linesync.control") -> Proc:
+    """A worker; ``concurrency`` None = the app's default (one process per pump slot, plus one)."""
+    extra = ["--concurrency", str(concurrency)] if concurrency else []
     p = Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
-                    "--concurrency", str(concurrency), "-Q", queues, "-n", f"{name}@%h",
+                    *extra, "-Q", queues, "-n", f"{name}@%h",
                     "--without-gossip", "--without-mingle", "--without-heartbeat"], env)
     p.wait_for_line("ready.", timeout=60)
     return p
