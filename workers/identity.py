@@ -1,8 +1,10 @@
 """Send queued /users/identify and /users/merge items to Braze.
 
 Each step takes up to 50 items from the identity stream (first this
-consumer's own unacknowledged ones: earlier failures), groups them by kind,
-and sends each group under the identify limiter:
+consumer's own unacknowledged ones: earlier failures and waiting items),
+keeps those whose LINE user has no state still on its way to Braze (an
+identify must not overtake the call that creates the anonymous profile),
+groups them by kind, and sends each group under the identify limiter:
 
 1. 2xx: items Braze names in ``errors`` are dead-lettered; the rest are done,
    and the link index records external_id ↔ LINE user (which also sends the
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 
 CONSUMER = "identity-0"
 IDLE_SLEEP = 0.05
+# While every queued item waits for its user's profile to reach Braze, look again this often (s).
+DEFER_SLEEP = 0.2
 # Longest wait for a rate-limit token in the middle of a step (ms).
 MAX_TOKEN_WAIT_MS = 2_000
 
@@ -52,15 +56,17 @@ class IdentityDeliverer:
                 if "BUSYGROUP" not in str(e):
                     raise
             self._group_ready = True
-        decision = self.limiter.acquire(now_ms(self.clock))
-        if not decision.allowed:
-            return min(decision.wait_ms, 1000) / 1000
-        entries = self._read("0", 0) or self._read(">", block_ms)
-        if not entries:
-            self._release(decision)
-            return 0.0
+        entries = self._read("0", 0)  # ours from earlier steps: failed, or waiting for their user
+        if len(entries) < identity.MAX_ITEMS:
+            entries += self._read(">", 0 if entries else block_ms, identity.MAX_ITEMS - len(entries))
+        ready = self._ready(entries)
+        if not ready:
+            return DEFER_SLEEP if entries else 0.0
+        decision = self._token()
+        if decision is None:
+            return IDLE_SLEEP
         groups: dict[str, list] = defaultdict(list)
-        for eid, f in entries:
+        for eid, f in ready:
             groups[f.get(b"kind", b"").decode()].append((eid, f))
         first = True
         for kind, group in groups.items():
@@ -77,6 +83,23 @@ class IdentityDeliverer:
                 return pause
         return 0.0
 
+    def _ready(self, entries: list) -> list:
+        """Entries whose LINE user has no state waiting to reach Braze.
+
+        Braze ignores an identify or merge naming an alias it has not seen yet, so
+        one must not overtake the /users/track call that creates the user's
+        anonymous profile: it waits until the user is neither dirty nor in flight.
+        """
+        if not entries:
+            return []
+        p = self.r.pipeline(transaction=False)
+        for _, f in entries:
+            uid = f.get(b"line_user_id", b"")
+            p.zscore(self.keys.outbox_ready, uid)
+            p.hexists(self.keys.outbox_inflight, uid)
+        res = p.execute()
+        return [e for i, e in enumerate(entries) if res[2 * i] is None and not res[2 * i + 1]]
+
     def _token(self):
         """Wait briefly for the limiter (rate spacing); None if it asks for longer."""
         waited = 0
@@ -89,13 +112,9 @@ class IdentityDeliverer:
             self.clock.sleep(d.wait_ms / 1000)
             waited += d.wait_ms
 
-    def _release(self, decision) -> None:
-        if decision.probe:  # nothing to probe with: let the next caller try
-            self.r.delete(self.keys.breaker_probe(self.limiter.name))
-
-    def _read(self, start: str, block_ms: int) -> list:
+    def _read(self, start: str, block_ms: int, count: int = identity.MAX_ITEMS) -> list:
         resp = self.r.xreadgroup(STREAM_GROUP, CONSUMER, {self.keys.identity: start},
-                                 count=identity.MAX_ITEMS, block=block_ms if start == ">" else None)
+                                 count=count, block=(block_ms or None) if start == ">" else None)
         return [(eid, f) for eid, f in (resp[0][1] if resp else []) if f]
 
     def _send(self, kind: str, group: list, decision) -> float:

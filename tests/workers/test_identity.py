@@ -78,3 +78,22 @@ def test_whole_request_400_finds_the_bad_item(r, keys, make):
     d.step(block_ms=10)
     assert links.line_user(r, keys, "crm-1") == U1
     assert r.xlen(keys.dlq) == 1 and links.line_user(r, keys, "crm-2") is None
+
+
+def test_identify_waits_until_the_users_profile_reached_braze(r, keys, make):
+    braze = ScriptedBraze()
+    r.zadd(keys.outbox_ready, {U1: 1})           # U1's follow is still on its way to Braze
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-2", U2)
+    d, clock = make(braze)
+    d.step(block_ms=10)
+    assert [c[1]["aliases_to_identify"][0]["external_id"] for c in braze.calls] == ["crm-2"]
+    r.zrem(keys.outbox_ready, U1)
+    r.hset(keys.outbox_inflight, U1, "batch-1")   # now in flight: still waiting
+    clock.advance(1)
+    d.step(block_ms=10)
+    assert len(braze.calls) == 1
+    r.hdel(keys.outbox_inflight, U1)              # delivered
+    clock.advance(1)
+    d.step(block_ms=10)
+    assert [c[1]["aliases_to_identify"][0]["external_id"] for c in braze.calls] == ["crm-2", "crm-1"]
