@@ -9,6 +9,8 @@ any worker's answer covers all of them. The variable must be set before
   linesync_ingress_requests_total{outcome}       POST /line/events by outcome
   linesync_ingress_events_total                  events in bodies that were queued
   linesync_ingress_request_duration_seconds      POST /line/events latency (histogram)
+
+plus the pipeline's health read from Redis at scrape time (ingress/pipeline_metrics.py).
 """
 
 from __future__ import annotations
@@ -67,9 +69,16 @@ def multiprocess_dir() -> str | None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
+    from ingress.pipeline_metrics import PipelineCollector
+    from ingress.state import current
+
+    registry = CollectorRegistry()
     if multiprocess_dir():
-        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        body = generate_latest(registry)
     else:
-        registry = REGISTRY
-    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)
+        body = generate_latest(REGISTRY)
+    st = current()
+    pipeline = CollectorRegistry()
+    pipeline.register(PipelineCollector(lambda: st.redis, st.keys))
+    return Response(body + generate_latest(pipeline), mimetype=CONTENT_TYPE_LATEST)
