@@ -16,6 +16,7 @@ from __future__ import annotations
 import hmac
 import time
 
+import redis
 from flask import Blueprint, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
@@ -94,21 +95,30 @@ def _store_unavailable():
     return json_response(503, {"error": "store unavailable, try again"})
 
 
-@bp.post("/links")
-def link_pairs():
+STORE_ERRORS = REDIS_DOWN + (redis.RedisError,)
+
+
+def _each_pair(op, ok_status: int, done: str):
+    """Validate the pairs, apply ``op(pipeline, keys, external_id, line_user_id)`` to the good
+    ones in one round trip, and answer with the count and the bad ones by index."""
     good, errors, err = _pairs()
     if err:
         return err
     st = state()
     try:
         p = st.redis.pipeline(transaction=False)
-        now = int(time.time() * 1000)
         for ext, uid in good:
-            links.link(p, st.keys, ext, uid, now_ms=now)
+            op(p, st.keys, ext, uid)
         p.execute()
-    except REDIS_DOWN:
+    except STORE_ERRORS:
         return _store_unavailable()
-    return json_response(200 if not errors else 207, {"linked": len(good), "errors": errors})
+    return json_response(ok_status if not errors else 207, {done: len(good), "errors": errors})
+
+
+@bp.post("/links")
+def link_pairs():
+    now = int(time.time() * 1000)
+    return _each_pair(lambda p, keys, ext, uid: links.link(p, keys, ext, uid, now_ms=now), 200, "linked")
 
 
 @bp.delete("/links/<path:external_id>")
@@ -116,34 +126,19 @@ def unlink(external_id: str):
     st = state()
     try:
         removed = links.unlink(st.redis, st.keys, external_id)
-    except REDIS_DOWN:
+    except STORE_ERRORS:
         return _store_unavailable()
     return json_response(200 if removed else 404, {"unlinked": removed})
 
 
-def _queue(kind: str):
-    good, errors, err = _pairs()
-    if err:
-        return err
-    st = state()
-    try:
-        p = st.redis.pipeline(transaction=False)
-        for ext, uid in good:
-            identity.enqueue(p, st.keys, kind, ext, uid)
-        p.execute()
-    except REDIS_DOWN:
-        return _store_unavailable()
-    return json_response(202 if not errors else 207, {"queued": len(good), "errors": errors})
-
-
 @bp.post("/identify")
 def identify():
-    return _queue(identity.IDENTIFY)
+    return _each_pair(lambda p, keys, ext, uid: identity.enqueue(p, keys, identity.IDENTIFY, ext, uid), 202, "queued")
 
 
 @bp.post("/merge")
 def merge():
-    return _queue(identity.MERGE)
+    return _each_pair(lambda p, keys, ext, uid: identity.enqueue(p, keys, identity.MERGE, ext, uid), 202, "queued")
 
 
 @bp.post("/link-nonces")
@@ -161,6 +156,6 @@ def link_nonces():
         for it in items:
             identity.register_nonce(p, st.keys, it["nonce"], it["external_id"], it["ttl_seconds"])
         p.execute()
-    except REDIS_DOWN:
+    except STORE_ERRORS:
         return _store_unavailable()
     return json_response(201, {"registered": len(items)})
