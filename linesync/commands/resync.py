@@ -113,11 +113,18 @@ def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) ->
                    "(default: RESYNC_MARK_MISSING_UNSUBSCRIBED). See the README's caveat.")
 @click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="With --wait: give up (exit 3) if no worker starts the run within this many seconds.")
-def resync(wait: bool, mark_missing: bool | None, start_timeout: float) -> None:
+@click.option("--cancel", is_flag=True, help="End the running resync (it stops at its next page) instead.")
+def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: bool) -> None:
     """Start a follower resync (pages LINE's follower list; every follower becomes subscribed)."""
     from workers import resync as rs
 
     settings, r, keys = connect()
+    if cancel:
+        if rs.cancel(r, keys, now_ms=int(time.time() * 1000)):
+            click.echo("resync cancelled; its worker stops at the next page")
+            return
+        click.echo("no resync is running")
+        raise click.exceptions.Exit(1)
     cur = rs.load(r, keys)
     if cur is not None and cur.status == rs.RUNNING:
         click.echo(f"A resync is already running: run {cur.id} ({cur.reason}), "
