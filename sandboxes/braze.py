@@ -27,7 +27,6 @@ Everything is guarded by one lock; injected latency is slept outside it.
 
 from __future__ import annotations
 
-import threading
 import time
 from collections import deque
 from typing import Any
@@ -37,7 +36,7 @@ from sandboxes.braze_model import (
     _check_time, _error, _object_ids, _parse_identifier, _parse_subscription_groups, _update_existing_only,
 )
 from sandboxes.server import (
-    Request, Response, Sandbox, admin_body, json_response, reject_unknown, sleep_ms, time_source,
+    Request, Response, Sandbox, admin_body, json_response, reject_unknown, sleep_ms,
 )
 from shared.config import RateLimit, parse_rate
 
@@ -68,9 +67,7 @@ class BrazeSandbox(Sandbox):
         port: int = 0,
         clock: Any = time.time,
     ):
-        super().__init__(host=host, port=port)
-        self._now = time_source(clock)
-        self._lock = threading.RLock()
+        super().__init__(host=host, port=port, clock=clock)
         self.api_key = api_key
         self.batch_size = batch_size
         self._track_limit = FixedWindow(_rate(rate_limit))

@@ -18,14 +18,13 @@ import base64
 import hashlib
 import hmac
 import os
-import threading
 import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 from sandboxes.server import (
-    Request, Response, Sandbox, admin_body, json_response, reject_unknown, sleep_ms, time_source,
+    Request, Response, Sandbox, admin_body, json_response, reject_unknown, sleep_ms,
 )
 
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
@@ -142,9 +141,7 @@ class LineSandbox(Sandbox):
         port: int = 0,
         clock: Any = time.time,
     ):
-        super().__init__(host=host, port=port)
-        self._now = time_source(clock)
-        self._lock = threading.RLock()
+        super().__init__(host=host, port=port, clock=clock)
         self.access_token = access_token
         self.token_ttl_seconds = token_ttl_seconds
         self._secret = os.urandom(16)

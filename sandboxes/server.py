@@ -268,10 +268,13 @@ class SandboxServer:
 
 
 class Sandbox:
-    """Base of the sandboxes: owns a :class:`SandboxServer` running ``self``."""
+    """Base of the sandboxes: owns a :class:`SandboxServer` running ``self``, the
+    clock (a callable or an object with ``now()``) and the lock guarding state."""
 
-    def __init__(self, *, host: str, port: int):
+    def __init__(self, *, host: str, port: int, clock: Any = time.time):
         self._http = SandboxServer(self, host=host, port=port)
+        self._now = time_source(clock)
+        self._lock = threading.RLock()
 
     def handle(self, request: Request) -> Response:  # pragma: no cover - abstract
         raise NotImplementedError
