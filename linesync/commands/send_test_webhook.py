@@ -36,28 +36,25 @@ def webhook_event_id(ts_ms: int | None = None) -> str:
     return "".join(_CROCKFORD[(n >> (5 * i)) & 31] for i in reversed(range(26)))
 
 
-def follow_event(user_id: str, ts_ms: int, *, unblocked: bool = False) -> dict[str, Any]:
+def user_event(type_: str, user_id: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
+    """A LINE event from a user, as LINE sends it; ``fields`` add or override keys."""
     return {
-        "type": "follow",
+        "type": type_,
         "mode": "active",
         "timestamp": ts_ms,
         "source": {"type": "user", "userId": user_id},
         "webhookEventId": webhook_event_id(ts_ms),
         "deliveryContext": {"isRedelivery": False},
-        "replyToken": uuid.uuid4().hex,
-        "follow": {"isUnblocked": unblocked},
+        **fields,
     }
+
+
+def follow_event(user_id: str, ts_ms: int, *, unblocked: bool = False) -> dict[str, Any]:
+    return user_event("follow", user_id, ts_ms, replyToken=uuid.uuid4().hex, follow={"isUnblocked": unblocked})
 
 
 def unfollow_event(user_id: str, ts_ms: int) -> dict[str, Any]:
-    return {
-        "type": "unfollow",
-        "mode": "active",
-        "timestamp": ts_ms,
-        "source": {"type": "user", "userId": user_id},
-        "webhookEventId": webhook_event_id(ts_ms),
-        "deliveryContext": {"isRedelivery": False},
-    }
+    return user_event("unfollow", user_id, ts_ms)
 
 
 def webhook_body(events: list[dict[str, Any]], destination: str | None = None) -> bytes:

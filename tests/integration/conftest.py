@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 
 import pytest
 
+from linesync.commands.send_test_webhook import user_event
 from sandboxes.braze import BrazeSandbox
 from shared import webhook_queue
 from shared.keys import Keys
@@ -17,10 +17,11 @@ API_KEY = "integration-key"
 
 
 def follow_event(user: str, ts: int, kind: str = "follow", event_id: str | None = None) -> dict:
-    return {"type": kind, "mode": "active", "timestamp": ts,
-            "webhookEventId": event_id or uuid.uuid4().hex[:26].upper(),
-            "deliveryContext": {"isRedelivery": False},
-            "source": {"type": "user", "userId": user}}
+    """A follow (or ``kind``) event; a fresh webhookEventId unless one is given (redeliveries)."""
+    ev = user_event(kind, user, ts)
+    if event_id:
+        ev["webhookEventId"] = event_id
+    return ev
 
 
 def body(*events) -> bytes:
