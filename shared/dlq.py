@@ -30,8 +30,12 @@ class Letter:
     payload: dict
 
 
-def add(r: redis.Redis, keys: Keys, kind: str, reason: str, payload: dict) -> str:
-    return r.xadd(keys.dlq, {"kind": kind, "reason": reason, "payload": json.dumps(payload)}).decode()
+def entry(kind: str, reason: str, payload: dict) -> dict[str, str]:
+    """The fields of one dead letter (callers XADD it in their own pipeline, with their ack).
+
+    shared/lua/finish_batch.lua writes the same three fields for /users/track items.
+    """
+    return {"kind": kind, "reason": reason, "payload": json.dumps(payload)}
 
 
 def _letter(entry_id: bytes, fields: dict) -> Letter:

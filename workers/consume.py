@@ -14,14 +14,13 @@ once idle for ``LINESYNC_CONSUME_CLAIM_IDLE_MS``; one delivered more than
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
 
 import redis
 
-from shared import forward, state, webhook_queue
+from shared import dlq, forward, state, webhook_queue
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.errors import InvalidWebhook
@@ -149,13 +148,10 @@ class Consumer:
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         log.error("webhook body %s dead-lettered: %s (%s)", eid, reason, preview(body, 80))
         p = self.r.pipeline(transaction=True)
-        p.xadd(self.keys.dlq, {"kind": "webhook", "reason": reason,
-                               "payload": _json_payload(eid, body)})
+        p.xadd(self.keys.dlq, dlq.entry("webhook", reason,
+                                        {"stream_id": eid, "body": body.decode("utf-8", "replace")}))
         p.xack(self.keys.webhooks, STREAM_GROUP, eid)
         p.xdel(self.keys.webhooks, eid)
         p.hincrby(self.keys.stats, "dead_lettered", 1)
         p.execute()
 
-
-def _json_payload(entry_id: str, body: bytes) -> str:
-    return json.dumps({"stream_id": entry_id, "body": body.decode("utf-8", "replace")})

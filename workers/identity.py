@@ -18,13 +18,12 @@ groups them by kind, and sends each group under the identify limiter:
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import defaultdict
 
 import redis
 
-from shared import identity, links
+from shared import dlq, identity, links
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import STREAM_GROUP, Keys
@@ -173,8 +172,8 @@ class IdentityDeliverer:
         p = self.r.pipeline(transaction=True)
         for _, f in group:
             kind = _s(f.get(b"kind", b"?"))
-            p.xadd(self.keys.dlq, {"kind": kind if kind in ("identify", "merge") else "identify", "reason": reason,
-                                   "payload": json.dumps({k.decode(): _s(v) for k, v in f.items()})})
+            p.xadd(self.keys.dlq, dlq.entry(kind if kind in ("identify", "merge") else "identify", reason,
+                                            {k.decode(): _s(v) for k, v in f.items()}))
         p.hincrby(self.keys.stats, "dead_lettered", len(group))
         p.execute()
         self._ack(group)
