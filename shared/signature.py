@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import hmac
 
 
 def sign(secret: str | bytes, body: bytes) -> str:
     key = secret.encode() if isinstance(secret, str) else secret
-    return base64.b64encode(hmac.new(key, body, hashlib.sha256).digest()).decode("ascii")
+    return base64.b64encode(hmac.digest(key, body, "sha256")).decode("ascii")
 
 
 def verify(secret: str | bytes, body: bytes, signature: str | None) -> bool:
