@@ -38,11 +38,11 @@ def create_app(config: Settings | None = None) -> Flask:
         pool=client(config.redis_url),
         secret=config.line_channel_secret.encode("utf-8"),
     )
-    app.register_blueprint(webhook.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(admin.bp)
     app.register_error_handler(HTTPException, _http_error)
+    webhook.install(app)  # POST /line/events is served before Flask's request machinery
     return app
 
 

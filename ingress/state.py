@@ -40,6 +40,11 @@ class IngressState:
             self._threads.client = client
         return client
 
+    @property
+    def connection(self) -> redis.connection.AbstractConnection:
+        """This thread's pinned connection itself (``enqueue_pinned`` writes on it)."""
+        return self.redis.connection
+
 
 def current() -> IngressState:
     return current_app.extensions[EXTENSION]

@@ -186,3 +186,61 @@ def test_server_framed_body_with_content_length_is_read_exactly(client, r, keys,
     )
     assert resp.status_code == 200
     assert stream(r, keys.webhooks)[0][BODY_FIELD] == follow_body
+
+
+def test_declared_length_is_never_read_past(client, r, keys, follow_body):
+    """Without server framing, a stream holding more than Content-Length is read only that far."""
+    resp = client.post(
+        "/line/events",
+        input_stream=io.BytesIO(follow_body + b"NEXT REQUEST BYTES"),
+        headers={"X-Line-Signature": sign(TEST_SECRET, follow_body)},
+        environ_overrides={"CONTENT_LENGTH": str(len(follow_body))},
+    )
+    assert resp.status_code == 200
+    assert stream(r, keys.webhooks)[0][BODY_FIELD] == follow_body
+
+
+@pytest.mark.parametrize("declared", ["", "-5", "ten"])
+def test_unusable_content_length_means_no_declared_length(declared):
+    from ingress.webhook import read_body
+
+    environ = {"CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO(b"abc"), "wsgi.input_terminated": True}
+    assert read_body(environ, 10) == b"abc"
+    environ = {"CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO(b"abc")}
+    assert read_body(environ, 10) == b""
+
+
+def test_post_skips_flask_request_handling_other_routes_do_not(app, client, post, follow_body):
+    """POST /line/events is served by the dispatcher in front of Flask; the rest is Flask's."""
+    seen = []
+    app.before_request(lambda: seen.append(1))
+    assert post(follow_body).status_code == 200
+    assert seen == []
+    client.get("/healthz")
+    assert seen == [1]
+
+
+def test_flask_view_serves_the_same_handler(app, r, keys, follow_body):
+    """Without the dispatcher (Flask's own WSGI app), the declared route answers alike."""
+    from werkzeug.test import Client
+
+    flask_only = Client(app.wsgi_app.flask_wsgi)
+    resp = flask_only.post("/line/events", data=follow_body, headers={"X-Line-Signature": sign(TEST_SECRET, follow_body)})
+    assert resp.status_code == 200 and json.loads(resp.data) == {"status": "ok"}
+    assert stream(r, keys.webhooks)[0][BODY_FIELD] == follow_body
+    bad = flask_only.post("/line/events", data=follow_body, headers={"X-Line-Signature": "AAAA"})
+    assert bad.status_code == 401
+
+
+def test_a_bug_answers_500_json_logs_it_and_stores_nothing(post, r, keys, follow_body, monkeypatch, caplog):
+    from ingress import webhook
+
+    def broken(body):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(webhook, "validate_envelope", broken)
+    with caplog.at_level("ERROR"):
+        resp = post(follow_body)
+    assert resp.status_code == 500 and resp.get_json() == {"error": "internal server error"}
+    assert "boom" in caplog.text and "Traceback" in caplog.text
+    assert r.xlen(keys.webhooks) == 0
