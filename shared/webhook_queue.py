@@ -20,10 +20,10 @@ def enqueue(r: redis.Redis, keys: Keys, body: bytes) -> str:
     Raises StoreUnavailable when Redis cannot take it (the ingress answers 503).
     """
     try:
-        entry_id = r.xadd(keys.webhooks, {BODY_FIELD: body, RECEIVED_FIELD: str(int(time.time() * 1000))})
+        entry_id = r.xadd(keys.webhooks, {BODY_FIELD: body, RECEIVED_FIELD: _received_ms()})
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store webhook body") from e
-    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return _text(entry_id)
 
 
 def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: bytes) -> str:
@@ -39,8 +39,7 @@ def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: 
     XADD did land, the retry stores the body twice; workers deduplicate
     events by webhookEventId.
     """
-    received = str(int(time.time() * 1000)).encode()
-    packed = _resp(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, received)
+    packed = _resp(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
     try:
         try:
             entry_id = _round_trip(conn, packed)
@@ -48,7 +47,7 @@ def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: 
             entry_id = _round_trip(conn, packed)
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store webhook body") from e
-    return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return _text(entry_id)
 
 
 def _round_trip(conn: redis.connection.AbstractConnection, packed: bytes):
@@ -66,12 +65,20 @@ def reject(r: redis.Redis, keys: Keys, body: bytes, reason: str, *, max_len: int
     try:
         entry_id = r.xadd(
             keys.rejected,
-            {BODY_FIELD: body, b"reason": reason, RECEIVED_FIELD: str(int(time.time() * 1000))},
+            {BODY_FIELD: body, b"reason": reason, RECEIVED_FIELD: _received_ms()},
             maxlen=max_len,
             approximate=True,
         )
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store rejected body") from e
+    return _text(entry_id)
+
+
+def _received_ms() -> str:
+    return str(int(time.time() * 1000))
+
+
+def _text(entry_id: bytes | str) -> str:
     return entry_id.decode() if isinstance(entry_id, bytes) else entry_id
 
 
