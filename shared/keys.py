@@ -22,6 +22,8 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:outbox:events       LIST    forwarded custom-event objects (JSON) waiting to be sent
     {P}:batches             HASH    batch id -> JSON {items, events, attempts, ...}
     {P}:batches:due         ZSET    batch id scored by lease expiry / next retry (ms)
+    {P}:batches:retry       ZSET    batch ids waiting to retry after a failure, scored by their due
+                                    time (ms); pulled forward together when Braze recovers
     {P}:dlq                 STREAM  dead letters: kind, reason, payload (JSON)
 
   Braze limits (shared/lua/limiter.lua)
@@ -30,9 +32,13 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:breaker:<name>      HASH    failure streak, open-until (ms): shared retry backoff
     {P}:breaker:<name>:probe STRING one worker's right to probe a recovering endpoint
 
-  Pumps (workers/pumps.py)
-    {P}:pump:<kind>:<slot>  STRING  lease of the loop running in that slot (token), PX
-    {P}:pump:<kind>:<slot>:queued STRING a wake-up for that slot is in the broker
+  Worker processes (workers/engine.py)
+    {P}:worker:<name>       STRING  lease of a live worker process's delivery engine (token), PX;
+                                    its stream consumers are named <name>/<loop>
+    {P}:workers             ZSET    worker name -> last heartbeat (ms), for status and takeover
+
+  Celery (workers/celery_app.py): kombu's keys (queues, unacked messages, bindings, fanout
+  channels) start with "{P}:celery:"; redbeat's schedule and lock with "{P}:redbeat".
 
   Identity (issue 5)
     {P}:links:line          HASH    LINE user id -> newline-separated external_ids
@@ -128,12 +134,30 @@ class Keys:
     def breaker_probe(self, name: str) -> str:
         return self._k("breaker", name, "probe")
 
-    # pumps
-    def pump_lease(self, kind: str, slot: int) -> str:
-        return self._k("pump", kind, str(slot))
+    @property
+    def batches_retry(self) -> str:
+        return self._k("batches", "retry")
 
-    def pump_queued(self, kind: str, slot: int) -> str:
-        return self._k("pump", kind, str(slot), "queued")
+    # worker processes
+    def worker(self, name: str) -> str:
+        return self._k("worker", name)
+
+    @property
+    def workers(self) -> str:
+        return self._k("workers")
+
+    # celery / beat
+    @property
+    def celery_prefix(self) -> str:
+        return self._k("celery") + ":"
+
+    @property
+    def redbeat_prefix(self) -> str:
+        return self._k("redbeat")
+
+    @property
+    def redbeat_lock(self) -> str:
+        return self._k("redbeat", "lock")
 
     # identity
     @property

@@ -21,6 +21,11 @@ IDENTIFY = "identify"  # /users/identify, /users/merge (Braze's shared budget)
 
 # How long the worker that probes a recovering endpoint may take (ms).
 DEFAULT_PROBE_LEASE_MS = 30_000
+# While the endpoint keeps failing, probe it at least this often (s): delivery resumes
+# this soon after an outage ends, however long it lasted (batches keep their own backoff).
+DEFAULT_PROBE_MAX = 15.0
+# No pause lasts longer than this (s), whatever Braze's X-RateLimit-Reset said.
+DEFAULT_PAUSE_MAX = 3600.0
 
 
 @dataclass(frozen=True)
@@ -42,35 +47,56 @@ def gcra_params(limit: RateLimit) -> tuple[float, float]:
 
 class Limiter:
     def __init__(self, r: redis.Redis, keys: Keys, name: str, limit: RateLimit, *,
-                 retry_base: float = 1.0, retry_max: float = 600.0,
-                 probe_lease_ms: int = DEFAULT_PROBE_LEASE_MS):
+                 retry_base: float = 1.0, probe_max: float = DEFAULT_PROBE_MAX,
+                 pause_max: float = DEFAULT_PAUSE_MAX, probe_lease_ms: int = DEFAULT_PROBE_LEASE_MS):
         self.r, self.keys, self.name, self.limit = r, keys, name, limit
-        self.retry_base, self.retry_max = retry_base, retry_max
+        self.retry_base, self.probe_max, self.pause_max = retry_base, probe_max, pause_max
         self.probe_lease_ms = probe_lease_ms
         self._interval, self._tolerance = gcra_params(limit)
 
     def acquire(self, now_ms: int | None = None) -> Decision:
         """Take one request's worth of the shared budget, or say how long to wait."""
+        return self._call(now_ms, "take")
+
+    def peek(self, now_ms: int | None = None) -> Decision:
+        """May a sender go ahead (no pause, breaker closed or free to probe)? Takes nothing.
+
+        ``probe`` is true when the breaker is half-open and nobody probes yet.
+        """
+        return self._call(now_ms, "peek")
+
+    def _call(self, now_ms: int | None, mode: str) -> Decision:
         allowed, wait, why, probe = script(self.r, "limiter")(
             keys=[self.keys.limit(self.name), self.keys.pause(self.name), self.keys.breaker(self.name),
                   self.keys.breaker_probe(self.name)],
             args=["" if now_ms is None else now_ms, repr(self._interval), repr(self._tolerance),
-                  self.probe_lease_ms],
+                  self.probe_lease_ms, mode],
         )
         return Decision(bool(int(allowed)), int(wait), why.decode() if isinstance(why, bytes) else why,
                         bool(int(probe)))
 
-    def pause(self, until_ms: int, reason: str, kind: str) -> int:
-        """Every worker waits until ``until_ms`` (never shortens an existing pause)."""
-        return int(script(self.r, "pause")(keys=[self.keys.pause(self.name)], args=[until_ms, reason, kind]))
+    def pause(self, until_ms: int, reason: str, kind: str, *, now_ms: int) -> int:
+        """Every worker waits until ``until_ms``, at most ``pause_max`` from now.
+
+        Never shortens an existing pause (except one past the cap). Returns the pause's end (ms).
+        """
+        latest = now_ms + int(self.pause_max * 1000)
+        return int(script(self.r, "pause")(keys=[self.keys.pause(self.name)],
+                                           args=[until_ms, reason, kind, now_ms, latest]))
+
+    def clear_pause(self) -> bool:
+        """Lift the pause (an operator's command). Returns whether there was one."""
+        return bool(self.r.delete(self.keys.pause(self.name)))
 
     def failed(self, now_ms: int) -> tuple[int, int]:
-        """A retryable failure: open the shared breaker for an exponentially growing, jittered time.
+        """A retryable failure: open the shared breaker for a growing, jittered time.
 
-        Returns (streak, open_until ms).
+        The wait grows from ``retry_base`` and stops at ``probe_max``: while the
+        endpoint is down one request probes it at least that often, so delivery
+        resumes soon after it recovers. Returns (streak, open_until ms).
         """
         seen = int(self.r.hget(self.keys.breaker(self.name), "streak") or 0)
-        delay_ms = int(compute_backoff(seen + 1, base=self.retry_base, max_backoff=self.retry_max) * 1000)
+        delay_ms = int(compute_backoff(seen + 1, base=self.retry_base, max_backoff=self.probe_max) * 1000)
         streak, open_until = script(self.r, "breaker_fail")(
             keys=[self.keys.breaker(self.name), self.keys.breaker_probe(self.name)],
             args=[now_ms, seen, delay_ms])

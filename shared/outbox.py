@@ -11,7 +11,10 @@ Lifecycle of a batch (shared/lua/claim_batch.lua, finish_batch.lua, reschedule_b
    overdue; the next claim takes overdue batches first and sends them again
    (at-least-once, same states).
 3. *reschedule*: a retry or a pause sets the batch's due time later; its users
-   stay in flight.
+   stay in flight. A batch waiting after a failure is also listed in
+   ``batches:retry``: when Braze answers again, :func:`release_retries` makes
+   them all due at once (their attempt counts kept), and a worker probing a
+   failing Braze may take the longest-waiting one early (``claim(probe=True)``).
 4. *finish*: on success (or dead-lettering) the batch is deleted, its users
    released, dead letters written: one atomic script.
 """
@@ -31,9 +34,16 @@ from shared.scripts import script
 # A sender holds a batch this long before another may take it over (ms). Must
 # exceed the Braze timeout plus a 400 bisection; renewed while waiting.
 DEFAULT_LEASE_MS = 60_000
-# Batches open at once (sending or waiting to retry): past this, dirty users
-# wait in the outbox, coalescing, instead of piling up in retrying batches.
-DEFAULT_MAX_OPEN = 64
+# Batches open at once, cluster-wide (sending or waiting to retry): a bound on the
+# batches hash, well above what the workers keep in flight (64 per process by
+# default). Senders stop claiming new batches while Braze is paused or failing
+# (workers/sending.py), so during an outage dirty users wait in the outbox, coalescing.
+DEFAULT_MAX_OPEN = 4096
+# Delivered objects are counted per bucket of this many seconds, kept this long (s).
+THROUGHPUT_BUCKET = 10
+THROUGHPUT_TTL = 180
+# When Braze recovers, batches waiting to retry become due this far apart (ms).
+RELEASE_SPACING_MS = 5
 
 
 @dataclass
@@ -103,11 +113,11 @@ class Wait:
 
 
 def claim(r: redis.Redis, keys: Keys, *, now_ms: int, max_objects: int, flush_delay_ms: int,
-          lease_ms: int = DEFAULT_LEASE_MS, max_open: int = DEFAULT_MAX_OPEN) -> Batch | Wait:
+          lease_ms: int = DEFAULT_LEASE_MS, max_open: int = DEFAULT_MAX_OPEN, probe: bool = False) -> Batch | Wait:
     res = script(r, "claim_batch")(
         keys=[keys.outbox_ready, keys.state, keys.outbox_inflight, keys.batches, keys.batches_due,
-              keys.links_line, keys.outbox_events],
-        args=[now_ms, max_objects, flush_delay_ms, uuid.uuid4().hex, lease_ms, max_open],
+              keys.links_line, keys.outbox_events, keys.batches_retry],
+        args=[now_ms, max_objects, flush_delay_ms, uuid.uuid4().hex, lease_ms, max_open, "1" if probe else ""],
     )
     kind = res[0].decode()
     if kind in ("old", "new"):
@@ -118,18 +128,33 @@ def claim(r: redis.Redis, keys: Keys, *, now_ms: int, max_objects: int, flush_de
 
 
 def finish(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
-           dead: Sequence[tuple[str, str, dict]] = ()) -> bool:
-    """Release the batch's users and delete it; ``dead`` = (kind, reason, payload) dead letters."""
-    args: list[str | int] = [batch.id, delivered, len(dead)]
+           dead: Sequence[tuple[str, str, dict]] = (), now_ms: int = 0) -> bool:
+    """Release the batch's users and delete it; ``dead`` = (kind, reason, payload) dead letters.
+
+    ``delivered`` objects are also counted in the 10-second throughput bucket of ``now_ms``.
+    """
+    args: list[str | int] = [batch.id, delivered, len(dead), THROUGHPUT_TTL]
     for kind, reason, payload in dead:
         args += [kind, reason, json.dumps(payload)]
+    bucket = now_ms // 1000 // THROUGHPUT_BUCKET * THROUGHPUT_BUCKET
     return bool(script(r, "finish_batch")(
-        keys=[keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats], args=args))
+        keys=[keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats, keys.batches_retry,
+              keys.throughput(bucket)],
+        args=args))
 
 
-def reschedule(r: redis.Redis, keys: Keys, batch: Batch, *, due_ms: int, save: bool = False) -> bool:
+def reschedule(r: redis.Redis, keys: Keys, batch: Batch, *, due_ms: int, save: bool = False,
+               retry: bool = False) -> bool:
+    """Put the batch back until ``due_ms``; ``save`` stores its attempts and last error,
+    ``retry`` lists it as waiting after a failure."""
     return bool(script(r, "reschedule_batch")(
-        keys=[keys.batches, keys.batches_due], args=[batch.id, due_ms, batch.to_json() if save else ""]))
+        keys=[keys.batches, keys.batches_due, keys.batches_retry],
+        args=[batch.id, due_ms, batch.to_json() if save else "", "1" if retry else ""]))
+
+
+def release_retries(r: redis.Redis, keys: Keys, *, now_ms: int, spacing_ms: int = RELEASE_SPACING_MS) -> int:
+    """Braze answers again: every batch waiting to retry is due now. Returns how many."""
+    return int(script(r, "release_retries")(keys=[keys.batches_due, keys.batches_retry], args=[now_ms, spacing_ms]))
 
 
 def sizes(r: redis.Redis, keys: Keys) -> dict[str, int]:
@@ -138,6 +163,7 @@ def sizes(r: redis.Redis, keys: Keys) -> dict[str, int]:
     p.hlen(keys.outbox_inflight)
     p.zcard(keys.batches_due)
     p.llen(keys.outbox_events)
-    ready, inflight, batches, events = p.execute()
+    p.zcard(keys.batches_retry)
+    ready, inflight, batches, events, retrying = p.execute()
     return {"pending_profiles": ready, "inflight_profiles": inflight, "open_batches": batches,
-            "pending_events": events}
+            "pending_events": events, "retrying_batches": retrying}

@@ -1,7 +1,9 @@
-"""Celery queue names (shared so that the CLI and compose.yaml agree with the workers)."""
+"""The Celery queue linesync's tasks go to (shared so that the CLI and the workers agree).
 
-CONSUME = "linesync.consume"   # pump loops reading the webhook stream
-DELIVER = "linesync.deliver"   # pump loops sending batches to Braze
-CONTROL = "linesync.control"   # resync, links, identify/merge, housekeeping
+There is one: the pipeline's loops are not tasks (workers/engine.py). Its Redis
+key carries the install's prefix (workers/celery_app.py), so its name need not.
+"""
 
-ALL = (CONSUME, DELIVER, CONTROL)
+TASKS = "linesync.tasks"   # resync runs and their chunks
+
+ALL = (TASKS,)

@@ -1,5 +1,11 @@
-"""Braze REST client: one pooled requests.Session per process, and a pure
-classifier that says what a response means for delivery (SPEC §4)."""
+"""Braze REST client, shared by every sender thread of a worker process, and a
+pure classifier that says what a response means for delivery (SPEC §4).
+
+The client is urllib3's ``PoolManager`` (the connection pool under requests):
+it is documented thread-safe, which ``requests.Session`` is not, and one pool
+of up to ``LINESYNC_DELIVERY_CONCURRENCY`` keep-alive connections serves all
+the process's sender threads.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Union
 
-import requests
-from requests.adapters import HTTPAdapter
+import urllib3
 
 log = logging.getLogger(__name__)
 
@@ -49,20 +54,39 @@ class BadRequest:
 Outcome = Union[Delivered, RateLimited, Retryable, AuthFailure, BadRequest]
 
 
-def _reset_at(headers: dict, now: float) -> float | None:
-    raw = headers.get("X-RateLimit-Reset") or headers.get("x-ratelimit-reset")
+# A reset value above this is epoch milliseconds, not seconds (year 5138 in seconds).
+EPOCH_MS_ABOVE = 1e11
+# A reset value above this is an epoch time; below, seconds from now (2001-09-09).
+EPOCH_S_ABOVE = 1e9
+
+
+def read_reset(raw: str | None, now: float) -> float | None:
+    """An ``X-RateLimit-Reset`` / ``Retry-After`` value as epoch seconds, read sanely.
+
+    Braze sends epoch seconds; epoch milliseconds and "seconds from now" are
+    recognised too; anything else (negative, not a number) is ignored. How long a
+    pause may last is capped where pauses are set (``BRAZE_PAUSE_MAX_SECONDS``).
+    """
     if raw is None:
-        retry = headers.get("Retry-After") or headers.get("retry-after")
-        try:
-            return now + float(retry) if retry is not None else None
-        except ValueError:
-            return None
+        return None
     try:
-        v = float(raw)
+        v = float(raw.strip())
     except ValueError:
         return None
-    # Braze sends epoch seconds; a small number is read as "seconds from now".
-    return v if v > 1e9 else now + v
+    if v != v or v < 0 or v == float("inf"):
+        return None
+    if v > EPOCH_MS_ABOVE:
+        return v / 1000.0
+    if v > EPOCH_S_ABOVE:
+        return v
+    return now + v
+
+
+def _reset_at(headers, now: float) -> float | None:
+    raw = headers.get("X-RateLimit-Reset") or headers.get("x-ratelimit-reset")
+    if raw is None:
+        raw = headers.get("Retry-After") or headers.get("retry-after")
+    return read_reset(raw, now)
 
 
 def _message(text: str) -> str:
@@ -101,26 +125,27 @@ def classify(status: int, headers: dict, text: str, now: float) -> Outcome:
 
 
 class BrazeClient:
-    def __init__(self, endpoint: str, api_key: str, *, timeout: float = 10.0, pool_size: int = 16,
-                 session: requests.Session | None = None):
+    """POSTs JSON to Braze; safe to share between threads."""
+
+    def __init__(self, endpoint: str, api_key: str, *, timeout: float = 10.0, pool_size: int = 16):
         self.endpoint = endpoint.rstrip("/")
-        self.timeout = (CONNECT_TIMEOUT, timeout)
-        self.session = session or requests.Session()
-        adapter = HTTPAdapter(pool_connections=4, pool_maxsize=pool_size, max_retries=0)
-        self.session.mount("http://", adapter)
-        self.session.mount("https://", adapter)
-        self.session.headers.update({"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"})
+        self._timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=timeout)
+        # block=True: never more connections than pool_size (one per sender thread).
+        self._pool = urllib3.PoolManager(num_pools=4, maxsize=pool_size, block=True, retries=False)
+        self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
     def post(self, path: str, payload: dict, *, now: float) -> Outcome:
         try:
-            resp = self.session.post(self.endpoint + path, data=json.dumps(payload), timeout=self.timeout)
-        except requests.Timeout:
+            resp = self._pool.request("POST", self.endpoint + path, body=json.dumps(payload).encode(),
+                                      headers=self._headers, timeout=self._timeout)
+        except urllib3.exceptions.TimeoutError:
             return Retryable(f"timeout calling {path}")
-        except requests.RequestException as e:
+        except urllib3.exceptions.HTTPError as e:
             return Retryable(f"{type(e).__name__} calling {path}")
-        outcome = classify(resp.status_code, resp.headers, resp.text, now)
+        text = resp.data.decode("utf-8", "replace")
+        outcome = classify(resp.status, resp.headers, text, now)
         if not isinstance(outcome, Delivered):
-            log.warning("braze %s answered %s: %s", path, resp.status_code, getattr(outcome, "reason", ""))
+            log.warning("braze %s answered %s: %s", path, resp.status, getattr(outcome, "reason", ""))
         return outcome
 
     def track(self, attributes: list[dict], events: list[dict], *, now: float) -> Outcome:
@@ -130,3 +155,6 @@ class BrazeClient:
         if events:
             payload["events"] = events
         return self.post("/users/track", payload, now=now)
+
+    def close(self) -> None:
+        self._pool.clear()

@@ -1,4 +1,4 @@
-"""The Celery app, built from the same configuration as everything else."""
+"""The Celery app, built by a factory from the same configuration as everything else."""
 
 from __future__ import annotations
 
@@ -6,14 +6,17 @@ from datetime import timedelta
 
 from celery import Celery
 from celery.schedules import crontab
+from kombu import Queue
 
 from shared import queues
 from shared.config import Settings, load_settings, parse_interval
+from shared.keys import Keys
 
-# Beat also asks for pump wake-ups this often (s); workers do it themselves too (workers/kicker.py).
-KICK_EVERY = 5.0
 # A beat replica that dies hands its lock over after this long (s) — the documented failover time.
 BEAT_LOCK_TIMEOUT = 30
+# Task threads per worker process: tasks are discrete jobs (a resync chunk, its start),
+# the pipeline's loops run in the engine beside them.
+TASK_THREADS = 2
 
 
 def resync_schedule(text: str):
@@ -26,10 +29,20 @@ def resync_schedule(text: str):
 
 def make_app(settings: Settings | None = None) -> Celery:
     settings = settings or load_settings()
+    keys = Keys(settings.key_prefix)
+    from workers import runtime
+    runtime.use_settings(settings)  # what the app runs (engine, tasks) uses the app's settings
     app = Celery("linesync", include=["workers.tasks", "workers.resync_tasks"])
     app.conf.update(
         broker_url=settings.redis_url,
         broker_connection_retry_on_startup=True,
+        # Every key kombu writes (queues, unacknowledged messages, bindings, the fanout
+        # channels of inspect/control and events) starts with {P}:celery:, so installs with
+        # different LINESYNC_KEY_PREFIX values share a Redis database without seeing each
+        # other's work. Unacknowledged messages of a dead worker come back after the
+        # visibility timeout; it must exceed the longest task (a resync chunk, ~20 s), and
+        # nothing depends on it to recover (leases and checkpoints do), so it is generous.
+        broker_transport_options={"global_keyprefix": keys.celery_prefix, "visibility_timeout": 900},
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,
@@ -38,34 +51,23 @@ def make_app(settings: Settings | None = None) -> Celery:
         # Every task is safe to run twice (leases, idempotent Redis scripts, checkpoints).
         task_acks_late=True,
         task_reject_on_worker_lost=True,
-        # One message at a time per process: pump tasks run for ~3 s, and a prefetched
-        # wake-up stuck behind one would only delay its slot.
         worker_prefetch_multiplier=1,
-        # Each pump slot occupies a pool process while it runs (consumers, flushers and one
-        # identify/merge sender), plus one for control tasks (kick, resync): fewer would
-        # leave slots waiting in the queue.
-        worker_concurrency=settings.consumers + settings.flushers + 2,
-        # Unacknowledged messages of a dead worker come back after this. It must exceed
-        # the longest task (pumps ~3 s, one resync chunk ~60 s); the pumps and the resync
-        # do not depend on it to recover (leases + beat's kick, checkpoints), so it can be
-        # generous. No task uses countdown retries, which would have to stay below it.
-        broker_transport_options={"visibility_timeout": 900},
+        # One process per worker: a few task threads for discrete jobs; the engine's loops
+        # (workers/bootstep.py) run beside them. No forked pool: lean, and no fork after threads.
+        worker_pool="threads",
+        worker_concurrency=TASK_THREADS,
         worker_cancel_long_running_tasks_on_connection_loss=True,
-        task_default_queue=queues.CONTROL,
-        task_routes={
-            "linesync.pump.consume": {"queue": queues.CONSUME},
-            "linesync.pump.deliver": {"queue": queues.DELIVER},
-            "linesync.pump.identity": {"queue": queues.DELIVER},
-        },
+        # Plain `celery -A workers worker` (no -Q) consumes the one queue linesync uses.
+        task_queues=[Queue(queues.TASKS)],
+        task_default_queue=queues.TASKS,
         worker_hijack_root_logger=False,
         beat_scheduler="redbeat.RedBeatScheduler",
         redbeat_redis_url=settings.redis_url,
-        redbeat_key_prefix="{" + settings.key_prefix + "}:redbeat",
-        redbeat_lock_key="{" + settings.key_prefix + "}:redbeat:lock",
+        redbeat_key_prefix=keys.redbeat_prefix,
+        redbeat_lock_key=keys.redbeat_lock,
         redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,
         beat_max_loop_interval=5,
         beat_schedule={
-            "kick-pumps": {"task": "linesync.kick", "schedule": timedelta(seconds=KICK_EVERY)},
             "resync-followers": {
                 "task": "linesync.resync.start",
                 "schedule": resync_schedule(settings.resync_schedule),
@@ -73,6 +75,6 @@ def make_app(settings: Settings | None = None) -> Celery:
             },
         },
     )
-    from workers.kicker import Kicker
-    app.steps["worker"].add(Kicker)
+    from workers.bootstep import EngineStep
+    app.steps["worker"].add(EngineStep)
     return app

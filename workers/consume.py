@@ -7,9 +7,11 @@ together, so a worker killed at any instant either did all of it or none, and
 running it again changes nothing (dedupe by webhookEventId, newer-wins by
 version).
 
-Bodies left unacknowledged by a dead consumer are taken over with XAUTOCLAIM
-once idle for ``LINESYNC_CONSUME_CLAIM_IDLE_MS``; one delivered more than
-``LINESYNC_CONSUME_MAX_DELIVERIES`` times goes to the dead-letter stream.
+Bodies left unacknowledged by a consumer whose worker process is gone are
+taken over at once (workers/streams.py); those idle for
+``LINESYNC_CONSUME_CLAIM_IDLE_MS`` in a live but stuck consumer, with
+XAUTOCLAIM. One delivered more than ``LINESYNC_CONSUME_MAX_DELIVERIES`` times
+goes to the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from shared.errors import InvalidWebhook
 from shared.events import Event, parse_body
 from shared.keys import STREAM_GROUP, Keys
 from shared.logs import preview
+from workers import streams
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +45,10 @@ EventHook = Callable[[Sequence[Event]], None]
 
 class Consumer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, clock: Clock, name: str,
-                 hooks: Sequence[EventHook] = ()):
+                 hooks: Sequence[EventHook] = (), is_alive: Callable[[str], bool] = lambda worker: True):
         self.r, self.keys, self.settings, self.clock, self.name = r, keys, settings, clock, name
         self.hooks = list(hooks)
+        self.is_alive = is_alive
         self.forward_types = set(settings.forward_event_types)
         self._last_recover = float("-inf")
         self._group_ready = False
@@ -72,8 +76,10 @@ class Consumer:
         return 0.0
 
     def recover(self) -> int:
-        """Take over entries idle too long in other (dead) consumers, or our own earlier life."""
-        handled, start = 0, "0-0"
+        """Take over the entries of dead workers' consumers, and entries idle too long anywhere."""
+        handled = streams.take_over(self.r, self.keys.webhooks, me=self.name, is_alive=self.is_alive,
+                                    handle=self._process_reclaimed)
+        start = "0-0"
         while True:
             res = self.r.xautoclaim(self.keys.webhooks, STREAM_GROUP, self.name,
                                     min_idle_time=self.settings.consume_claim_idle_ms,

@@ -1,48 +1,53 @@
 """Deliver outbox batches to Braze /users/track.
 
-One call to :meth:`Deliverer.step` claims one batch (shared/outbox.py), waits
-for the cluster-wide limiter, sends it and settles it:
+One call to :meth:`Deliverer.step` asks the shared gate whether Braze may be
+called (workers/sending.py), claims one batch (shared/outbox.py), sends it
+under the limiter and settles it:
 
 1. 2xx: done; items Braze names in ``errors`` are dead-lettered with its reason.
-   ``X-RateLimit-Remaining: 0`` also pauses every worker until the reset.
-2. 429: every worker pauses until ``X-RateLimit-Reset``; the batch waits too
-   (no attempt counted).
-3. 5xx, timeout, connection error: the shared breaker opens for a jittered,
-   growing time; the batch waits for it with one more attempt counted, and is
-   dead-lettered after ``BRAZE_RETRY_MAX_ATTEMPTS``.
-4. 400 for the whole request: the batch is split in halves until the bad
+2. 400 for the whole request: the batch is split in halves until the bad
    items are alone; those are dead-lettered, the rest delivered.
-5. 401/403/404: delivery pauses for every worker (``BRAZE_AUTH_RETRY_SECONDS``,
-   then one probe), logged at CRITICAL; nothing is dropped.
+3. 5xx, timeout, connection error: the batch waits its own growing, jittered
+   backoff (``BRAZE_RETRY_BASE_SECONDS`` doubling to ``BRAZE_RETRY_MAX_SECONDS``)
+   with one more attempt counted, and is dead-lettered after
+   ``BRAZE_RETRY_MAX_ATTEMPTS``; meanwhile the shared breaker holds every worker
+   back and one probe goes at least every ``BRAZE_PROBE_MAX_SECONDS``. When a
+   probe succeeds, every batch waiting to retry is due at once.
+4. 429, 401/403/404, or a limiter wait too long to hold the batch: the batch
+   waits until every worker may send again (no attempt counted; nothing dropped).
 
 A batch's users stay "in flight" until it is settled, so a newer state of the
-same user can never be sent before an older one.
+same user can never be sent before an older one. Many Deliverers (one per
+sender thread, any number of processes) run at once: everything they share
+lives in Redis.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 
 import redis
 
 from shared import outbox, payload
+from shared.backoff import compute_backoff
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import Keys
-from shared.limiter import Limiter
 from shared.outbox import Batch, Item, Wait
 from workers import braze as b
+from workers.sending import Sender
 
 log = logging.getLogger(__name__)
 
-# Longest wait for a rate-limit token while holding a batch; past it the batch is put back.
-MAX_TOKEN_WAIT_MS = 2_000
 # When the outbox is empty, look again after this long (s).
 IDLE_SLEEP = 0.05
 # While a partial batch waits for the flush delay, look again at least this often (s):
 # under load the outbox fills a whole batch long before the delay is up.
 POLL_SLEEP = 0.05
+# While every worker must wait (pause, breaker), look again at least this often (s).
+GATE_POLL = 1.0
 
 
 @dataclass
@@ -63,17 +68,27 @@ class _Part:
 
 class Deliverer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, client: b.BrazeClient,
-                 limiter: Limiter, clock: Clock):
+                 sender: Sender, clock: Clock):
         self.r, self.keys, self.settings = r, keys, settings
-        self.client, self.limiter, self.clock = client, limiter, clock
+        self.client, self.sender, self.clock = client, sender, clock
         self.group = settings.braze_subscription_group_id or ""
+        self._tally = [0, 0]  # batches finished, objects delivered (by this Deliverer, all threads)
+        self._tally_lock = threading.Lock()
+
+    def counts(self) -> tuple[int, int]:
+        """(batches finished, objects delivered) so far, for the worker's INFO summary."""
+        with self._tally_lock:
+            return self._tally[0], self._tally[1]
 
     # -- one unit of work -------------------------------------------------
     def step(self) -> float:
         """Claim and settle one batch. Returns how long to sleep before the next step (s)."""
+        gate = self.sender.gate()
+        if gate.wait_ms:
+            return min(gate.wait_ms / 1000, GATE_POLL)
         got = outbox.claim(
             self.r, self.keys, now_ms=now_ms(self.clock), max_objects=self.settings.braze_track_batch_size,
-            flush_delay_ms=self.settings.flush_delay_ms,
+            flush_delay_ms=self.settings.flush_delay_ms, probe=gate.probe,
         )
         if isinstance(got, Wait):
             return min(got.ms / 1000, POLL_SLEEP) if got.why == "delay" else IDLE_SLEEP
@@ -82,50 +97,41 @@ class Deliverer:
     def deliver(self, batch: Batch) -> float:
         delivered = 0
         dead: list[tuple[str, str, dict]] = []
-        stack_root = _Part(batch.items, batch.events)
-        stack = [stack_root]
+        root = _Part(batch.items, batch.events)
+        stack = [root]
         while stack:
             part = stack.pop()
-            attributes, owners_a = self._attributes(part.items)
+            attributes, owners = self._attributes(part.items)
             if not attributes and not part.events:
                 continue
-            if part is not stack_root:
+            if part is not root:  # bisecting: keep the lease while the halves go out
                 outbox.reschedule(self.r, self.keys, batch, due_ms=now_ms(self.clock) + outbox.DEFAULT_LEASE_MS)
-            decision = self._token(batch)
-            if decision is None:
-                return IDLE_SLEEP
-            outcome = self.client.track(attributes, part.events, now=self.clock.now())
+            outcome = self.sender.send(lambda: self.client.track(attributes, part.events, now=self.clock.now()))
             if isinstance(outcome, b.Delivered):
-                if decision.probe:
-                    self.limiter.succeeded()
-                if outcome.pause_until:
-                    self.limiter.pause(int(outcome.pause_until * 1000), "X-RateLimit-Remaining: 0", "rate_limit")
                 named = {(arr, i): reason for arr, i, reason in outcome.errors}
                 for i, obj in enumerate(attributes):
                     if ("attributes", i) in named:
-                        dead.append(("track", named["attributes", i], {"user": owners_a[i], "object": obj}))
+                        dead.append(("track", named["attributes", i], {"user": owners[i], "object": obj}))
                 for i, ev in enumerate(part.events):
                     if ("events", i) in named:
                         dead.append(("track_event", named["events", i], {"object": ev}))
                 delivered += len(attributes) + len(part.events) - len(named)
             elif isinstance(outcome, b.BadRequest):
-                if decision.probe:
-                    self.limiter.succeeded()
                 if part.size() == 1:
                     dead.extend(self._letters(part, outcome.reason))
                 else:
                     stack.extend(reversed(part.halves()))
-            elif isinstance(outcome, b.RateLimited):
-                until = int(outcome.reset_at * 1000)
-                self.limiter.pause(until, "HTTP 429 from Braze", "rate_limit")
-                outbox.reschedule(self.r, self.keys, batch, due_ms=until)
-                return IDLE_SLEEP
-            elif isinstance(outcome, b.AuthFailure):
-                return self._auth_failure(batch, outcome.reason)
-            else:
+            elif isinstance(outcome, b.Retryable):
                 return self._retry_later(batch, outcome.reason)
-        outbox.finish(self.r, self.keys, batch, delivered=delivered, dead=dead)
-        self._count(delivered)
+            else:  # 429, auth failure, or held by the limiter: wait with every worker, no attempt counted
+                outbox.reschedule(self.r, self.keys, batch, due_ms=self.sender.wait_after(outcome))
+                return IDLE_SLEEP
+        outbox.finish(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now_ms(self.clock))
+        with self._tally_lock:
+            self._tally[0] += 1
+            self._tally[1] += delivered
+        if delivered or dead:
+            log.debug("batch %s: %d objects delivered, %d dead-lettered", batch.id, delivered, len(dead))
         return 0.0
 
     # -- helpers ----------------------------------------------------------
@@ -145,50 +151,17 @@ class Deliverer:
             out.append(("track_event", reason, {"object": ev}))
         return out
 
-    def _token(self, batch: Batch):
-        """Wait for the shared limiter; None when the batch was put back to wait longer."""
-        waited = 0
-        while True:
-            d = self.limiter.acquire(now_ms(self.clock))
-            if d.allowed:
-                return d
-            if d.why == "rate" or d.why == "probing":
-                if waited + d.wait_ms <= MAX_TOKEN_WAIT_MS:
-                    self.clock.sleep(d.wait_ms / 1000)
-                    waited += d.wait_ms
-                    continue
-            outbox.reschedule(self.r, self.keys, batch, due_ms=now_ms(self.clock) + d.wait_ms)
-            return None
-
     def _retry_later(self, batch: Batch, reason: str) -> float:
         now = now_ms(self.clock)
-        streak, open_until = self.limiter.failed(now)
         batch.attempts += 1
         batch.last_error = reason
         if batch.attempts >= self.settings.braze_retry_max_attempts:
             log.error("batch %s dead-lettered after %d attempts: %s", batch.id, batch.attempts, reason)
             letters = self._letters(_Part(batch.items, batch.events), f"gave up after {batch.attempts} attempts: {reason}")
-            outbox.finish(self.r, self.keys, batch, delivered=0, dead=letters)
+            outbox.finish(self.r, self.keys, batch, delivered=0, dead=letters, now_ms=now)
             return 0.0
-        log.warning("batch %s attempt %d failed (%s); shared backoff #%d until +%.1fs",
-                    batch.id, batch.attempts, reason, streak, (open_until - now) / 1000)
-        outbox.reschedule(self.r, self.keys, batch, due_ms=max(open_until, now), save=True)
+        delay = compute_backoff(batch.attempts, base=self.settings.braze_retry_base_seconds,
+                                max_backoff=self.settings.braze_retry_max_seconds)
+        log.info("batch %s attempt %d failed (%s); retry in %.1f s", batch.id, batch.attempts, reason, delay)
+        outbox.reschedule(self.r, self.keys, batch, due_ms=now + int(delay * 1000), save=True, retry=True)
         return IDLE_SLEEP
-
-    def _auth_failure(self, batch: Batch, reason: str) -> float:
-        until = now_ms(self.clock) + int(self.settings.braze_auth_retry_seconds * 1000)
-        log.critical("Braze rejected our credentials or endpoint (%s): delivery paused for every worker; "
-                     "check BRAZE_REST_ENDPOINT and BRAZE_API_KEY. Nothing is dropped.", reason)
-        self.limiter.pause(until, reason, "auth")
-        outbox.reschedule(self.r, self.keys, batch, due_ms=until)
-        return IDLE_SLEEP
-
-    def _count(self, delivered: int) -> None:
-        if delivered <= 0:
-            return
-        bucket = int(self.clock.now()) // 10 * 10
-        key = self.keys.throughput(bucket)
-        p = self.r.pipeline(transaction=False)
-        p.incrby(key, delivered)
-        p.expire(key, 180)
-        p.execute()

@@ -14,12 +14,18 @@ groups them by kind, and sends each group under the identify limiter:
 3. 5xx / timeout: the shared breaker opens; each item's attempt count grows and
    it is dead-lettered after ``BRAZE_RETRY_MAX_ATTEMPTS``.
 4. 400 for the whole request: each item is sent alone to find the bad ones.
+
+Sending under the limiter and what an answer means for every worker is
+workers/sending.py, shared with /users/track. Each worker process runs one
+identity loop with its own stream consumer; a dead worker's items are taken
+over by the others (workers/streams.py).
 """
 
 from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 
 import redis
 
@@ -27,8 +33,9 @@ from shared import dlq, identity, links
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import STREAM_GROUP, Keys
-from shared.limiter import Limiter
 from workers import braze as b
+from workers import streams
+from workers.sending import Sender
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +43,21 @@ CONSUMER = "identity-0"
 IDLE_SLEEP = 0.05
 # While every queued item waits for its user's profile to reach Braze, look again this often (s).
 DEFER_SLEEP = 0.2
-# Longest wait for a rate-limit token in the middle of a step (ms).
-MAX_TOKEN_WAIT_MS = 2_000
+# While every worker must wait (pause, breaker), look again at least this often (s).
+GATE_POLL = 1.0
+# Look for a dead worker's items this often (s).
+RECOVER_EVERY = 5.0
 
 
 class IdentityDeliverer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, client: b.BrazeClient,
-                 limiter: Limiter, clock: Clock):
+                 sender: Sender, clock: Clock, *, consumer: str = CONSUMER,
+                 is_alive: Callable[[str], bool] = lambda worker: True):
         self.r, self.keys, self.settings = r, keys, settings
-        self.client, self.limiter, self.clock = client, limiter, clock
+        self.client, self.sender, self.clock = client, sender, clock
+        self.consumer, self.is_alive = consumer, is_alive
         self._group_ready = False
+        self._last_recover = float("-inf")
 
     def step(self, block_ms: int = 1000) -> float:
         if not self._group_ready:
@@ -55,29 +67,26 @@ class IdentityDeliverer:
                 if "BUSYGROUP" not in str(e):
                     raise
             self._group_ready = True
+        if self.clock.now() - self._last_recover >= RECOVER_EVERY:
+            self._last_recover = self.clock.now()
+            streams.take_over(self.r, self.keys.identity, me=self.consumer, is_alive=self.is_alive)
+        gate = self.sender.gate()
+        if gate.wait_ms:
+            return min(gate.wait_ms / 1000, GATE_POLL)
         entries = self._read("0", 0)  # ours from earlier steps: failed, or waiting for their user
         if len(entries) < identity.MAX_ITEMS:
             entries += self._read(">", 0 if entries else block_ms, identity.MAX_ITEMS - len(entries))
         ready = self._ready(entries)
         if not ready:
             return DEFER_SLEEP if entries else 0.0
-        decision = self._token()
-        if decision is None:
-            return IDLE_SLEEP
         groups: dict[str, list] = defaultdict(list)
         for eid, f in ready:
             groups[f.get(b"kind", b"").decode()].append((eid, f))
-        first = True
         for kind, group in groups.items():
             if kind not in (identity.IDENTIFY, identity.MERGE):
                 self._dead(group, f"unknown kind {kind!r}")
                 continue
-            if not first:
-                decision = self._token()
-                if decision is None:
-                    return IDLE_SLEEP
-            first = False
-            pause = self._send(kind, group, decision)
+            pause = self._send(kind, group)
             if pause:
                 return pause
         return 0.0
@@ -99,63 +108,38 @@ class IdentityDeliverer:
         res = p.execute()
         return [e for i, e in enumerate(entries) if res[2 * i] is None and not res[2 * i + 1]]
 
-    def _token(self):
-        """Wait briefly for the limiter (rate spacing); None if it asks for longer."""
-        waited = 0
-        while True:
-            d = self.limiter.acquire(now_ms(self.clock))
-            if d.allowed:
-                return d
-            if d.why not in ("rate", "probing") or waited + d.wait_ms > MAX_TOKEN_WAIT_MS:
-                return None
-            self.clock.sleep(d.wait_ms / 1000)
-            waited += d.wait_ms
-
     def _read(self, start: str, block_ms: int, count: int = identity.MAX_ITEMS) -> list:
         resp = self.r.xreadgroup(STREAM_GROUP, CONSUMER, {self.keys.identity: start},
                                  count=count, block=(block_ms or None) if start == ">" else None)
         return [(eid, f) for eid, f in (resp[0][1] if resp else []) if f]
 
-    def _send(self, kind: str, group: list, decision) -> float:
+    def _send(self, kind: str, group: list) -> float:
+        """Send one group under the shared policy; returns how long to sleep (0: go on)."""
         items = [identity.item_for(kind, _s(f[b"external_id"]), _s(f[b"line_user_id"])) for _, f in group]
-        outcome = self.client.post(identity.path(kind), identity.payload(kind, items), now=self.clock.now())
+        outcome = self.sender.send(
+            lambda: self.client.post(identity.path(kind), identity.payload(kind, items), now=self.clock.now()))
         if isinstance(outcome, b.Delivered):
-            if decision.probe:
-                self.limiter.succeeded()
             bad = {i: reason for _, i, reason in outcome.errors}
             self._dead([g for i, g in enumerate(group) if i in bad], "; ".join(sorted(set(bad.values()))) or "")
             self._done([g for i, g in enumerate(group) if i not in bad])
             return 0.0
         if isinstance(outcome, b.BadRequest):
-            if decision.probe:
-                self.limiter.succeeded()
             if len(group) == 1:
                 self._dead(group, outcome.reason)
                 return 0.0
             for g in group:  # find the bad ones one by one
-                d = self._token()
-                if d is None:
-                    return IDLE_SLEEP
-                pause = self._send(kind, [g], d)
+                pause = self._send(kind, [g])
                 if pause:
                     return pause
             return 0.0
-        if isinstance(outcome, b.RateLimited):
-            self.limiter.pause(int(outcome.reset_at * 1000), "HTTP 429 from Braze", "rate_limit")
-            return IDLE_SLEEP
-        if isinstance(outcome, b.AuthFailure):
-            log.critical("Braze rejected %s (%s): identify/merge paused; nothing dropped", identity.path(kind),
-                         outcome.reason)
-            self.limiter.pause(now_ms(self.clock) + int(self.settings.braze_auth_retry_seconds * 1000),
-                               outcome.reason, "auth")
-            return IDLE_SLEEP
-        self.limiter.failed(now_ms(self.clock))
-        p = self.r.pipeline(transaction=False)
-        for eid, _ in group:
-            p.hincrby(self.keys.identity_attempts, eid, 1)
-        attempts = p.execute()
-        spent = [g for g, n in zip(group, attempts) if n >= self.settings.braze_retry_max_attempts]
-        self._dead(spent, f"gave up after {self.settings.braze_retry_max_attempts} attempts: {outcome.reason}")
+        if isinstance(outcome, b.Retryable):
+            p = self.r.pipeline(transaction=False)
+            for eid, _ in group:
+                p.hincrby(self.keys.identity_attempts, eid, 1)
+            attempts = p.execute()
+            spent = [g for g, n in zip(group, attempts) if n >= self.settings.braze_retry_max_attempts]
+            self._dead(spent, f"gave up after {self.settings.braze_retry_max_attempts} attempts: {outcome.reason}")
+        # 429, auth failure, held by the limiter, or a failure: the items stay pending, sent again later.
         return IDLE_SLEEP
 
     def _done(self, group: list) -> None:

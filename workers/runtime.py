@@ -1,26 +1,31 @@
-"""What a worker process builds once: settings, Redis, Braze client, limiters.
+"""What a worker process builds once: settings, Redis, clock, Braze client, limiters, senders.
 
-Built lazily in each process (after Celery forks its pool), never at import,
-so task modules stay importable in tests.
+Built lazily in each process, never at import, so task modules stay
+importable in tests. The settings are the Celery app's own (``make_app``
+hands them over); tests may substitute theirs with :func:`use_settings`.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 import threading
 from dataclasses import dataclass
 
 import redis
 
-from shared.clock import Clock, SystemClock
+from shared import outbox
+from shared.clock import Clock, RedisClock, now_ms
 from shared.config import ROLE_REQUIREMENTS, Settings, load_settings
 from shared.keys import Keys
 from shared.limiter import IDENTIFY, TRACK, Limiter
 from workers.braze import BrazeClient
+from workers.sending import Sender
 
 # Worker Redis calls may block (XREADGROUP BLOCK 1 s), so their timeout is longer than the ingress's.
 WORKER_SOCKET_TIMEOUT = 10.0
+# Redis connections a worker process may need beyond its sender threads (consume, identity,
+# heartbeat, task threads).
+EXTRA_CONNECTIONS = 16
 
 
 @dataclass
@@ -32,36 +37,53 @@ class Runtime:
     braze: BrazeClient
     track_limiter: Limiter
     identify_limiter: Limiter
-
-    def consumer_name(self, slot: int) -> str:
-        return f"consume-{slot}"
+    track_sender: Sender
+    identify_sender: Sender
 
 
 _runtime: Runtime | None = None
 _pid: int | None = None
 _lock = threading.Lock()
-_settings_override: Settings | None = None
+_settings: Settings | None = None
 
 
 def use_settings(settings: Settings | None) -> None:
-    """Tests: build the runtime from these settings instead of the environment."""
-    global _settings_override, _runtime
-    _settings_override = settings
+    """Build the runtime from these settings (the Celery app's, or a test's) instead of the environment."""
+    global _settings, _runtime
+    _settings = settings
     _runtime = None
+
+
+def settings() -> Settings:
+    """This process's settings: the Celery app's, a test's, or (first call) the environment's."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = load_settings()
+        return _settings
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
     settings.require(*ROLE_REQUIREMENTS["worker"])
-    r = redis.Redis.from_url(settings.redis_url, socket_timeout=WORKER_SOCKET_TIMEOUT,
-                             socket_connect_timeout=2.0, health_check_interval=30)
+    pool = redis.BlockingConnectionPool.from_url(
+        settings.redis_url, max_connections=settings.delivery_concurrency + EXTRA_CONNECTIONS, timeout=20,
+        socket_timeout=WORKER_SOCKET_TIMEOUT, socket_connect_timeout=2.0, health_check_interval=30)
+    r = redis.Redis(connection_pool=pool)
     keys = Keys(settings.key_prefix)
-    common = dict(retry_base=settings.braze_retry_base_seconds, retry_max=settings.braze_retry_max_seconds)
+    clock = clock or RedisClock(r)
+    limits = dict(retry_base=settings.braze_retry_base_seconds, probe_max=settings.braze_probe_max_seconds,
+                  pause_max=settings.braze_pause_max_seconds)
+    track = Limiter(r, keys, TRACK, settings.braze_track_rate_limit, **limits)
+    ident = Limiter(r, keys, IDENTIFY, settings.braze_identify_rate_limit, **limits)
     return Runtime(
-        settings=settings, r=r, keys=keys, clock=clock or SystemClock(),
+        settings=settings, r=r, keys=keys, clock=clock,
         braze=BrazeClient(settings.braze_rest_endpoint, settings.braze_api_key,
-                          timeout=settings.braze_timeout_seconds),
-        track_limiter=Limiter(r, keys, TRACK, settings.braze_track_rate_limit, **common),
-        identify_limiter=Limiter(r, keys, IDENTIFY, settings.braze_identify_rate_limit, **common),
+                          timeout=settings.braze_timeout_seconds, pool_size=settings.delivery_concurrency + 4),
+        track_limiter=track, identify_limiter=ident,
+        track_sender=Sender(track, clock, auth_retry_seconds=settings.braze_auth_retry_seconds, what="/users/track",
+                            on_recovered=lambda: outbox.release_retries(r, keys, now_ms=now_ms(clock))),
+        identify_sender=Sender(ident, clock, auth_retry_seconds=settings.braze_auth_retry_seconds,
+                               what="/users/identify and /users/merge"),
     )
 
 
@@ -69,10 +91,6 @@ def runtime() -> Runtime:
     global _runtime, _pid
     with _lock:
         if _runtime is None or _pid != os.getpid():
-            _runtime = build(_settings_override or load_settings())
+            _runtime = build(_settings or load_settings())
             _pid = os.getpid()
         return _runtime
-
-
-def hostname() -> str:
-    return socket.gethostname()

@@ -135,7 +135,7 @@ def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: 
     else:
         from workers import app
         run_id = rs.new_run_id(int(time.time() * 1000))
-        app.send_task("linesync.resync.start", queue=queues.CONTROL,
+        app.send_task("linesync.resync.start", queue=queues.TASKS,
                       kwargs={"reason": "manual", "mark_missing": mark_missing, "run_id": run_id})
         click.echo(f"Resync requested: run {run_id}.")
         if not wait:

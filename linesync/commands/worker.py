@@ -14,28 +14,15 @@ import sys
 
 import click
 
-from shared import queues
-from shared.config import ROLE_REQUIREMENTS, load_settings
+from shared.config import ROLE_REQUIREMENTS, env_names, load_settings
 
 # The Celery app: `celery -A workers ...`.
 CELERY_APP = "workers"
 # redbeat keeps the schedule in Redis and holds a lock, so extra beat replicas wait.
 BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def parse_queues(text: str | None) -> tuple[str, ...]:
-    """``"a,b"`` → ``("a", "b")``; every name must be one of :data:`shared.queues.ALL`."""
-    if not text:
-        return queues.ALL
-    names = tuple(dict.fromkeys(q.strip() for q in text.split(",") if q.strip()))
-    unknown = [q for q in names if q not in queues.ALL]
-    if unknown or not names:
-        raise click.BadParameter(
-            f"unknown queue {', '.join(unknown) or '(none)'}; choose from {', '.join(queues.ALL)}",
-            param_hint="--queues",
-        )
-    return names
+# --concurrency sets this variable for the exec'd worker.
+CONCURRENCY_ENV = env_names()["delivery_concurrency"]
 
 
 def node_name(hostname: str, pid: int) -> str:
@@ -43,24 +30,12 @@ def node_name(hostname: str, pid: int) -> str:
     return f"linesync-{hostname}-{pid}@%h"
 
 
-def worker_argv(
-    *,
-    python: str,
-    queue_names: tuple[str, ...] = queues.ALL,
-    concurrency: int | None = None,
-    loglevel: str = "INFO",
-    hostname: str,
-    pid: int,
-) -> list[str]:
-    argv = [
+def worker_argv(*, python: str, loglevel: str = "INFO", hostname: str, pid: int) -> list[str]:
+    return [
         python, "-m", "celery", "-A", CELERY_APP, "worker",
-        "--queues", ",".join(queue_names),
         "--loglevel", loglevel,
         "-n", node_name(hostname, pid),
     ]
-    if concurrency is not None:
-        argv += ["--concurrency", str(concurrency)]
-    return argv
 
 
 def beat_argv(*, python: str, loglevel: str = "INFO") -> list[str]:
@@ -82,17 +57,15 @@ def _loglevel(value: str | None, default: str) -> str:
 
 @click.command()
 @click.option("--concurrency", "-c", type=click.IntRange(min=1), default=None,
-              help="Pool processes (default: LINESYNC_CONSUMERS + LINESYNC_FLUSHERS + 2).")
-@click.option("--queues", "-Q", "queue_list", default=None, metavar="Q1,Q2",
-              help=f"Queues to consume (default: all: {','.join(queues.ALL)}).")
+              help="Braze requests this worker process keeps in flight (default: LINESYNC_DELIVERY_CONCURRENCY, 64).")
 @click.option("--loglevel", "-l", default=None, help="DEBUG, INFO, WARNING, ERROR (default: LINESYNC_LOG_LEVEL).")
-def worker(concurrency: int | None, queue_list: str | None, loglevel: str | None) -> None:
-    """Run a Celery worker (wraps `celery -A workers worker`)."""
+def worker(concurrency: int | None, loglevel: str | None) -> None:
+    """Run a worker process (wraps `celery -A workers worker`): its share of the whole pipeline."""
     settings = load_settings().require(*ROLE_REQUIREMENTS["worker"])
+    if concurrency is not None:
+        os.environ[CONCURRENCY_ENV] = str(concurrency)
     _exec(worker_argv(
         python=sys.executable,
-        queue_names=parse_queues(queue_list),
-        concurrency=concurrency,
         loglevel=_loglevel(loglevel, settings.log_level),
         hostname=socket.gethostname().split(".")[0],
         pid=os.getpid(),

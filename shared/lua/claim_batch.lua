@@ -8,9 +8,12 @@
 -- KEYS[5] {P}:batches:due     ZSET  batch id -> lease expiry / retry time (ms)
 -- KEYS[6] {P}:links:line      HASH  user -> newline-separated external ids
 -- KEYS[7] {P}:outbox:events   LIST  forwarded custom events (JSON with field q = enqueue ms)
+-- KEYS[8] {P}:batches:retry   ZSET  batch id -> retry time (ms), for batches waiting after a failure
 --
 -- ARGV[1] now ms   ARGV[2] max objects per batch   ARGV[3] flush delay ms
 -- ARGV[4] id for a new batch   ARGV[5] lease ms   ARGV[6] max open batches
+-- ARGV[7] '1' = the caller will probe a failing Braze: with no batch due, take the
+--         batch waiting longest to retry, even early (its success ends the outage for all)
 --
 -- Returns {'old', id, json} | {'new', id, json} | {'wait', ms} | {'full'} | {'empty'}
 local now = tonumber(ARGV[1])
@@ -19,8 +22,12 @@ local delay = tonumber(ARGV[3])
 local lease = tonumber(ARGV[5])
 
 local due = redis.call('ZRANGEBYSCORE', KEYS[5], '-inf', now, 'LIMIT', 0, 1)
+if not due[1] and ARGV[7] == '1' then
+  due = redis.call('ZRANGE', KEYS[8], 0, 0)
+end
 if due[1] then
   local body = redis.call('HGET', KEYS[4], due[1])
+  redis.call('ZREM', KEYS[8], due[1])
   if body then
     redis.call('ZADD', KEYS[5], now + lease, due[1])
     return {'old', due[1], body}

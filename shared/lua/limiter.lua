@@ -12,8 +12,11 @@
 -- ARGV[1] now ms ('' = use the Redis server's clock, the same for every host)
 -- ARGV[2] emission interval ms (period / requests; may be fractional)
 -- ARGV[3] burst tolerance ms   ARGV[4] probe lease ms
+-- ARGV[5] 'take' (default) | 'peek': only say whether a sender may go ahead now
+--         (pause and breaker), taking neither a token nor the probe
 --
 -- Returns {allowed (0|1), wait ms, why ('' | 'paused:<reason>' | 'breaker' | 'probing' | 'rate' ), probe (0|1)}
+-- (with 'peek', probe 1 means the breaker is half-open and nobody probes yet)
 local now
 if ARGV[1] == '' then
   local t = redis.call('TIME')
@@ -36,11 +39,16 @@ if streak > 0 then
   if open_until > now then
     return {0, open_until - now, 'breaker', 0}
   end
+  if ARGV[5] == 'peek' then
+    if redis.call('EXISTS', KEYS[4]) == 1 then return {0, 200, 'probing', 0} end
+    return {1, 0, '', 1}
+  end
   if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', tonumber(ARGV[4])) then
     return {0, 200, 'probing', 0}
   end
   probe = 1
 end
+if ARGV[5] == 'peek' then return {1, 0, '', 0} end
 
 local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end

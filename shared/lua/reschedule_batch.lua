@@ -4,9 +4,16 @@
 --
 -- KEYS[1] {P}:batches      HASH batch id -> JSON
 -- KEYS[2] {P}:batches:due  ZSET batch id -> ms
+-- KEYS[3] {P}:batches:retry ZSET batch id -> ms, batches waiting after a failure
 -- ARGV[1] batch id   ARGV[2] due ms   ARGV[3] new JSON ('' = keep)
+-- ARGV[4] '1' = it waits to retry after a failure (pulled forward when Braze recovers)
 -- Returns 1, or 0 if the batch is gone.
 if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
 if ARGV[3] ~= '' then redis.call('HSET', KEYS[1], ARGV[1], ARGV[3]) end
 redis.call('ZADD', KEYS[2], tonumber(ARGV[2]), ARGV[1])
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[3], tonumber(ARGV[2]), ARGV[1])
+else
+  redis.call('ZREM', KEYS[3], ARGV[1])
+end
 return 1

@@ -44,12 +44,8 @@ def env(redis_url, line_sb, braze_sb):
 
 
 def worker(env, name):
-    """A worker for the control queue only (where resync tasks run), as a deployment would give them.
-
-    A worker that also serves the pump queues needs more processes than pump slots
-    (LINESYNC_CONSUMERS + LINESYNC_FLUSHERS), or control tasks wait behind the ~10 s pump tasks.
-    """
-    return celery_worker(env, concurrency=2, name=name, queues="linesync.control")
+    """A worker process as operators run it: the whole pipeline, resync tasks included."""
+    return celery_worker(env, concurrency=8, name=name)
 
 
 @pytest.fixture

@@ -12,8 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from linesync.commands import worker as worker_module
-from linesync.commands.worker import beat_argv, parse_queues, worker_argv
-from shared import queues
+from linesync.commands.worker import beat_argv, worker_argv
 
 WORKER_ENV = {
     "REDIS_URL": "redis://127.0.0.1:1/0",
@@ -55,36 +54,18 @@ def test_secrets_stay_out_of_config_errors(tmp_path):
     assert "key-that-must-not-leak" not in result.stdout + result.stderr
 
 
-def test_worker_argv_defaults_to_every_queue():
+def test_worker_argv():
     argv = worker_argv(python="/py", hostname="box", pid=42)
     assert argv[:6] == ["/py", "-m", "celery", "-A", "workers", "worker"]
-    assert argv[argv.index("--queues") + 1] == ",".join(queues.ALL)
+    assert "--queues" not in argv  # the app declares its one queue: plain `celery -A workers worker` is the same
     assert argv[argv.index("-n") + 1] == "linesync-box-42@%h"
     assert argv[argv.index("--loglevel") + 1] == "INFO"
-    assert "--concurrency" not in argv  # Celery's own default
-
-
-def test_worker_argv_with_options():
-    argv = worker_argv(python="/py", queue_names=(queues.DELIVER,), concurrency=8,
-                       loglevel="DEBUG", hostname="h", pid=1)
-    assert argv[argv.index("--queues") + 1] == queues.DELIVER
-    assert argv[argv.index("--concurrency") + 1] == "8"
-    assert argv[argv.index("--loglevel") + 1] == "DEBUG"
 
 
 def test_beat_argv_uses_redbeat():
     argv = beat_argv(python="/py")
     assert argv[:6] == ["/py", "-m", "celery", "-A", "workers", "beat"]
     assert argv[argv.index("-S") + 1] == "redbeat.RedBeatScheduler"
-
-
-def test_parse_queues():
-    assert parse_queues(None) == queues.ALL
-    assert parse_queues(f" {queues.CONSUME} , {queues.CONTROL},{queues.CONSUME}") == (queues.CONSUME, queues.CONTROL)
-    with pytest.raises(click.BadParameter, match="unknown queue nope"):
-        parse_queues(f"{queues.CONSUME},nope")
-    with pytest.raises(click.BadParameter):
-        parse_queues(" , ")
 
 
 @pytest.fixture
@@ -97,24 +78,16 @@ def exec_calls(monkeypatch, tmp_path):
     return calls
 
 
-def test_worker_command_execs_celery_with_its_options(exec_calls):
-    result = CliRunner().invoke(
-        worker_module.worker, ["--concurrency", "3", "--queues", queues.DELIVER, "-l", "warning"],
-        env=WORKER_ENV,
-    )
+def test_worker_command_execs_celery_with_its_options(exec_calls, monkeypatch):
+    monkeypatch.delenv(worker_module.CONCURRENCY_ENV, raising=False)
+    result = CliRunner().invoke(worker_module.worker, ["--concurrency", "3", "-l", "warning"], env=WORKER_ENV)
     assert result.exit_code == 0, result.output
     [argv] = exec_calls
     assert argv[0] == sys.executable
-    assert argv == worker_argv(python=sys.executable, queue_names=(queues.DELIVER,), concurrency=3,
-                               loglevel="WARNING", hostname=socket.gethostname().split(".")[0],
-                               pid=os.getpid())
-
-
-def test_worker_rejects_an_unknown_queue_before_exec(exec_calls):
-    result = CliRunner().invoke(worker_module.worker, ["--queues", "celery"], env=WORKER_ENV)
-    assert result.exit_code == 2
-    assert "unknown queue celery" in result.output
-    assert exec_calls == []
+    assert argv == worker_argv(python=sys.executable, loglevel="WARNING",
+                               hostname=socket.gethostname().split(".")[0], pid=os.getpid())
+    # --concurrency is the number of Braze requests in flight, handed to the worker by environment
+    assert os.environ[worker_module.CONCURRENCY_ENV] == "3"
 
 
 def test_beat_command_execs_celery_beat(exec_calls):

@@ -41,8 +41,8 @@ def test_denial_says_how_long_to_wait(r, keys):
 def test_pause_holds_every_caller_and_only_grows(r, keys):
     lim = Limiter(r, keys, "track", RateLimit(100, 1.0))
     other = Limiter(r, keys, "track", RateLimit(100, 1.0))  # another worker
-    lim.pause(5000, "HTTP 429", "rate_limit")
-    lim.pause(3000, "shorter", "rate_limit")
+    lim.pause(5000, "HTTP 429", "rate_limit", now_ms=0)
+    lim.pause(3000, "shorter", "rate_limit", now_ms=0)
     d = other.acquire(1000)
     assert not d.allowed and d.wait_ms == 4000 and d.why == "paused:HTTP 429"
     assert other.acquire(5000).allowed

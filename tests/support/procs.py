@@ -69,13 +69,15 @@ class Proc:
                 self.kill()
 
 
-def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, name: str = "w1",
-                  queues: str = "linesync.consume,linesync.deliver,linesync.control") -> Proc:
-    """A worker; ``concurrency`` None = the app's default (one process per pump slot, plus one)."""
-    extra = ["--concurrency", str(concurrency)] if concurrency else []
+def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, name: str = "w1") -> Proc:
+    """A worker process, started as operators do (plain ``celery -A workers worker``, no -Q).
+
+    ``concurrency``: Braze requests in flight (LINESYNC_DELIVERY_CONCURRENCY); None = the default.
+    """
+    if concurrency:
+        env = {**env, "LINESYNC_DELIVERY_CONCURRENCY": str(concurrency)}
     p = Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
-                    *extra, "-Q", queues, "-n", f"{name}@%h",
-                    "--without-gossip", "--without-mingle", "--without-heartbeat"], env)
+                    "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"], env)
     p.wait_for_line("ready.", timeout=60)
     return p
 

@@ -4,13 +4,14 @@ import json
 
 import pytest
 
-from shared import state
+from shared import outbox, state
 from shared.clock import FakeClock
 from shared.events import make_version
 from shared.limiter import Limiter
 from shared.state import Change
 from workers import braze as b
 from workers.deliver import Deliverer
+from workers.sending import Sender
 
 
 class ScriptedBraze:
@@ -33,8 +34,11 @@ def clock():
 
 def make(r, keys, settings, clock, braze, **overrides):
     s = settings.replace(flush_delay_ms=0, **overrides)
-    lim = Limiter(r, keys, "track", s.braze_track_rate_limit, retry_base=1, retry_max=600)
-    return Deliverer(r, keys, s, braze, lim, clock)
+    lim = Limiter(r, keys, "track", s.braze_track_rate_limit, retry_base=1, probe_max=s.braze_probe_max_seconds,
+                  pause_max=s.braze_pause_max_seconds)
+    sender = Sender(lim, clock, auth_retry_seconds=s.braze_auth_retry_seconds, what="/users/track",
+                    on_recovered=lambda: outbox.release_retries(r, keys, now_ms=int(clock.now() * 1000)))
+    return Deliverer(r, keys, s, braze, sender, clock)
 
 
 def follow(r, keys, clock, *users, st="S", ts=1):

@@ -5,6 +5,7 @@ from shared.clock import FakeClock
 from shared.limiter import Limiter
 from workers import braze as b
 from workers.identity import IdentityDeliverer
+from workers.sending import Sender
 
 U1 = "U" + "a" * 32
 U2 = "U" + "b" * 32
@@ -25,7 +26,9 @@ def make(r, keys, settings):
     def _make(braze, **overrides):
         s = settings.replace(**overrides)
         clock = FakeClock()
-        return IdentityDeliverer(r, keys, s, braze, Limiter(r, keys, "identify", s.braze_identify_rate_limit), clock), clock
+        lim = Limiter(r, keys, "identify", s.braze_identify_rate_limit)
+        sender = Sender(lim, clock, auth_retry_seconds=s.braze_auth_retry_seconds, what="identify")
+        return IdentityDeliverer(r, keys, s, braze, sender, clock), clock
     return _make
 
 

@@ -1,0 +1,40 @@
+"""The Celery bootstep that runs this worker process's engine (workers/engine.py).
+
+Bootsteps are Celery's documented way to run something for the life of a
+worker: plain ``celery -A workers worker`` starts the engine as ``linesync
+worker`` does. It starts once the worker's pool is up and stops (letting each
+loop finish its current step) on a warm shutdown.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from celery import bootsteps
+
+log = logging.getLogger(__name__)
+
+
+class EngineStep(bootsteps.StartStopStep):
+    requires = {"celery.worker.components:Pool"}
+    label = "linesync engine"
+
+    def __init__(self, worker, **kwargs):
+        super().__init__(worker, **kwargs)
+        self.engine = None
+
+    def start(self, worker):
+        from workers.engine import Engine
+        from workers.hooks import consume_hooks
+        from workers.resync_tasks import wake
+        from workers.runtime import runtime
+        rt = runtime()
+        self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
+
+    def stop(self, worker):
+        if self.engine is not None:
+            self.engine.stop()
+            self.engine = None
+
+    def shutdown(self, worker):
+        self.stop(worker)

@@ -1,0 +1,117 @@
+"""Sending one request to Braze under the cluster-wide limiter: written once.
+
+Both senders (``/users/track`` batches in workers/deliver.py, ``/users/identify``
+and ``/users/merge`` in workers/identity.py) go through :class:`Sender`:
+
+1. :meth:`Sender.gate` before taking work: while every worker must wait (a
+   pause, an open breaker) a sender takes nothing, so during an outage updates
+   wait in the outbox, coalescing, instead of piling up in retrying batches.
+   When the breaker is half-open the gate says ``probe``: the sender may take
+   a batch waiting to retry early, since its answer ends the outage for all.
+2. :meth:`Sender.send` waits briefly for a token (rate spacing), makes the
+   request, and applies what the answer means for *every* worker:
+   - 2xx / whole-request 400: a successful probe closes the breaker (and calls
+     ``on_recovered``); ``X-RateLimit-Remaining: 0`` pauses until the reset;
+   - 429: every worker pauses until ``X-RateLimit-Reset``;
+   - 401 / 403 / 404: every worker pauses ``BRAZE_AUTH_RETRY_SECONDS``, logged
+     at CRITICAL; nothing is dropped;
+   - 5xx, timeout, connection error: the shared breaker opens.
+   It returns the classified outcome, or :class:`Held` when the limiter wants
+   a longer wait than a sender holds work for. What happens to the work itself
+   (finish, retry with its own backoff, bisect, dead-letter) is the caller's.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from shared.clock import Clock, now_ms
+from shared.limiter import Decision, Limiter
+from workers import braze as b
+
+log = logging.getLogger(__name__)
+
+# Longest wait for a rate-limit token while holding work; past it the work is put back (ms).
+MAX_TOKEN_WAIT_MS = 2_000
+
+
+@dataclass(frozen=True)
+class Held:
+    """Not sent: every worker must wait until ``until_ms`` (a pause, the breaker, another probe)."""
+
+    until_ms: int
+    why: str
+
+
+@dataclass(frozen=True)
+class Gate:
+    wait_ms: int       # 0 = go ahead
+    probe: bool = False  # half-open breaker: this sender may probe
+
+
+Outcome = b.Outcome | Held
+
+
+class Sender:
+    def __init__(self, limiter: Limiter, clock: Clock, *, auth_retry_seconds: float, what: str,
+                 on_recovered: Callable[[], None] = lambda: None, max_token_wait_ms: int = MAX_TOKEN_WAIT_MS):
+        self.limiter, self.clock = limiter, clock
+        self.auth_retry_ms = int(auth_retry_seconds * 1000)
+        self.what = what  # for log lines: "/users/track", "identify/merge"
+        self.on_recovered = on_recovered
+        self.max_token_wait_ms = max_token_wait_ms
+
+    def gate(self) -> Gate:
+        d = self.limiter.peek(now_ms(self.clock))
+        return Gate(0 if d.allowed else max(1, d.wait_ms), probe=d.probe)
+
+    def send(self, call: Callable[[], b.Outcome]) -> Outcome:
+        decision = self._token()
+        if isinstance(decision, Held):
+            return decision
+        outcome = call()
+        now = now_ms(self.clock)
+        if isinstance(outcome, (b.Delivered, b.BadRequest)):
+            if decision.probe:
+                self.limiter.succeeded()
+                log.warning("%s answers again: delivery resumes", self.what)
+                self.on_recovered()
+            if isinstance(outcome, b.Delivered) and outcome.pause_until:
+                self.limiter.pause(int(outcome.pause_until * 1000), "X-RateLimit-Remaining: 0", "rate_limit",
+                                   now_ms=now)
+        elif isinstance(outcome, b.RateLimited):
+            until = self.limiter.pause(int(outcome.reset_at * 1000), "HTTP 429 from Braze", "rate_limit", now_ms=now)
+            log.warning("%s rate-limited by Braze: every worker waits %.1f s", self.what, (until - now) / 1000)
+        elif isinstance(outcome, b.AuthFailure):
+            log.critical("Braze rejected %s (%s): delivery paused for every worker; check BRAZE_REST_ENDPOINT "
+                         "and BRAZE_API_KEY. Nothing is dropped.", self.what, outcome.reason)
+            self.limiter.pause(now + self.auth_retry_ms, outcome.reason, "auth", now_ms=now)
+        else:
+            streak, open_until = self.limiter.failed(now)
+            log.warning("%s failed (%s): every worker waits %.1f s (failure #%d in a row)",
+                        self.what, outcome.reason, max(0, open_until - now) / 1000, streak)
+        return outcome
+
+    def wait_after(self, outcome: Outcome) -> int:
+        """Until when (ms) work that was not done because of ``outcome`` should wait."""
+        now = now_ms(self.clock)
+        if isinstance(outcome, Held):
+            return outcome.until_ms
+        state = self.limiter.peek(now)
+        return now + (state.wait_ms if not state.allowed else 0)
+
+    def _token(self) -> Decision | Held:
+        """Wait for the shared limiter, up to ``max_token_wait_ms`` of rate spacing."""
+        waited = 0
+        while True:
+            now = now_ms(self.clock)
+            d = self.limiter.acquire(now)
+            if d.allowed:
+                return d
+            if d.why in ("rate", "probing") and waited + d.wait_ms <= self.max_token_wait_ms:
+                self.clock.sleep(d.wait_ms / 1000)
+                waited += d.wait_ms
+                continue
+            return Held(now + d.wait_ms, d.why)
