@@ -63,6 +63,7 @@ class Batch:
     created: int
     last_error: str = ""
     taken_over: bool = False
+    retry_at: int = 0  # after a failure: when its own backoff lets it go again (ms)
 
     def to_json(self) -> str:
         return json.dumps({
@@ -72,6 +73,7 @@ class Batch:
             "attempts": self.attempts,
             "created": self.created,
             "last_error": self.last_error,
+            "retry_at": self.retry_at,
         })
 
     @property
@@ -103,7 +105,8 @@ def _decode(body: bytes | str, taken_over: bool) -> Batch:
         ev.pop("q", None)
         events.append(ev)
     return Batch(id=d["id"], items=items, events=events, attempts=int(d.get("attempts", 0)),
-                 created=int(d.get("created", 0)), last_error=d.get("last_error", ""), taken_over=taken_over)
+                 created=int(d.get("created", 0)), last_error=d.get("last_error", ""), taken_over=taken_over,
+                 retry_at=int(d.get("retry_at", 0)))
 
 
 @dataclass(frozen=True)

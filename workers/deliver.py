@@ -11,8 +11,9 @@ under the limiter and settles it:
    backoff (``BRAZE_RETRY_BASE_SECONDS`` doubling to ``BRAZE_RETRY_MAX_SECONDS``)
    with one more attempt counted, and is dead-lettered after
    ``BRAZE_RETRY_MAX_ATTEMPTS``; meanwhile the shared breaker holds every worker
-   back and one probe goes at least every ``BRAZE_PROBE_MAX_SECONDS``. When a
-   probe succeeds, every batch waiting to retry is due at once.
+   back and one probe goes at least every ``BRAZE_PROBE_MAX_SECONDS`` (a batch
+   sent early as a probe counts no attempt when it fails). When a probe
+   succeeds, every batch waiting to retry is due at once.
 4. 429, 401/403/404, or a limiter wait too long to hold the batch: the batch
    waits until every worker may send again (no attempt counted; nothing dropped).
 
@@ -153,6 +154,11 @@ class Deliverer:
 
     def _retry_later(self, batch: Batch, reason: str) -> float:
         now = now_ms(self.clock)
+        if now < batch.retry_at:
+            # Sent early as the probe of a failing Braze: the outage failed, not this batch.
+            # It keeps its attempt count and goes back to wait for its own time.
+            outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, retry=True)
+            return IDLE_SLEEP
         batch.attempts += 1
         batch.last_error = reason
         if batch.attempts >= self.settings.braze_retry_max_attempts:
@@ -163,5 +169,6 @@ class Deliverer:
         delay = compute_backoff(batch.attempts, base=self.settings.braze_retry_base_seconds,
                                 max_backoff=self.settings.braze_retry_max_seconds)
         log.info("batch %s attempt %d failed (%s); retry in %.1f s", batch.id, batch.attempts, reason, delay)
-        outbox.reschedule(self.r, self.keys, batch, due_ms=now + int(delay * 1000), save=True, retry=True)
+        batch.retry_at = now + int(delay * 1000)
+        outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, save=True, retry=True)
         return IDLE_SLEEP

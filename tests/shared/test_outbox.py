@@ -101,3 +101,47 @@ def test_forwarded_events_fill_the_remaining_room(r, keys):
     b = claim(r, keys, 1000, size=4)
     assert b.users == ["U1"] and len(b.events) == 3 and "q" not in b.events[0]
     assert r.llen(keys.outbox_events) == 2
+
+
+def test_batches_waiting_to_retry_are_listed_and_released_together(r, keys):
+    for u in ("U1", "U2", "U3"):
+        put(r, keys, u, 1, "S")
+    batches = [claim(r, keys, 5000, size=1) for _ in range(3)]
+    for i, b in enumerate(batches[:2]):               # two failed: each waits its own backoff
+        b.attempts = 3
+        outbox.reschedule(r, keys, b, due_ms=5000 + 600_000 * (i + 1), save=True, retry=True)
+    assert outbox.sizes(r, keys)["retrying_batches"] == 2
+    assert claim(r, keys, 6000, size=1) == Wait(0, "empty")  # nothing due; the third is still leased
+    assert outbox.release_retries(r, keys, now_ms=7000, spacing_ms=5) == 2
+    again = [claim(r, keys, 7010, size=1) for _ in range(2)]
+    assert sorted(b.users[0] for b in again) == ["U1", "U2"] and all(b.attempts == 3 for b in again)
+    assert outbox.sizes(r, keys)["retrying_batches"] == 0
+    assert outbox.release_retries(r, keys, now_ms=8000) == 0
+
+
+def test_a_probe_may_take_the_longest_waiting_retry_early(r, keys):
+    put(r, keys, "U1", 1, "S")
+    b = claim(r, keys, 5000)
+    outbox.reschedule(r, keys, b, due_ms=900_000, save=True, retry=True)
+    assert claim(r, keys, 6000) == Wait(0, "empty")
+    probe = claim(r, keys, 6000, probe=True)
+    assert isinstance(probe, Batch) and probe.id == b.id and probe.taken_over
+    assert outbox.sizes(r, keys)["retrying_batches"] == 0
+
+
+def test_finishing_a_retried_batch_forgets_it(r, keys):
+    put(r, keys, "U1", 1, "S")
+    b = claim(r, keys, 5000)
+    outbox.reschedule(r, keys, b, due_ms=6000, save=True, retry=True)
+    assert outbox.finish(r, keys, b, delivered=1, now_ms=6000)
+    assert outbox.sizes(r, keys) == {"pending_profiles": 0, "inflight_profiles": 0, "open_batches": 0,
+                                     "pending_events": 0, "retrying_batches": 0}
+    assert int(r.get(keys.throughput(0))) == 1  # counted in the 10 s bucket of now_ms=6000
+
+
+def test_a_pause_wait_is_not_a_retry(r, keys):
+    put(r, keys, "U1", 1, "S")
+    b = claim(r, keys, 5000)
+    outbox.reschedule(r, keys, b, due_ms=9000, save=True, retry=True)
+    outbox.reschedule(r, keys, b, due_ms=9500)  # then held by a 429 pause instead
+    assert outbox.sizes(r, keys)["retrying_batches"] == 0

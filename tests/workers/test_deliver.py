@@ -160,3 +160,51 @@ def test_auth_failure_pauses_and_drops_nothing(r, keys, settings, clock):
     clock.advance(31)
     d.step()
     assert len(braze.requests) == 2 and r.xlen(keys.dlq) == 0 and r.hlen(keys.batches) == 0
+
+
+class OutageBraze(ScriptedBraze):
+    """Answers 500 until ``heal_at`` on the clock, then 201."""
+
+    def __init__(self, clock, heal_at):
+        super().__init__()
+        self.clock, self.heal_at = clock, heal_at
+        self.times = []
+
+    def track(self, attributes, events, *, now):
+        self.requests.append((attributes, events))
+        self.times.append(self.clock.now())
+        return b.Delivered() if self.clock.now() >= self.heal_at else b.Retryable("HTTP 500")
+
+
+def run_for(d, clock, seconds):
+    end = clock.now() + seconds
+    while clock.now() < end:
+        clock.advance(max(d.step(), 0.05))
+
+
+@pytest.mark.parametrize("outage", [60.0, 3600.0])
+def test_delivery_resumes_within_30_s_of_braze_answering_again(r, keys, settings, clock, outage):
+    start = clock.now()
+    braze = OutageBraze(clock, heal_at=start + outage)
+    follow(r, keys, clock, *[f"U{i}" for i in range(300)])
+    d = make(r, keys, settings, clock, braze)
+    run_for(d, clock, outage + 30)
+    assert r.hlen(keys.outbox_inflight) == 0 and r.zcard(keys.outbox_ready) == 0, "not all delivered"
+    ok = [t for t, (a, _) in zip(braze.times, braze.requests) if t >= start + outage]
+    assert ok and ok[0] - (start + outage) <= 30
+    assert r.xlen(keys.dlq) == 0                           # the retry budget outlasts an hour
+    # During the outage: one probe at a time, at least every BRAZE_PROBE_MAX_SECONDS (15 s), never a flood.
+    failed = [t for t in braze.times if t < start + outage]
+    assert len(failed) <= outage / 0.5
+    assert all(b - a <= 15.1 for a, b in zip(failed, failed[1:])), "probes further apart than the cap"
+
+
+def test_a_failed_early_probe_counts_no_attempt(r, keys, settings, clock):
+    braze = OutageBraze(clock, heal_at=float("inf"))
+    follow(r, keys, clock, "U1")
+    d = make(r, keys, settings, clock, braze, braze_retry_max_attempts=40)
+    run_for(d, clock, 3600)
+    batch = json.loads(next(iter(r.hvals(keys.batches))))
+    assert len(braze.requests) > 100                       # probed all hour long...
+    assert batch["attempts"] < 40                          # ...but only its own backoff counted attempts
+    assert r.xlen(keys.dlq) == 0
