@@ -18,6 +18,7 @@ COMMANDS: dict[str, str] = {
     "beat": "linesync.commands.worker:beat",
     "up": "linesync.commands.up:up",
     "status": "linesync.commands.status:status",
+    "pauses": "linesync.commands.pauses:pauses",
     "dlq": "linesync.commands.dlq:dlq",
     "resync": "linesync.commands.resync:resync",
     "link": "linesync.commands.link:link",

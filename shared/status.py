@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import redis
 
 from shared import dlq, outbox
@@ -67,8 +65,27 @@ def throughput(r: redis.Redis, keys: Keys, now: float) -> float:
     return round(total / THROUGHPUT_WINDOW, 1)
 
 
+def workers(r: redis.Redis, keys: Keys, now: float) -> list[dict]:
+    """Worker processes seen in the last hour: name, seconds since their heartbeat, lease held."""
+    rows = r.zrange(keys.workers, 0, -1, withscores=True)
+    if not rows:
+        return []
+    p = r.pipeline(transaction=False)
+    for name, _ in rows:
+        p.exists(keys.worker(_s(name)))
+    alive = p.execute()
+    return [{"name": _s(name), "seen_s_ago": round(max(0.0, now - seen / 1000), 1), "alive": bool(live)}
+            for (name, seen), live in zip(rows, alive)]
+
+
+def redis_now(r: redis.Redis) -> float:
+    """The Redis server's clock: the one every deadline in Redis is written in."""
+    sec, usec = r.time()
+    return sec + usec / 1e6
+
+
 def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:
-    now = time.time() if now is None else now
+    now = redis_now(r) if now is None else now
     stats = {_s(k): int(v) for k, v in r.hgetall(keys.stats).items()}
     return {
         "queue": queue(r, keys, now),
@@ -77,5 +94,6 @@ def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:
         "limits": limits(r, keys, now),
         "delivered_per_s_last_minute": throughput(r, keys, now),
         "profiles_known": r.hlen(keys.state),
+        "workers": workers(r, keys, now),
         "counters": stats,
     }

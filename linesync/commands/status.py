@@ -27,7 +27,8 @@ def _render(s: dict) -> str:
         f"rejected bodies {q['rejected_bodies']}",
         "Outbox",
         f"  profiles waiting {o['pending_profiles']}, in flight {o['inflight_profiles']} "
-        f"in {o['open_batches']} batches, custom events waiting {o['pending_events']}",
+        f"in {o['open_batches']} batches ({o['retrying_batches']} waiting to retry), "
+        f"custom events waiting {o['pending_events']}",
         f"  delivered {s['delivered_per_s_last_minute']} objects/s over the last minute; "
         f"{s['counters'].get('delivered_objects', 0)} in all; profiles known {s['profiles_known']}",
         f"Dead letters: {s['dead_letters']['total']}",
@@ -42,6 +43,11 @@ def _render(s: dict) -> str:
         if st["failure_streak"]:
             state += f", failing x{st['failure_streak']}, next try in {st['retry_in_s']} s"
         lines.append(f"  {name}: {state}")
+    live = [w for w in s["workers"] if w["alive"]]
+    lines.append(f"Workers: {len(live)} alive")
+    for w in s["workers"]:
+        lines.append(f"  {w['name']}: " + (f"alive, seen {w['seen_s_ago']} s ago" if w["alive"]
+                                          else f"gone (last seen {w['seen_s_ago']} s ago)"))
     rs = s.get("resync") or {}
     lines.append("Resync")
     for label in ("current", "last"):

@@ -292,7 +292,7 @@ def banner(ingress: str, provided: Mapping[str, str], data_dir: str) -> str:
 
 @click.command()
 @click.option("--bind", default=DEFAULT_BIND, show_default=True, help="Ingress address HOST:PORT.")
-@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Worker pool processes.")
+@click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Braze requests the worker keeps in flight (LINESYNC_DELIVERY_CONCURRENCY).")
 @click.option("--ingress-workers", type=click.IntRange(min=1), default=DEFAULT_INGRESS_WORKERS,
               show_default=True, help="Gunicorn workers for the ingress.")
 @click.option("--data-dir", default=DEFAULT_DATA_DIR, show_default=True,

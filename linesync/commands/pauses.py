@@ -1,0 +1,46 @@
+"""`linesync pauses [--clear]`: see and lift the pauses every worker obeys.
+
+A pause comes from Braze (a 429 or ``X-RateLimit-Remaining: 0`` until its
+reset, capped at ``BRAZE_PAUSE_MAX_SECONDS``) or from an auth failure
+(401/403/404, ``BRAZE_AUTH_RETRY_SECONDS`` then a probe). ``--clear`` lifts
+them and closes the failure breaker, e.g. after fixing ``BRAZE_API_KEY``:
+delivery resumes at once (a wrong fix just pauses again).
+"""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from linesync.context import connect
+from shared.limiter import IDENTIFY, TRACK, Limiter
+from shared.status import limits, redis_now
+
+
+@click.command()
+@click.option("--clear", is_flag=True, help="Lift every pause and close the failure breakers.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def pauses(clear: bool, as_json: bool) -> None:
+    """Show (or --clear) Braze pauses and failure breakers shared by every worker."""
+    settings, r, keys = connect()
+    if clear:
+        rates = {TRACK: settings.braze_track_rate_limit, IDENTIFY: settings.braze_identify_rate_limit}
+        for name, rate in rates.items():
+            lim = Limiter(r, keys, name, rate)
+            lifted = lim.clear_pause()
+            r.delete(keys.breaker(name), keys.breaker_probe(name))
+            if not as_json:
+                click.echo(f"{name}: {'pause lifted' if lifted else 'was not paused'}; breaker closed")
+    state = limits(r, keys, redis_now(r))
+    if as_json:
+        click.echo(json.dumps(state, indent=2))
+        return
+    if clear:
+        return
+    for name, st in state.items():
+        line = (f"PAUSED for {st['paused_for_s']} s ({st['pause_kind']}: {st['pause_reason']})" if st["paused"]
+                else "not paused")
+        if st["failure_streak"]:
+            line += f"; failing x{st['failure_streak']}, next probe in {st['retry_in_s']} s"
+        click.echo(f"{name}: {line}")
