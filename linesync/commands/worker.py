@@ -19,7 +19,7 @@ from shared.config import ROLE_REQUIREMENTS, env_names, load_settings
 # The Celery app: `celery -A workers ...`.
 CELERY_APP = "workers"
 # redbeat keeps the schedule in Redis and holds a lock, so extra beat replicas wait.
-BEAT_SCHEDULER = "redbeat.RedBeatScheduler"
+BEAT_SCHEDULER = "workers.beat:Scheduler"  # redbeat's, riding out Redis outages
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # --concurrency sets this variable for the exec'd worker.
 CONCURRENCY_ENV = env_names()["delivery_concurrency"]

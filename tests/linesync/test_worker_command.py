@@ -65,7 +65,7 @@ def test_worker_argv():
 def test_beat_argv_uses_redbeat():
     argv = beat_argv(python="/py")
     assert argv[:6] == ["/py", "-m", "celery", "-A", "workers", "beat"]
-    assert argv[argv.index("-S") + 1] == "redbeat.RedBeatScheduler"
+    assert argv[argv.index("-S") + 1] == "workers.beat:Scheduler"
 
 
 @pytest.fixture

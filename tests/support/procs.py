@@ -84,7 +84,7 @@ def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, nam
 
 def celery_beat(env: Mapping[str, str], *, name: str = "beat", schedule_dir: str | None = None) -> Proc:
     return Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
-                       "-S", "redbeat.RedBeatScheduler"], env)
+                       "-S", "workers.beat:Scheduler"], env)
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 60.0, interval: float = 0.1, what: str = "",

@@ -1,0 +1,52 @@
+"""Beat's scheduler: redbeat's, made to ride out a Redis outage.
+
+redbeat extends its lock and reads the schedule from Redis on every tick; when
+Redis is away (a restart, a failover) the error escapes ``tick`` and beat
+exits, and under ``linesync up`` that stops the whole stack. Here a tick that
+cannot reach Redis logs once and tries again shortly; a lock found lost after
+the outage (it lapsed, or Redis came back without it) is taken again, waiting
+while another beat replica holds it, as at start.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from redbeat import RedBeatScheduler
+from redis.exceptions import LockError
+
+log = logging.getLogger(__name__)
+
+# While Redis is away, try again this often (s).
+RETRY_SECONDS = 2.0
+REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
+
+
+class Scheduler(RedBeatScheduler):
+    _redis_down = False
+
+    def tick(self, *args, **kwargs):
+        try:
+            wait = super().tick(*args, **kwargs)
+        except REDIS_ERRORS as e:
+            if not self._redis_down:
+                log.warning("beat: Redis unavailable (%s); retrying every %.0f s", type(e).__name__, RETRY_SECONDS)
+            self._redis_down = True
+            return RETRY_SECONDS
+        except LockError:
+            log.warning("beat: lost the beat lock during an outage; taking it again (waits while another "
+                        "beat replica holds it)")
+            self._reacquire()
+            return 0.1
+        if self._redis_down:
+            log.info("beat: Redis is back")
+            self._redis_down = False
+        return wait
+
+    def _reacquire(self) -> None:
+        try:
+            self.lock.acquire(blocking=True)
+            log.info("beat: lock taken again")
+        except REDIS_ERRORS:
+            self._redis_down = True
