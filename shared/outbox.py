@@ -64,6 +64,7 @@ class Batch:
     last_error: str = ""
     taken_over: bool = False
     retry_at: int = 0  # after a failure: when its own backoff lets it go again (ms)
+    config_checked: bool = False  # once rejected whole as a configuration error: bisect fully next time
 
     def to_json(self) -> str:
         return json.dumps({
@@ -74,6 +75,7 @@ class Batch:
             "created": self.created,
             "last_error": self.last_error,
             "retry_at": self.retry_at,
+            "config_checked": self.config_checked,
         })
 
     @property
@@ -106,7 +108,7 @@ def _decode(body: bytes | str, taken_over: bool) -> Batch:
         events.append(ev)
     return Batch(id=d["id"], items=items, events=events, attempts=int(d.get("attempts", 0)),
                  created=int(d.get("created", 0)), last_error=d.get("last_error", ""), taken_over=taken_over,
-                 retry_at=int(d.get("retry_at", 0)))
+                 retry_at=int(d.get("retry_at", 0)), config_checked=bool(d.get("config_checked", False)))
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ IDLE_SLEEP = 0.05
 POLL_SLEEP = 0.05
 # While every worker must wait (pause, breaker), look again at least this often (s).
 GATE_POLL = 1.0
+# This many items of one batch rejected alone (400) with none delivered: a configuration
+# error (a wrong subscription group rejects every item), not bad data.
+CONFIG_SUSPECT_LEAVES = 3
 
 
 @dataclass
@@ -98,6 +101,7 @@ class Deliverer:
     def deliver(self, batch: Batch) -> float:
         delivered = 0
         dead: list[tuple[str, str, dict]] = []
+        rejected_alone = 0
         root = _Part(batch.items, batch.events)
         stack = [root]
         while stack:
@@ -120,6 +124,9 @@ class Deliverer:
             elif isinstance(outcome, b.BadRequest):
                 if part.size() == 1:
                     dead.extend(self._letters(part, outcome.reason))
+                    rejected_alone += 1
+                    if rejected_alone >= CONFIG_SUSPECT_LEAVES and not delivered and not batch.config_checked:
+                        return self._configuration_error(batch, outcome.reason)
                 else:
                     stack.extend(reversed(part.halves()))
             elif isinstance(outcome, b.Retryable):
@@ -127,6 +134,8 @@ class Deliverer:
             else:  # 429, auth failure, or held by the limiter: wait with every worker, no attempt counted
                 outbox.reschedule(self.r, self.keys, batch, due_ms=self.sender.wait_after(outcome))
                 return IDLE_SLEEP
+        if not delivered and root.size() >= CONFIG_SUSPECT_LEAVES and len(dead) == root.size():
+            return self._configuration_error(batch, dead[-1][1])  # every item rejected
         outbox.finish(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now_ms(self.clock))
         with self._tally_lock:
             self._tally[0] += 1
@@ -151,6 +160,19 @@ class Deliverer:
         for ev in part.events:
             out.append(("track_event", reason, {"object": ev}))
         return out
+
+    def _configuration_error(self, batch: Batch, reason: str) -> float:
+        """Every item rejected: pause every worker loudly, drop nothing, bisect fully next time."""
+        now = now_ms(self.clock)
+        until = now + int(self.settings.braze_auth_retry_seconds * 1000)
+        log.critical("Braze rejects every item of batch %s with 400 (%s): this looks like configuration, "
+                     "not data; check BRAZE_SUBSCRIPTION_GROUP_ID and the API key's permissions. Delivery "
+                     "paused for every worker for %.0f s; nothing is dropped.", batch.id, reason,
+                     (until - now) / 1000)
+        self.sender.limiter.pause(until, f"every item rejected: {reason}", "config", now_ms=now)
+        batch.config_checked = True
+        outbox.reschedule(self.r, self.keys, batch, due_ms=until, save=True)
+        return IDLE_SLEEP
 
     def _retry_later(self, batch: Batch, reason: str) -> float:
         now = now_ms(self.clock)

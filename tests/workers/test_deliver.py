@@ -208,3 +208,34 @@ def test_a_failed_early_probe_counts_no_attempt(r, keys, settings, clock):
     assert len(braze.requests) > 100                       # probed all hour long...
     assert batch["attempts"] < 40                          # ...but only its own backoff counted attempts
     assert r.xlen(keys.dlq) == 0
+
+
+def test_a_400_for_every_item_pauses_loudly_instead_of_dead_lettering(r, keys, settings, clock, caplog):
+    braze = ScriptedBraze(*[b.BadRequest("HTTP 400: Invalid subscription group")] * 500)
+    follow(r, keys, clock, *[f"U{i}" for i in range(75)])
+    d = make(r, keys, settings, clock, braze, braze_auth_retry_seconds=60)
+    d.step()
+    assert len(braze.requests) <= 12                     # not bisected into ~150 requests
+    assert r.xlen(keys.dlq) == 0 and r.hlen(keys.outbox_inflight) == 75
+    assert r.hget(keys.pause("track"), "kind") == b"config"
+    assert any(rec.levelname == "CRITICAL" and "BRAZE_SUBSCRIPTION_GROUP_ID" in rec.getMessage()
+               for rec in caplog.records)
+    clock.advance(61)
+    d.step()                                             # after the pause: bisected fully, still all rejected
+    assert r.xlen(keys.dlq) == 0 and r.hlen(keys.outbox_inflight) == 75
+    assert r.hget(keys.pause("track"), "kind") == b"config"
+
+
+def test_a_few_bad_items_at_the_head_of_a_batch_are_still_dead_lettered(r, keys, settings, clock):
+    bad = {"U0", "U1", "U2"}
+
+    def braze_answer(attrs, events):
+        return b.BadRequest("HTTP 400: bad") if any(o.get("native_line_id") in bad for o in attrs) else b.Delivered()
+    braze = ScriptedBraze(*[braze_answer] * 200)
+    follow(r, keys, clock, *[f"U{i}" for i in range(8)])
+    d = make(r, keys, settings, clock, braze, braze_auth_retry_seconds=60)
+    d.step()                  # three bad items first: looks like configuration, paused
+    clock.advance(61)
+    d.step()                  # bisected fully: the others got through, so only the bad are dead letters
+    letters = {json.loads(e[1][b"payload"])["user"] for e in r.xrange(keys.dlq)}
+    assert letters == bad and r.hlen(keys.outbox_inflight) == 0
