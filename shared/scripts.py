@@ -1,4 +1,11 @@
-"""The Lua scripts in shared/lua/, loaded once per client (EVALSHA, reloaded if flushed)."""
+"""The Lua scripts in shared/lua/, loaded once per client (EVALSHA, reloaded if flushed).
+
+A script that must run when Redis is at ``maxmemory`` (``noeviction``) opens
+with ``#!lua flags=allow-oom``: the workers' scripts free more than they write
+(applying a batch deletes its stream entries; finishing a batch deletes it),
+so they are what drains a full Redis. Redis < 7 knows no such line: it is
+left out there (and those servers refuse the scripts' writes when full).
+"""
 
 from __future__ import annotations
 
@@ -9,11 +16,36 @@ import redis
 from redis.commands.core import Script
 
 _DIR = Path(__file__).with_name("lua")
+# Script flags (the "#!lua flags=..." first line) need Redis 7.
+FLAGS_SINCE_MAJOR = 7
 
 
 @cache
-def _source(name: str) -> str:
-    return (_DIR / f"{name}.lua").read_text()
+def _source(name: str, flags: bool = True) -> str:
+    text = (_DIR / f"{name}.lua").read_text()
+    if not flags and text.startswith("#!"):
+        text = "--" + text[2:]  # keep the line numbers; the flags become a comment
+    return text
+
+
+def supports_flags(r) -> bool:
+    """Does the server behind ``r`` (a client or a pipeline) take script flags?
+
+    Asked once per connection pool; False for a stand-in client. A Redis error
+    propagates, as the script call itself would have failed.
+    """
+    pool = getattr(r, "connection_pool", None)
+    if pool is None:
+        return False
+    known = pool.__dict__.get("_linesync_script_flags")
+    if known is None:
+        try:
+            version = redis.Redis(connection_pool=pool).info("server")["redis_version"]
+            major = int(str(version).split(".")[0])
+        except (KeyError, ValueError):
+            major = 0
+        known = pool.__dict__["_linesync_script_flags"] = major >= FLAGS_SINCE_MAJOR
+    return known
 
 
 def script(r: redis.Redis, name: str) -> Script:
@@ -21,5 +53,5 @@ def script(r: redis.Redis, name: str) -> Script:
     cache_ = r.__dict__.setdefault("_linesync_scripts", {})
     s = cache_.get(name)
     if s is None:
-        s = cache_[name] = r.register_script(_source(name))
+        s = cache_[name] = r.register_script(_source(name, supports_flags(r)))
     return s

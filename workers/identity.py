@@ -29,7 +29,7 @@ from collections.abc import Callable
 
 import redis
 
-from shared import dlq, identity, links
+from shared import dlq, identity, links, stream_group
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import STREAM_GROUP, Keys
@@ -61,11 +61,7 @@ class IdentityDeliverer:
 
     def step(self, block_ms: int = 1000) -> float:
         if not self._group_ready:
-            try:
-                self.r.xgroup_create(self.keys.identity, STREAM_GROUP, id="0", mkstream=True)
-            except redis.ResponseError as e:
-                if "BUSYGROUP" not in str(e):
-                    raise
+            stream_group.ensure_group(self.r, self.keys.identity)
             self._group_ready = True
         if self.clock.now() - self._last_recover >= RECOVER_EVERY:
             self._last_recover = self.clock.now()

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Apply a batch of LINE events atomically: dedupe, newer-wins transition,
 -- outbox marking, forwarded events, stream acknowledgement, counters.
 --

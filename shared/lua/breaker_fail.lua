@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Record a retryable failure on the shared circuit breaker. Only the first
 -- failure after the breaker (re)opens for probing counts: failures of requests
 -- that were already under way do not stretch the wait again.

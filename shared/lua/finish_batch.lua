@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Finish a batch: release its users and delete it. Idempotent: finishing a
 -- batch that is gone (another worker finished it) changes nothing.
 --

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- A lease held by one token: take it, renew it, or give it back.
 --
 -- KEYS[1] the lease key (e.g. {P}:pump:<kind>:<slot>)

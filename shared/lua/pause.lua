@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Make every worker wait until ARGV[1] (ms) before calling the endpoint.
 -- A pause only ever gets longer; the reason of the longest pause is kept.
 --

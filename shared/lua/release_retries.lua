@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Braze answered again after failures: every batch waiting to retry becomes due
 -- now, spread ARGV[2] ms apart so they do not all go in the same instant (the
 -- rate limiter spaces them anyway). Their attempt counts are kept.

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Put a batch back to wait until ARGV[2] (ms), optionally storing its new JSON
 -- (attempt count, last error). Its users stay in flight, so no newer state of
 -- theirs can overtake it.
