@@ -19,6 +19,8 @@ from shared.scripts import script
 TRACK = "track"        # /users/track
 IDENTIFY = "identify"  # /users/identify, /users/merge (Braze's shared budget)
 
+# A burst of requests // BURST_DIVISOR may go at once (see gcra_params).
+BURST_DIVISOR = 32
 # How long the worker that probes a recovering endpoint may take (ms).
 DEFAULT_PROBE_LEASE_MS = 30_000
 # While the endpoint keeps failing, probe it at least this often (s): delivery resumes
@@ -39,10 +41,16 @@ class Decision:
 def gcra_params(limit: RateLimit) -> tuple[float, float]:
     """(emission interval ms, burst tolerance ms) for a limit.
 
-    Tolerance 0: requests are spaced evenly, so no window of ``period`` — however
-    it is aligned — sees more than ``requests`` of them.
+    A burst of ``B = requests // BURST_DIVISOR`` may go at once (senders that
+    finish together need not queue behind each other), and the rest is spaced
+    ``period / (requests - B)`` apart. A GCRA with interval ``T`` and tolerance
+    ``B·T`` admits at most ``(P + B·T) / T = requests`` requests in any window of
+    length ``P = period``, however aligned: the limit is never exceeded, and the
+    sustained rate is ``B / requests`` (3 %) below it.
     """
-    return limit.period * 1000.0 / limit.requests, 0.0
+    burst = limit.requests // BURST_DIVISOR
+    interval = limit.period * 1000.0 / (limit.requests - burst)
+    return interval, burst * interval
 
 
 class Limiter:
@@ -54,9 +62,13 @@ class Limiter:
         self.probe_lease_ms = probe_lease_ms
         self._interval, self._tolerance = gcra_params(limit)
 
-    def acquire(self, now_ms: int | None = None) -> Decision:
-        """Take one request's worth of the shared budget, or say how long to wait."""
-        return self._call(now_ms, "take")
+    def acquire(self, now_ms: int | None = None, *, reserve_ms: int = 0) -> Decision:
+        """Take one request's worth of the shared budget, or say how long to wait.
+
+        With ``reserve_ms``, a slot at most that far off is reserved: the decision is
+        allowed with ``wait_ms`` > 0, and the caller must wait that long before sending.
+        """
+        return self._call(now_ms, "take", reserve_ms)
 
     def peek(self, now_ms: int | None = None) -> Decision:
         """May a sender go ahead (no pause, breaker closed or free to probe)? Takes nothing.
@@ -65,12 +77,12 @@ class Limiter:
         """
         return self._call(now_ms, "peek")
 
-    def _call(self, now_ms: int | None, mode: str) -> Decision:
+    def _call(self, now_ms: int | None, mode: str, reserve_ms: int = 0) -> Decision:
         allowed, wait, why, probe = script(self.r, "limiter")(
             keys=[self.keys.limit(self.name), self.keys.pause(self.name), self.keys.breaker(self.name),
                   self.keys.breaker_probe(self.name)],
             args=["" if now_ms is None else now_ms, repr(self._interval), repr(self._tolerance),
-                  self.probe_lease_ms, mode],
+                  self.probe_lease_ms, mode, reserve_ms],
         )
         return Decision(bool(int(allowed)), int(wait), why.decode() if isinstance(why, bytes) else why,
                         bool(int(probe)))

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import threading
 import time
 import uuid
@@ -45,6 +46,8 @@ LEASE_MS = 15_000
 HEARTBEAT = 5.0
 # {P}:workers entries older than this are dropped (ms).
 FORGET_AFTER_MS = 3_600_000
+# The interpreter's thread switch interval in a worker process (s; Python's default 0.005).
+SWITCH_INTERVAL = 0.0005
 # After an unexpected error in a step, wait this long (s).
 ERROR_SLEEP = 1.0
 # How often a summary of what was delivered is logged at INFO, when anything was (s).
@@ -74,6 +77,9 @@ class Engine:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> Engine:
+        # Sender threads hold the GIL briefly and wait on I/O most of the time; a thread whose
+        # answer arrived should not wait the default 5 ms for the GIL (~8 waits per batch).
+        pass
         self._register()
         loops: list[tuple[str, Callable[[], float]]] = []
         for i in range(self.consume_loops):

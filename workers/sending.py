@@ -3,13 +3,14 @@
 Both senders (``/users/track`` batches in workers/deliver.py, ``/users/identify``
 and ``/users/merge`` in workers/identity.py) go through :class:`Sender`:
 
-1. :meth:`Sender.gate` before taking work: while every worker must wait (a
+1. :meth:`Sender.gate` before taking work (an open answer is reused for
+   100 ms by the process's senders): while every worker must wait (a
    pause, an open breaker) a sender takes nothing, so during an outage updates
    wait in the outbox, coalescing, instead of piling up in retrying batches.
    When the breaker is half-open the gate says ``probe``: the sender may take
    a batch waiting to retry early, since its answer ends the outage for all.
-2. :meth:`Sender.send` waits briefly for a token (rate spacing), makes the
-   request, and applies what the answer means for *every* worker:
+2. :meth:`Sender.send` reserves a slot of the limiter at most 2 s away (one
+   script call) and waits for it, makes the request, and applies what the answer means for *every* worker:
    - 2xx / whole-request 400: a successful probe closes the breaker (and calls
      ``on_recovered``); ``X-RateLimit-Remaining: 0`` pauses until the reset;
    - 429: every worker pauses until ``X-RateLimit-Reset``;
@@ -35,6 +36,10 @@ log = logging.getLogger(__name__)
 
 # Longest wait for a rate-limit token while holding work; past it the work is put back (ms).
 MAX_TOKEN_WAIT_MS = 2_000
+# An open gate is trusted this long (s) before asking Redis again: one look per process
+# and 100 ms instead of one per batch. A pause set meanwhile by another worker is still
+# obeyed: the token is refused (Held) and the work put back.
+GATE_CACHE_S = 0.1
 
 
 @dataclass(frozen=True)
@@ -62,9 +67,16 @@ class Sender:
         self.what = what  # for log lines: "/users/track", "identify/merge"
         self.on_recovered = on_recovered
         self.max_token_wait_ms = max_token_wait_ms
+        self._gate_open_until = 0.0  # clock time until which the gate is known open
 
     def gate(self) -> Gate:
-        d = self.limiter.peek(now_ms(self.clock))
+        """May a sender take work now? An open answer is trusted for ``GATE_CACHE_S`` in this process."""
+        now = self.clock.now()
+        if now < self._gate_open_until:
+            return Gate(0)
+        d = self.limiter.peek(int(now * 1000))
+        if d.allowed and not d.probe:
+            self._gate_open_until = now + GATE_CACHE_S
         return Gate(0 if d.allowed else max(1, d.wait_ms), probe=d.probe)
 
     def send(self, call: Callable[[], b.Outcome]) -> Outcome:
@@ -73,6 +85,8 @@ class Sender:
             return decision
         outcome = call()
         now = now_ms(self.clock)
+        if not isinstance(outcome, b.Delivered) or outcome.pause_until:
+            self._gate_open_until = 0.0  # look at the shared gate again before the next work
         if isinstance(outcome, (b.Delivered, b.BadRequest)):
             if decision.probe:
                 self.limiter.succeeded()
@@ -103,15 +117,18 @@ class Sender:
         return now + (state.wait_ms if not state.allowed else 0)
 
     def _token(self) -> Decision | Held:
-        """Wait for the shared limiter, up to ``max_token_wait_ms`` of rate spacing."""
+        """Reserve a slot of the shared limiter at most ``max_token_wait_ms`` away and wait for it."""
         waited = 0
         while True:
             now = now_ms(self.clock)
-            d = self.limiter.acquire(now)
+            d = self.limiter.acquire(now, reserve_ms=self.max_token_wait_ms - waited)
             if d.allowed:
+                if d.wait_ms:
+                    self.clock.sleep(d.wait_ms / 1000)
                 return d
-            if d.why in ("rate", "probing") and waited + d.wait_ms <= self.max_token_wait_ms:
-                self.clock.sleep(d.wait_ms / 1000)
+            if d.why == "probing" and waited + d.wait_ms <= self.max_token_wait_ms:
+                self.clock.sleep(d.wait_ms / 1000)  # another worker probes a failing Braze: its answer decides
                 waited += d.wait_ms
                 continue
+            self._gate_open_until = 0.0
             return Held(now + d.wait_ms, d.why)

@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- May one more request go to an endpoint now? Checks, in order: a pause every
 -- worker must respect (429 until reset, or a configuration error), an open
 -- circuit breaker (shared retry backoff after 5xx/timeouts), a half-open
@@ -14,8 +15,11 @@
 -- ARGV[3] burst tolerance ms   ARGV[4] probe lease ms
 -- ARGV[5] 'take' (default) | 'peek': only say whether a sender may go ahead now
 --         (pause and breaker), taking neither a token nor the probe
+-- ARGV[6] longest reservation ms ('' = 0): with 'take', a slot this close is reserved
+--         and {1, wait} returned: the caller sleeps `wait` ms, then sends (one call, not a retry loop)
 --
 -- Returns {allowed (0|1), wait ms, why ('' | 'paused:<reason>' | 'breaker' | 'probing' | 'rate' ), probe (0|1)}
+-- (allowed with wait > 0: a reserved slot, to be used after wait ms)
 -- (with 'peek', probe 1 means the breaker is half-open and nobody probes yet)
 local now
 if ARGV[1] == '' then
@@ -54,9 +58,13 @@ local tat = tonumber(redis.call('GET', KEYS[1]) or '0')
 if tat < now then tat = now end
 local new_tat = tat + interval
 local allow_at = new_tat - interval - tolerance
+local wait = 0
 if allow_at > now then
-  if probe == 1 then redis.call('DEL', KEYS[4]) end
-  return {0, math.ceil(allow_at - now), 'rate', 0}
+  wait = math.ceil(allow_at - now)
+  if wait > (tonumber(ARGV[6]) or 0) then
+    if probe == 1 then redis.call('DEL', KEYS[4]) end
+    return {0, wait, 'rate', 0}
+  end
 end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now + tolerance + 1000))
-return {1, 0, '', probe}
+return {1, wait, '', probe}

@@ -17,7 +17,22 @@ def test_parse_rate():
 
 
 def test_gcra_spacing():
-    assert gcra_params(RateLimit(3000, 3.0)) == (1.0, 0.0)
+    interval, tolerance = gcra_params(RateLimit(3000, 3.0))   # a burst of 93, the rest spaced
+    assert interval == pytest.approx(3000 / 2907) and tolerance == pytest.approx(93 * 3000 / 2907)
+    assert gcra_params(RateLimit(10, 1.0)) == (100.0, 0.0)     # small limits: no burst
+
+
+@pytest.mark.parametrize("limit", [RateLimit(3000, 3.0), RateLimit(100, 1.0), RateLimit(64, 1.0)])
+def test_bursts_never_take_a_window_over_the_limit(r, keys, limit):
+    lim = Limiter(r, keys, "track", limit)
+    period = int(limit.period * 1000)
+    granted = []
+    for t in range(0, 3 * period, max(1, period // 1000)):  # greedy: ask as often as possible
+        while lim.acquire(t).allowed:
+            granted.append(t)
+    for start in range(0, 2 * period, max(1, period // 200)):
+        assert sum(start <= g < start + period for g in granted) <= limit.requests
+    assert len(granted) >= 2.5 * limit.requests * (1 - 1 / 32)
 
 
 def test_never_more_than_the_limit_in_any_window(r, keys):
