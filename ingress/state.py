@@ -21,7 +21,7 @@ class IngressState:
     settings: Settings
     keys: Keys
     pool: redis.Redis  # shared.redis_conn.client(REDIS_URL): its pool, URL and short timeouts
-    secret: bytes  # LINE_CHANNEL_SECRET, encoded once
+    secret: bytes = field(repr=False)  # LINE_CHANNEL_SECRET, encoded once; kept out of repr
     _threads: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @property

@@ -1,25 +1,35 @@
 """Dead letters: things linesync gave up on, kept with the reason, for `linesync dlq`.
 
 Kinds:
-  webhook  a stored body the consumer could not process (payload: body text, stream id)
-  track    a /users/track object Braze rejected or that ran out of retries (payload: user, object)
-  identify / merge  a /users/identify or /users/merge request item (issue 5)
+  webhook      a stored body the consumer could not process (payload: body text, stream id)
+  track        a /users/track object Braze rejected or that ran out of retries (payload: user, object)
+  track_event  a forwarded custom event Braze rejected or that ran out of retries (payload: object)
+  identify / merge  a /users/identify or /users/merge request item (payload: kind, external_id,
+               line_user_id)
 
-Replaying a ``track`` letter re-sends the user's *current* state, never the
-dead-lettered one, so a replay can't move Braze back in time. Replaying a
-``webhook`` letter puts the body back on the webhook stream, where the usual
-newer-wins and dedupe rules apply.
+:func:`replay` retries them. Replaying a ``track`` letter re-sends the user's
+*current* state, never the dead-lettered one, so a replay can't move Braze
+back in time. Replaying a ``webhook`` letter puts the body back on the webhook
+stream, where the usual newer-wins and dedupe rules apply. ``track_event``
+letters go back on the outbox's event list, ``identify`` and ``merge`` letters
+on the identity stream. A letter that cannot be replayed (an unknown kind, a
+payload missing what the replay needs) is kept, and counted with the reason.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 import redis
 
+from shared import forward, identity, state, webhook_queue
 from shared.keys import Keys
+
+# Letters replayed per transaction: each chunk's re-queues and deletions commit together.
+REPLAY_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -75,3 +85,71 @@ def purge(r: redis.Redis, keys: Keys) -> int:
     n = r.xlen(keys.dlq)
     r.delete(keys.dlq)
     return n
+
+
+@dataclass
+class Replayed:
+    """What :func:`replay` did, per letter kind."""
+
+    replayed: Counter[str] = field(default_factory=Counter)  # kind -> letters re-queued (and deleted)
+    kept: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, why) -> letters left in place
+    profiles: int = 0  # distinct profiles queued again by ``track`` letters
+
+
+def replay(r: redis.Redis, keys: Keys, letters: Iterable[Letter], *, now_ms: int) -> Replayed:
+    """Queue each letter's work again and delete it; keep (and count) those that cannot be replayed.
+
+    Each chunk of letters is re-queued and deleted in one transaction, so a
+    crash never replays a letter that is then kept, nor deletes one not replayed.
+    """
+    out = Replayed()
+    users: set[str] = set()
+    todo = list(letters)
+    for start in range(0, len(todo), REPLAY_CHUNK):
+        p = r.pipeline(transaction=True)
+        done: list[str] = []
+        for letter in todo[start:start + REPLAY_CHUNK]:
+            why = _requeue(p, keys, letter, now_ms, users)
+            if why:
+                out.kept[letter.kind, why] += 1
+            else:
+                out.replayed[letter.kind] += 1
+                done.append(letter.id)
+        if done:
+            p.xdel(keys.dlq, *done)
+        p.execute()
+    out.profiles = len(users)
+    return out
+
+
+def _requeue(p: redis.client.Pipeline, keys: Keys, letter: Letter, now_ms: int, users: set[str]) -> str | None:
+    """Queue one letter's work on ``p``; or why it cannot be replayed."""
+    pl = letter.payload
+    if letter.kind == "webhook":
+        if not isinstance(pl.get("body"), str):
+            return "no body in the letter"
+        try:
+            body = pl["body"].encode("utf-8")
+        except UnicodeEncodeError:
+            return "body is not valid UTF-8"
+        webhook_queue.requeue(p, keys, body)
+    elif letter.kind == "track":
+        if not isinstance(pl.get("user"), str) or not pl["user"]:
+            return "no user in the letter"
+        state.mark_dirty(p, keys, [pl["user"]], now_ms=now_ms)
+        users.add(pl["user"])
+    elif letter.kind == "track_event":
+        if not isinstance(pl.get("object"), dict):
+            return "no event object in the letter"
+        p.rpush(keys.outbox_events, forward.encode(pl["object"], now_ms))
+    elif letter.kind in (identity.IDENTIFY, identity.MERGE):
+        kind = pl.get("kind", letter.kind)
+        if kind not in (identity.IDENTIFY, identity.MERGE):
+            return f"unknown request kind {str(kind)[:40]!r}"
+        ext, user = pl.get("external_id"), pl.get("line_user_id")
+        if not (isinstance(ext, str) and ext and isinstance(user, str) and user):
+            return "no external_id or line_user_id in the letter"
+        identity.enqueue(p, keys, kind, ext, user)
+    else:
+        return "unknown kind"
+    return None

@@ -13,6 +13,7 @@ import redis
 
 from shared.keys import Keys
 from shared.payload import ALIAS_LABEL
+from shared.scripts import script
 
 IDENTIFY = "identify"
 MERGE = "merge"
@@ -44,6 +45,23 @@ def enqueue(r: redis.Redis | redis.client.Pipeline, keys: Keys, kind: str, exter
 def register_nonce(r: redis.Redis, keys: Keys, nonce: str, external_id: str,
                    ttl: int = DEFAULT_NONCE_TTL) -> None:
     r.set(keys.nonce(nonce), external_id, ex=ttl)
+
+
+def take_nonce(r: redis.Redis, keys: Keys, nonce: str, event_key: str, *, ttl: int) -> str | None:
+    """The external_id registered for ``nonce``, for one event only (shared/lua/take_nonce.lua).
+
+    The nonce is deleted in the same step as it is read, so two events carrying
+    it can never both link. The event that took it (``event_key``: its
+    webhookEventId) gets it again if it is replayed, until
+    :func:`forget_taken_nonce` (or ``ttl`` seconds).
+    """
+    ext = script(r, "take_nonce")(keys=[keys.nonce(nonce), keys.nonce_taken(event_key)], args=[ttl])
+    return ext.decode() if ext else None
+
+
+def forget_taken_nonce(r: redis.Redis | redis.client.Pipeline, keys: Keys, event_key: str) -> None:
+    """The event that took a nonce is done (and marked so): its replays need the nonce no more."""
+    r.delete(keys.nonce_taken(event_key))
 
 
 def item_for(kind: str, external_id: str, line_user_id: str) -> dict:

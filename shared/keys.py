@@ -43,7 +43,9 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
   Identity (issue 5)
     {P}:links:line          HASH    LINE user id -> newline-separated external_ids
     {P}:links:ext           HASH    external_id -> LINE user id
-    {P}:nonces:<nonce>      STRING  account-link nonce -> external_id, TTL
+    {P}:nonces:<nonce>      STRING  account-link nonce -> external_id, TTL; deleted as it is read
+    {P}:nonce-taken:<event> STRING  external_id whose nonce the accountLink event <event> took, until
+                                    the event is marked done (a replay finds it again), TTL
     {P}:identity            STREAM  queued /users/identify and /users/merge items (group ``workers``)
     {P}:identity:attempts   HASH    stream id -> failed attempts of that item
 
@@ -170,6 +172,9 @@ class Keys:
 
     def nonce(self, nonce: str) -> str:
         return self._k("nonces", nonce)
+
+    def nonce_taken(self, event_key: str) -> str:
+        return self._k("nonce-taken", event_key)
 
     @property
     def identity(self) -> str:

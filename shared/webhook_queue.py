@@ -6,6 +6,7 @@ import time
 
 import redis
 
+from shared import stream_group
 from shared.errors import StoreUnavailable
 from shared.keys import STREAM_GROUP, Keys
 from shared.redis_conn import REDIS_DOWN
@@ -24,6 +25,11 @@ def enqueue(r: redis.Redis, keys: Keys, body: bytes) -> str:
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store webhook body") from e
     return _text(entry_id)
+
+
+def requeue(p: redis.client.Pipeline, keys: Keys, body: bytes) -> None:
+    """Queue ``body`` again inside the caller's transaction (a dead letter replayed)."""
+    p.xadd(keys.webhooks, {BODY_FIELD: body, RECEIVED_FIELD: _received_ms()})
 
 
 def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: bytes) -> str:
@@ -84,8 +90,4 @@ def _text(entry_id: bytes | str) -> str:
 
 def ensure_group(r: redis.Redis, keys: Keys) -> None:
     """Create the consumer group (and the stream) if missing. Safe to call often."""
-    try:
-        r.xgroup_create(keys.webhooks, STREAM_GROUP, id="0", mkstream=True)
-    except redis.ResponseError as e:
-        if "BUSYGROUP" not in str(e):
-            raise
+    stream_group.ensure_group(r, keys.webhooks)

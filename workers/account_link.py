@@ -3,7 +3,10 @@ beforehand (POST /v1/link-nonces) links and identifies the user automatically.
 
 Runs as a consumer hook, before the batch is acknowledged; each event is
 handled once (a mark keyed by its webhookEventId, written in the same
-transaction as the link), so a replayed or redelivered event does nothing.
+transaction as the identify request), so a replayed or redelivered event does
+nothing. A nonce is single use: it is deleted in the same atomic step that
+reads it (shared/identity.py take_nonce), so two events carrying the same
+nonce can never both link; only a replay of the event that took it finds it again.
 """
 
 from __future__ import annotations
@@ -31,23 +34,27 @@ class AccountLinkHook:
 
     def handle(self, ev: Event) -> str:
         data = ev.raw.get("link") if isinstance(ev.raw.get("link"), dict) else {}
-        mark = self.keys.seen("accountLink:" + (ev.event_id or ev.version))
+        event_key = ev.event_id or ev.version
+        mark = self.keys.seen("accountLink:" + event_key)
         if self.r.exists(mark):
             return "duplicate"
+        ext = None
         if data.get("result") != "ok":
             outcome = "account_link_failed"
         else:
-            ext = self.r.get(self.keys.nonce(str(data.get("nonce", ""))))
+            # Single use: the nonce is deleted as it is read; a replay of this event finds it again.
+            ext = identity.take_nonce(self.r, self.keys, str(data.get("nonce", "")), event_key,
+                                      ttl=self.settings.dedupe_ttl_seconds)
             outcome = "account_link_ok" if ext else "account_link_unknown_nonce"
-        if outcome == "account_link_ok":
+        if ext:
             # Linking is idempotent, so it goes first: a crash before the mark below
             # replays it harmlessly.
-            link(self.r, self.keys, ext.decode(), ev.user_id, now_ms=int(time.time() * 1000))
+            link(self.r, self.keys, ext, ev.user_id, now_ms=int(time.time() * 1000))
         p = self.r.pipeline(transaction=True)
         p.set(mark, "1", ex=self.settings.dedupe_ttl_seconds)
         p.hincrby(self.keys.stats, outcome, 1)
-        if outcome == "account_link_ok":
-            p.delete(self.keys.nonce(str(data["nonce"])))
-            identity.enqueue(p, self.keys, identity.IDENTIFY, ext.decode(), ev.user_id)
+        if ext:
+            identity.forget_taken_nonce(p, self.keys, event_key)
+            identity.enqueue(p, self.keys, identity.IDENTIFY, ext, ev.user_id)
         p.execute()
         return outcome

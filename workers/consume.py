@@ -5,7 +5,8 @@ XREADGROUP and applies all their events in one atomic script that also XACKs
 them (shared/state.py): a body's effects and its acknowledgement commit
 together, so a worker killed at any instant either did all of it or none, and
 running it again changes nothing (dedupe by webhookEventId, newer-wins by
-version).
+version). A bad body is dead-lettered alone, never with the batch it was read
+in (:meth:`Consumer.process`).
 
 Bodies left unacknowledged by a consumer whose worker process is gone are
 taken over at once (workers/streams.py); those idle for
@@ -19,6 +20,7 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import redis
 
@@ -28,7 +30,7 @@ from shared.config import Settings
 from shared.errors import InvalidWebhook
 from shared.events import Event, parse_body
 from shared.keys import STREAM_GROUP, Keys
-from shared.logs import preview
+from shared.redis_conn import REDIS_DOWN
 from workers import streams
 
 log = logging.getLogger(__name__)
@@ -41,6 +43,17 @@ MAX_TYPE_LEN = 40
 # A hook that sees every parsed event before the batch is acknowledged (account
 # linking uses it). It must be idempotent: a crash replays the whole batch.
 EventHook = Callable[[Sequence[Event]], None]
+
+
+@dataclass(frozen=True)
+class _Body:
+    """One stored body, parsed: what applying it takes."""
+
+    entry_id: str
+    raw: bytes
+    events: list[Event]
+    changes: list[state.Change]
+    counters: Counter[str]
 
 
 class Consumer:
@@ -108,36 +121,99 @@ class Consumer:
         self.process([(eid, f) for eid, f in live if times.get(eid, 0) <= self.settings.consume_max_deliveries])
 
     def process(self, entries: list) -> None:
+        """Apply a batch of stream entries and acknowledge them, setting aside only bad bodies.
+
+        1. Each body is parsed and turned into changes on its own (pure work): a
+           body that fails here (not the envelope, out of bounds, any error) is
+           dead-lettered alone.
+        2. The rest are applied together: the hooks, then one atomic script that
+           also acknowledges them.
+        3. If that fails while Redis is reachable, they are applied again one at
+           a time, so one bad body cannot take up to LINESYNC_CONSUME_BATCH good
+           ones with it. A body that fails alone is dead-lettered at once when
+           the error is not Redis's (the same data fails the same way again);
+           when Redis refused it, it stays pending and is redelivered, then
+           dead-lettered after LINESYNC_CONSUME_MAX_DELIVERIES.
+        When Redis is away (connection, timeout, loading) nothing is set aside:
+        the error propagates and every entry stays pending.
+        """
         if not entries:
             return
-        changes: list[state.Change] = []
-        acks: list[str] = []
-        counters: Counter[str] = Counter()
-        parsed: list[Event] = []
         now = now_ms(self.clock)
-        for raw_id, fields in entries:
-            eid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
-            body = fields.get(webhook_queue.BODY_FIELD, b"")
+        bodies = [b for b in (self._prepare(raw_id, fields, now) for raw_id, fields in entries) if b is not None]
+        if not bodies:
+            return
+        try:
+            self._commit(bodies, now)
+            return
+        except REDIS_DOWN:
+            raise
+        except Exception as e:
+            if len(bodies) == 1:
+                self._set_aside([(bodies[0], e)])
+                return
+            log.warning("a batch of %d bodies failed (%s): applying them one at a time",
+                        len(bodies), type(e).__name__)
+        failed: list[tuple[_Body, Exception]] = []
+        for b in bodies:
             try:
-                events = parse_body(body, eid)
-            except InvalidWebhook as e:
-                self._dead_letter(raw_id, body, str(e))
-                continue
-            acks.append(eid)
-            counters["bodies"] += 1
+                self._commit([b], now)
+            except REDIS_DOWN:
+                raise
+            except Exception as e:
+                failed.append((b, e))
+        self._set_aside(failed)
+
+    def _prepare(self, raw_id, fields: dict, now: int) -> _Body | None:
+        """One body parsed into its events, changes and counters; None if it was dead-lettered."""
+        eid = raw_id.decode() if isinstance(raw_id, bytes) else raw_id
+        raw = fields.get(webhook_queue.BODY_FIELD, b"")
+        counters: Counter[str] = Counter(bodies=1)
+        changes: list[state.Change] = []
+        try:
+            events = parse_body(raw, eid)
             for ev in events:
-                parsed.append(ev)
                 counters["events:" + (ev.type if len(ev.type) <= MAX_TYPE_LEN else "other")] += 1
                 change = self._change(ev, now)
                 if change is not None:
                     changes.append(change)
                 elif ev.user_id is None:
                     counters["events_without_user"] += 1
+        except InvalidWebhook as e:
+            self._dead_letter(eid, raw, str(e))
+            return None
+        except Exception as e:  # pure work on this body alone: the body is at fault
+            self._dead_letter(eid, raw, f"could not be read ({type(e).__name__})", detail=str(e))
+            return None
+        return _Body(eid, raw, events, changes, counters)
+
+    def _commit(self, bodies: Sequence[_Body], now: int) -> None:
+        """Hooks, then the state script that applies the bodies' changes and acknowledges them: all or nothing."""
+        events = [ev for b in bodies for ev in b.events]
         for hook in self.hooks:
-            hook(parsed)
-        res = state.apply(self.r, self.keys, changes, now_ms=now, dedupe_ttl=self.settings.dedupe_ttl_seconds,
-                          ack_ids=acks, group=STREAM_GROUP, counters=counters)
-        log.debug("consumed %d bodies, %d events: %s", len(acks), len(parsed), res)
+            hook(events)
+        counters: Counter[str] = Counter()
+        for b in bodies:
+            counters.update(b.counters)
+        res = state.apply(self.r, self.keys, [c for b in bodies for c in b.changes], now_ms=now,
+                          dedupe_ttl=self.settings.dedupe_ttl_seconds, ack_ids=[b.entry_id for b in bodies],
+                          group=STREAM_GROUP, counters=counters)
+        log.debug("consumed %d bodies, %d events: %s", len(bodies), len(events), res)
+
+    def _set_aside(self, failed: Sequence[tuple[_Body, Exception]]) -> None:
+        """Bodies that failed alone: dead-lettered, unless Redis refused them (OOM, READONLY...),
+        which is not their fault: those stay pending, logged in one line."""
+        refused = []
+        for body, error in failed:
+            if isinstance(error, redis.RedisError):
+                refused.append((body, error))
+            else:
+                self._dead_letter(body.entry_id, body.raw, f"could not be applied ({type(error).__name__})",
+                                  detail=str(error))
+        if refused:
+            log.warning("%d webhook bodies (%s) not applied, left for redelivery: %s", len(refused),
+                        ", ".join(b.entry_id for b, _ in refused[:3]) + (", ..." if len(refused) > 3 else ""),
+                        str(refused[0][1])[:120])
 
     def _change(self, ev: Event, now: int) -> state.Change | None:
         fwd = ""
@@ -150,11 +226,14 @@ class Consumer:
         return state.Change(user=ev.user_id or "", version=ev.version, state=ev.state or "",
                             event_id=ev.event_id, forward=fwd)
 
-    def _dead_letter(self, entry_id, body: bytes, reason: str) -> None:
+    def _dead_letter(self, entry_id, body: bytes, reason: str, *, detail: str = "") -> None:
+        """Move one body to the dead-letter stream. The log line names the entry, its size and
+        ``reason``, never content (personal data); ``detail`` (an error's message) is kept in the letter only."""
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        log.error("webhook body %s dead-lettered: %s (%s)", eid, reason, preview(body, 80))
+        log.error("webhook body %s (%d bytes) dead-lettered: %s", eid, len(body), reason)
+        letter_reason = f"{reason}: {detail[:200]}" if detail else reason
         p = self.r.pipeline(transaction=True)
-        p.xadd(self.keys.dlq, dlq.entry("webhook", reason,
+        p.xadd(self.keys.dlq, dlq.entry("webhook", letter_reason,
                                         {"stream_id": eid, "body": body.decode("utf-8", "replace")}))
         p.xack(self.keys.webhooks, STREAM_GROUP, eid)
         p.xdel(self.keys.webhooks, eid)

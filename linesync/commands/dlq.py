@@ -8,9 +8,9 @@ import time
 import click
 
 from shared import dlq as letters
-from shared import state
 from linesync.context import connect
-from shared.webhook_queue import enqueue
+
+KINDS = ["webhook", "track", "track_event", "identify", "merge"]
 
 
 def _ctx():
@@ -25,7 +25,7 @@ def dlq() -> None:
 
 @dlq.command("list")
 @click.option("--limit", default=50, show_default=True)
-@click.option("--kind", type=click.Choice(["webhook", "track", "track_event", "identify", "merge"]))
+@click.option("--kind", type=click.Choice(KINDS))
 @click.option("--json", "as_json", is_flag=True)
 def list_(limit: int, kind: str | None, as_json: bool) -> None:
     """Show dead letters, oldest first."""
@@ -42,26 +42,35 @@ def list_(limit: int, kind: str | None, as_json: bool) -> None:
 
 
 @dlq.command()
-@click.option("--kind", type=click.Choice(["webhook", "track", "track_event"]))
+@click.option("--kind", type=click.Choice(KINDS))
 @click.option("--limit", default=10_000, show_default=True)
 def replay(kind: str | None, limit: int) -> None:
     """Retry dead letters. A profile is re-sent with its *current* state (never an older one);
-    a webhook body is queued again (dedupe and newer-wins still apply)."""
+    a webhook body, a custom event, an identify or merge request is queued again (dedupe and
+    newer-wins still apply). Says what it did per kind; letters it cannot replay are kept."""
     r, keys = _ctx()
-    done, users = [], set()
-    for l in letters.list_letters(r, keys, count=limit, kind=kind):
-        if l.kind == "track" and l.payload.get("user"):
-            users.add(l.payload["user"])
-        elif l.kind == "webhook" and "body" in l.payload:
-            enqueue(r, keys, l.payload["body"].encode())
-        elif l.kind == "track_event" and l.payload.get("object"):
-            r.rpush(keys.outbox_events, json.dumps({**l.payload["object"], "q": int(time.time() * 1000)}))
-        else:
-            continue
-        done.append(l.id)
-    state.mark_dirty(r, keys, users, now_ms=int(time.time() * 1000))
-    letters.remove(r, keys, done)
-    click.echo(f"replayed {len(done)} dead letters ({len(users)} profiles re-queued)")
+    found = letters.list_letters(r, keys, count=limit, kind=kind)
+    if not found:
+        click.echo("no dead letters to replay")
+        return
+    done = letters.replay(r, keys, found, now_ms=int(time.time() * 1000))
+    click.echo(f"replayed {sum(done.replayed.values())} of {len(found)} dead letters")
+    for k, n in sorted(done.replayed.items()):
+        click.echo(f"  {k:<11} {n:>6}  {_DONE.get(k, 'queued again').format(profiles=done.profiles)}")
+    if done.kept:
+        click.echo(f"kept {sum(done.kept.values())} dead letters that cannot be replayed (see `linesync dlq list`):")
+        for (k, why), n in sorted(done.kept.items()):
+            click.echo(f"  {k:<11} {n:>6}  {why}")
+
+
+# What replaying a letter of each kind did, for the summary.
+_DONE = {
+    "webhook": "bodies queued again on the webhook stream",
+    "track": "letters: {profiles} profiles queued to send their current state",
+    "track_event": "custom events queued again",
+    "identify": "/users/identify requests queued again",
+    "merge": "/users/merge requests queued again",
+}
 
 
 @dlq.command()

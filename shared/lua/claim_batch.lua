@@ -1,3 +1,4 @@
+#!lua flags=allow-oom
 -- Take the next batch to deliver: an overdue batch (crashed sender or a retry
 -- whose time has come) first, else a new batch from the outbox.
 --
@@ -41,28 +42,38 @@ end
 -- Pick users oldest first, skipping those already in flight, until the batch is full.
 local picked, objects = {}, 0
 local oldest = nil
-local scan = redis.call('ZRANGE', KEYS[1], 0, max_objects * 4 - 1, 'WITHSCORES')
-for i = 1, #scan, 2 do
-  local user = scan[i]
-  if redis.call('HEXISTS', KEYS[3], user) == 0 then
-    local links = redis.call('HGET', KEYS[6], user)
-    local cost = 1
-    if links then
-      for _ in string.gmatch(links, '[^\n]+') do cost = cost + 1 end
+-- Read the candidates a batch's worth at a time (most are not in flight: a claimed
+-- user leaves the ZSET), at most four batches' worth in all.
+local full = false
+for chunk = 0, 3 do
+  local scan = redis.call('ZRANGE', KEYS[1], chunk * max_objects, (chunk + 1) * max_objects - 1, 'WITHSCORES')
+  for i = 1, #scan, 2 do
+    local user = scan[i]
+    if redis.call('HEXISTS', KEYS[3], user) == 0 then
+      local links = redis.call('HGET', KEYS[6], user)
+      local cost = 1
+      if links then
+        for _ in string.gmatch(links, '[^\n]+') do cost = cost + 1 end
+      end
+      if objects + cost > max_objects and objects > 0 then full = true break end
+      if oldest == nil then oldest = tonumber(scan[i + 1]) end
+      picked[#picked + 1] = {user, links}
+      objects = objects + cost
+      if objects >= max_objects then full = true break end
     end
-    if objects + cost > max_objects and objects > 0 then break end
-    if oldest == nil then oldest = tonumber(scan[i + 1]) end
-    picked[#picked + 1] = {user, links}
-    objects = objects + cost
-    if objects >= max_objects then break end
   end
+  if full or #scan < 2 * max_objects then break end
 end
 local nevents = 0
 if objects < max_objects then
   nevents = math.min(redis.call('LLEN', KEYS[7]), max_objects - objects)
   if nevents > 0 then
-    local first = cjson.decode(redis.call('LINDEX', KEYS[7], 0))
-    if oldest == nil or first.q < oldest then oldest = first.q end
+    -- The oldest event's q. One cjson cannot read (a lone surrogate escape, which
+    -- Python's json writes) or without a numeric q counts as long due: it leaves
+    -- with this batch instead of failing every claim.
+    local ok, first = pcall(cjson.decode, redis.call('LINDEX', KEYS[7], 0))
+    local q = ok and type(first) == 'table' and tonumber(first.q) or 0
+    if oldest == nil or q < oldest then oldest = q end
   end
 end
 if #picked == 0 and nevents == 0 then return {'empty'} end

@@ -91,6 +91,15 @@ def test_unknown_event_types_fields_and_ids_are_accepted(post, r, keys):
         (b"", "not JSON"),
         (b'{"destination":"U1","events":[]}\xff', "UTF-8"),
         (b'{"destination":"U1","events":[{"type":"follow","timestamp":NaN}]}', "not JSON"),
+        # Bounds that keep one body from failing the batch it is consumed in (shared/envelope.py).
+        (b'{"destination":"U1","events":[{"type":"message","timestamp":1,"message":{"text":"\\ud800"}}]}',
+         "lone surrogate"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":10000000000000}]}', "events.0.timestamp"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":-1}]}', "events.0.timestamp"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":1,"source":{"userId":"U' + b"0" * 64 + b'"}}]}',
+         "events.0.source.userId"),
+        (b'{"destination":"U1","events":[{"type":"follow","timestamp":1,"webhookEventId":"' + b"0" * 129 + b'"}]}',
+         "events.0.webhookEventId"),
     ],
 )
 def test_signed_invalid_envelope_is_400_and_kept(post, r, keys, body, reason):

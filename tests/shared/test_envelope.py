@@ -9,7 +9,8 @@ from hypothesis import given, settings, strategies as st
 from marshmallow import ValidationError
 
 from linesync.commands.send_test_webhook import follow_event, unfollow_event, webhook_body
-from shared.envelope import EnvelopeSchema, _plainly_valid, validate_envelope
+from shared.envelope import (MAX_EVENT_ID, MAX_TIMESTAMP, MAX_USER_ID, EnvelopeSchema, _plainly_valid,
+                             bounds_problem, validate_envelope)
 from shared.errors import InvalidWebhook
 
 
@@ -45,8 +46,44 @@ def test_unusual_ids_and_destination_formats_are_accepted():
          "webhookEventId": "not-a-ulid"}]}).encode())
 
 
-def test_large_and_negative_timestamps_are_ints():
-    validate_envelope(env([{"type": "x", "timestamp": 2**63}, {"type": "x", "timestamp": -1}]))
+def test_timestamps_and_ids_at_their_bounds_are_accepted():
+    validate_envelope(env([
+        {"type": "x", "timestamp": 0},
+        {"type": "x", "timestamp": MAX_TIMESTAMP, "webhookEventId": "e" * MAX_EVENT_ID,
+         "source": {"type": "user", "userId": "U" * MAX_USER_ID}},
+        {"type": "x", "timestamp": 1, "webhookEventId": 7, "source": {"userId": ["not", "a", "string"]}},
+    ]))
+
+
+def test_surrogate_pairs_and_escaped_backslashes_are_not_lone_surrogates():
+    validate_envelope(b'{"destination":"U","events":[{"type":"x","timestamp":1,'
+                      b'"a":"\\ud83d\\ude00","b":"\\\\ud800","c":"\\uD83D\\uDE00"}]}')
+
+
+@pytest.mark.parametrize(
+    "event, reason",
+    [
+        ({"type": "x", "timestamp": -1}, "events.1.timestamp: out of range"),
+        ({"type": "x", "timestamp": MAX_TIMESTAMP + 1}, "events.1.timestamp: out of range"),
+        ({"type": "x", "timestamp": 2**63}, "events.1.timestamp: out of range"),
+        ({"type": "x", "timestamp": 1, "source": {"userId": "U" * (MAX_USER_ID + 1)}},
+         "events.1.source.userId: longer than 64"),
+        ({"type": "x", "timestamp": 1, "webhookEventId": "e" * (MAX_EVENT_ID + 1)},
+         "events.1.webhookEventId: longer than 128"),
+    ],
+)
+def test_out_of_bounds_events_are_rejected(event, reason):  # the second event: its index is named
+    with pytest.raises(InvalidWebhook) as e:
+        validate_envelope(env([{"type": "ok", "timestamp": 1}, event]))
+    assert reason in str(e.value)
+
+
+@pytest.mark.parametrize("escape", [b"\\ud800", b"\\uDFFF", b"\\ud83d", b"\\ude00\\ud83d", b"x\\\\\\udc00"])
+def test_lone_surrogate_escapes_are_rejected(escape):
+    body = b'{"destination":"U","events":[{"type":"x","timestamp":1,"source":{"userId":"U' + escape + b'"}}]}'
+    with pytest.raises(InvalidWebhook) as e:
+        validate_envelope(body)
+    assert "lone surrogate" in str(e.value)
 
 
 @pytest.mark.parametrize(
@@ -121,7 +158,7 @@ def test_quick_check_agrees_with_the_schema(data):
         schema_ok = False
     assert _plainly_valid(data) == schema_ok
     raw = json.dumps(data).encode()
-    if schema_ok:
+    if schema_ok and bounds_problem(data["events"]) is None:
         assert validate_envelope(raw) == json.loads(raw)
     else:
         with pytest.raises(InvalidWebhook):

@@ -48,3 +48,24 @@ def test_group_source_without_user_has_no_transition():
 def test_bad_bodies_raise(raw):
     with pytest.raises(InvalidWebhook):
         parse_body(raw, "1-0")
+
+
+def test_a_future_timestamp_counts_as_the_time_the_body_was_stored():
+    future, past = parse_body(body(ev("follow", 5_000, eid="a"), ev("unfollow", 900, eid="b")), "1000-0")
+    assert version_timestamp(future.version) == 1000 and future.timestamp == 5_000
+    assert version_timestamp(past.version) == 900
+    later = parse_body(body(ev("unfollow", 1000, eid="c")), "1000-1")[0]  # same time, later arrival
+    assert later.version > future.version
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"destination":"U","events":[{"type":"follow","timestamp":1,"source":{"userId":"U\\ud800"}}]}',
+    body(ev("follow", 10**13)),
+    body(ev("follow", -1)),
+    body(ev("follow", 1, user="U" * 65)),
+    body(ev("follow", 1, eid="e" * 129)),
+    b'{"events":' + b"[" * 100_000 + b"]" * 100_000 + b"}",
+])
+def test_bodies_the_ingress_refuses_raise(raw):
+    with pytest.raises(InvalidWebhook):
+        parse_body(raw, "1-0")

@@ -1,6 +1,8 @@
 """Coalescing, batching and in-flight exclusivity of the outbox, on a real Redis."""
 
-from shared import outbox, state
+import json
+
+from shared import forward, outbox, state
 from shared.events import make_version
 from shared.outbox import Batch, Wait
 from shared.state import Change
@@ -145,3 +147,18 @@ def test_a_pause_wait_is_not_a_retry(r, keys):
     outbox.reschedule(r, keys, b, due_ms=9000, save=True, retry=True)
     outbox.reschedule(r, keys, b, due_ms=9500)  # then held by a 429 pause instead
     assert outbox.sizes(r, keys)["retrying_batches"] == 0
+
+
+def test_an_event_cjson_cannot_read_never_blocks_the_outbox(r, keys):
+    # Python's json writes a lone surrogate as "\ud800"; Redis's cjson refuses to decode it.
+    unreadable = forward.encode({"name": "line_message_received", "properties": {"text": "\ud800"}}, 900)
+    r.rpush(keys.outbox_events, unreadable)
+    r.rpush(keys.outbox_events, json.dumps({"name": "no_q"}))
+    put(r, keys, "U1", 1, "S", now=1000)
+    b = claim(r, keys, 1000)  # an unreadable head counts as long due: it goes now, with what is ready
+    assert isinstance(b, Batch) and b.users == ["U1"]
+    assert [e["name"] for e in b.events] == ["line_message_received", "no_q"]
+    assert b.events[0]["properties"]["text"] == "\ud800"
+    outbox.finish(r, keys, b, delivered=3)
+    put(r, keys, "U2", 2, "S", now=2000)
+    assert claim(r, keys, 2500).users == ["U2"]

@@ -1,7 +1,11 @@
 """The stream consumer against a real Redis: batching, acks, recovery, dead letters."""
 
 import json
+import logging
 import time
+
+import pytest
+import redis
 
 from shared import state, webhook_queue
 from shared.clock import FakeClock
@@ -107,3 +111,87 @@ def test_finished_bodies_leave_the_stream(r, keys, settings):
     webhook_queue.enqueue(r, keys, b"not json")
     consumer(r, keys, settings).step(block_ms=10)
     assert r.xlen(keys.webhooks) == 0  # memory stays bounded by the backlog
+
+
+def test_a_body_failing_in_a_batch_is_dead_lettered_alone(r, keys, settings):
+    def hook(events):  # e.g. a bug or bad data met while the batch is applied
+        if any(e.user_id == "Ubad" for e in events):
+            raise ValueError("cannot handle this one")
+
+    webhook_queue.ensure_group(r, keys)
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "U1", "a")))
+    bad = webhook_queue.enqueue(r, keys, body(ev("follow", 10, "Ubad", "b")))
+    webhook_queue.enqueue(r, keys, body(ev("unfollow", 10, "U3", "c")))
+    Consumer(r, keys, settings, FakeClock(), "c1", hooks=[hook]).step(block_ms=10)
+    assert state.get(r, keys, "U1")[1] == "S" and state.get(r, keys, "U3")[1] == "U"
+    assert state.get(r, keys, "Ubad") is None
+    [(_, letter)] = r.xrange(keys.dlq)
+    assert json.loads(letter[b"payload"])["stream_id"] == bad
+    assert b"ValueError" in letter[b"reason"] and b"cannot handle this one" in letter[b"reason"]
+    assert r.xpending(keys.webhooks, STREAM_GROUP)["pending"] == 0 and r.xlen(keys.webhooks) == 0
+    assert r.hget(keys.stats, "bodies") == b"2"
+
+
+def test_bodies_the_ingress_would_refuse_are_dead_lettered_alone(r, keys, settings):
+    # Already in the stream (stored before the ingress refused them, or replayed from the DLQ).
+    webhook_queue.ensure_group(r, keys)
+    surrogate = b'{"destination":"U","events":[{"type":"follow","timestamp":1,"source":{"userId":"U\\ud800"}}]}'
+    refused = [webhook_queue.enqueue(r, keys, raw) for raw in (
+        surrogate,
+        body(ev("follow", 10**20, "U2", "far-future")),  # forwarded: its time cannot be formatted
+        body(ev("follow", 10, "U3", "e" * 200)),
+        body(ev("follow", 10, "U" * 100, "long-user")),
+    )]
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "U1", "a")))
+    consumer(r, keys, settings, forward_event_types=("follow",)).step(block_ms=10)
+    assert state.get(r, keys, "U1")[1] == "S"
+    assert [json.loads(f[b"payload"])["stream_id"] for _, f in r.xrange(keys.dlq)] == refused
+    assert r.xpending(keys.webhooks, STREAM_GROUP)["pending"] == 0
+    assert not r.keys(keys.seen("e" * 200))
+
+
+def test_a_body_redis_refuses_waits_for_redelivery_and_redis_away_fails_the_batch(r, keys, settings, monkeypatch):
+    apply = state.apply
+
+    def refusing(r_, keys_, changes, **kw):
+        if any(c.user == "Ubad" for c in changes):
+            raise redis.ResponseError("OOM command not allowed")
+        if any(c.user == "Udown" for c in changes):
+            raise redis.ConnectionError("gone")
+        return apply(r_, keys_, changes, **kw)
+
+    monkeypatch.setattr(state, "apply", refusing)
+    webhook_queue.ensure_group(r, keys)
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "U1", "a")))
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "Ubad", "b")))
+    c = consumer(r, keys, settings)
+    c.step(block_ms=10)
+    assert state.get(r, keys, "U1")[1] == "S"
+    assert r.xlen(keys.dlq) == 0 and r.xpending(keys.webhooks, STREAM_GROUP)["pending"] == 1
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "U2", "c")))
+    webhook_queue.enqueue(r, keys, body(ev("follow", 10, "Udown", "d")))
+    with pytest.raises(redis.ConnectionError):
+        c.step(block_ms=10)
+    assert r.xlen(keys.dlq) == 0 and state.get(r, keys, "U2") is None
+    assert r.xpending(keys.webhooks, STREAM_GROUP)["pending"] == 3
+
+
+def test_a_future_dated_event_counts_as_stored_and_cannot_freeze_a_user(r, keys, settings):
+    webhook_queue.ensure_group(r, keys)
+    tomorrow = int(time.time() * 1000) + 86_400_000
+    webhook_queue.enqueue(r, keys, body(ev("follow", tomorrow, "U1", "a")))
+    now = int(time.time() * 1000)
+    time.sleep(0.002)
+    webhook_queue.enqueue(r, keys, body(ev("unfollow", now + 1, "U1", "b")))  # later, real
+    consumer(r, keys, settings).step(block_ms=10)
+    assert state.get(r, keys, "U1")[1] == "U"
+
+
+def test_a_dead_lettered_body_is_logged_by_id_and_size_not_content(r, keys, settings, caplog):
+    webhook_queue.ensure_group(r, keys)
+    raw = b'not json {"displayName": "Taro Yamada", "text": "my phone is 090-0000-0000"}'
+    eid = webhook_queue.enqueue(r, keys, raw)
+    with caplog.at_level(logging.DEBUG, logger="workers.consume"):
+        consumer(r, keys, settings).step(block_ms=10)
+    assert eid in caplog.text and f"{len(raw)} bytes" in caplog.text and "not JSON" in caplog.text
+    assert "Taro" not in caplog.text and "090" not in caplog.text and "not json" not in caplog.text

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from shared import outbox, state
+from shared import forward, outbox, state
 from shared.clock import FakeClock
 from shared.events import make_version
 from shared.limiter import Limiter
@@ -239,3 +239,28 @@ def test_a_few_bad_items_at_the_head_of_a_batch_are_still_dead_lettered(r, keys,
     d.step()                  # bisected fully: the others got through, so only the bad are dead letters
     letters = {json.loads(e[1][b"payload"])["user"] for e in r.xrange(keys.dlq)}
     assert letters == bad and r.hlen(keys.outbox_inflight) == 0
+
+
+def test_an_event_lua_cannot_read_is_sent_and_settled_like_any_other(r, keys, settings, clock):
+    # "\ud800" (written by Python's json, refused by Redis's cjson) at the head of the event list.
+    now = int(clock.now() * 1000)
+    unreadable = {"name": "line_message_received", "properties": {"text": "\ud800"}}
+    r.rpush(keys.outbox_events, forward.encode(unreadable, now))
+    r.rpush(keys.outbox_events, forward.encode({"name": "line_postback", "properties": {}}, now))
+    follow(r, keys, clock, "U1")
+
+    def braze_refuses_the_lone_surrogate(attributes, events):
+        bad = any("\ud800" in json.dumps(e, ensure_ascii=False, default=str) for e in events)
+        return b.BadRequest("HTTP 400: invalid string") if bad else b.Delivered()
+
+    braze = ScriptedBraze(*[braze_refuses_the_lone_surrogate] * 5)
+    d = make(r, keys, settings, clock, braze)
+    d.step()
+    [(_, letter)] = r.xrange(keys.dlq)
+    assert letter[b"kind"] == b"track_event" and "\\ud800" in letter[b"payload"].decode()
+    delivered = [e["name"] for _, events in braze.requests[1:] for e in events]
+    assert "line_postback" in delivered and any(a for a, _ in braze.requests[1:])
+    assert r.llen(keys.outbox_events) == 0 and r.hlen(keys.batches) == 0
+    follow(r, keys, clock, "U2")
+    d.step()
+    assert braze.requests[-1][0][0]["native_line_id"] == "U2"

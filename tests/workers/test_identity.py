@@ -1,6 +1,6 @@
 import pytest
 
-from shared import identity, links
+from shared import dlq, identity, links
 from shared.clock import FakeClock
 from shared.limiter import Limiter
 from workers import braze as b
@@ -100,3 +100,18 @@ def test_identify_waits_until_the_users_profile_reached_braze(r, keys, make):
     clock.advance(1)
     d.step(block_ms=10)
     assert [c[1]["aliases_to_identify"][0]["external_id"] for c in braze.calls] == ["crm-2", "crm-1"]
+
+
+def test_a_dead_lettered_merge_is_sent_again_after_a_replay(r, keys, make):
+    braze = ScriptedBraze(b.BadRequest("HTTP 400: unknown external_id"))
+    identity.enqueue(r, keys, identity.MERGE, "crm-1", U1)
+    d, clock = make(braze)
+    d.step(block_ms=10)
+    assert r.xlen(keys.dlq) == 1 and r.xlen(keys.identity) == 0
+    done = dlq.replay(r, keys, dlq.list_letters(r, keys), now_ms=1)  # the operator fixed the profile
+    assert done.replayed == {"merge": 1} and r.xlen(keys.dlq) == 0
+    clock.advance(1)
+    d.step(block_ms=10)
+    assert [p for p, _ in braze.calls] == ["/users/merge", "/users/merge"]
+    assert braze.calls[1][1] == braze.calls[0][1]
+    assert links.line_user(r, keys, "crm-1") == U1
