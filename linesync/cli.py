@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+import re
 import sys
+from pathlib import Path
 
 import click
 
@@ -26,7 +28,32 @@ COMMANDS: dict[str, str] = {
     "identify": "linesync.commands.link:identify",
     "merge": "linesync.commands.link:merge",
     "sandbox": "linesync.commands.sandbox:sandbox",
+    "doctor": "linesync.commands.doctor:doctor",
+    "config": "linesync.commands.config:config",
 }
+
+
+def package_version() -> str:
+    """The installed distribution's version; from a source tree without one, pyproject.toml's."""
+    from importlib import metadata  # ~50 ms: paid by --version only
+
+    try:
+        return metadata.version("linesync")
+    except metadata.PackageNotFoundError:
+        pass
+    pyproject = Path(__file__).resolve().parents[1] / "pyproject.toml"
+    try:
+        m = re.search(r'^version\s*=\s*"([^"]+)"', pyproject.read_text(), re.M)
+    except OSError:
+        m = None
+    return m.group(1) if m else "unknown"
+
+
+class _LazyVersion:
+    """click.version_option formats the version with %s only when --version is given: look it up then."""
+
+    def __str__(self) -> str:
+        return package_version()
 
 
 class LazyGroup(click.Group):
@@ -51,6 +78,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_LazyVersion(), "--version", prog_name="linesync",  # type: ignore[arg-type]
+                      message="%(prog)s %(version)s")
 def cli() -> None:
     """linesync: keep Braze in step with a LINE Official Account's followers."""
 

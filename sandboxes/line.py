@@ -1,4 +1,19 @@
-"""A LINE Messaging API stand-in: ``GET /v2/bot/followers/ids`` and ``GET /v2/bot/info``.
+"""A LINE Messaging API stand-in: followers, bot info and the webhook-endpoint calls.
+
+Endpoints (bearer auth with the access token on each; a wrong token is ``401``):
+
+- ``GET /v2/bot/followers/ids``, ``GET /v2/bot/info``;
+- ``GET /v2/bot/channel/webhook/endpoint`` → ``{"endpoint": …, "active": …}``
+  (no URL on file: ``{"endpoint": "", "active": false}``; LINE does not document
+  that case, so ``linesync doctor`` also takes a ``404`` to mean "not set");
+- ``PUT /v2/bot/channel/webhook/endpoint`` with ``{"endpoint": "https://…"}``
+  sets it (``http://`` is accepted too, for local ingresses; LINE itself takes HTTPS only);
+- ``POST /v2/bot/channel/webhook/test`` with ``{"endpoint": …}`` (optional; default
+  the URL on file) really POSTs ``{"destination": <bot user id>, "events": []}``
+  there, signed (``X-Line-Signature``) with the sandbox's channel secret, and
+  answers like LINE: ``{"success", "timestamp", "statusCode", "reason", "detail"}``
+  (``reason`` ``OK`` / ``ERROR_STATUS_CODE`` / ``COULD_NOT_CONNECT`` /
+  ``REQUEST_TIMEOUT``; ``statusCode`` ``0`` when no answer came).
 
 Followers are either an explicit list or a count ``N``, meaning the ids
 ``follower_id(0) … follower_id(N-1)`` (``"U" + md5(str(i))``), generated per
@@ -15,19 +30,31 @@ Page index 0 is the request without ``start``.
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import hashlib
 import hmac
+import json
 import os
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import Any, Iterator
+from urllib.parse import urlsplit
 
 from sandboxes.server import (
     Request, Response, Sandbox, admin_body, json_response, reject_unknown, sleep_ms,
 )
+from shared.signature import sign
 
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
+# Signs the test webhook (POST /v2/bot/channel/webhook/test); give the ingress's LINE_CHANNEL_SECRET.
+DEFAULT_CHANNEL_SECRET = "sandbox-channel-secret"
+# LINE gives a webhook this long to answer (s).
+WEBHOOK_TIMEOUT_SECONDS = 2.0
+# LINE's limit on a webhook URL's length.
+MAX_ENDPOINT_LENGTH = 500
 # LINE's documented maximum (and default) page size.
 MAX_PAGE_SIZE = 1000
 # A continuation token is valid this long after it is issued.
@@ -36,10 +63,16 @@ _SIG_BYTES = 12
 
 FOLLOWERS = "/v2/bot/followers/ids"
 BOT_INFO = "/v2/bot/info"
+WEBHOOK_ENDPOINT = "/v2/bot/channel/webhook/endpoint"
+WEBHOOK_TEST = "/v2/bot/channel/webhook/test"
+# path -> the methods it answers.
+_API = {FOLLOWERS: ("GET",), BOT_INFO: ("GET",), WEBHOOK_ENDPOINT: ("GET", "PUT"), WEBHOOK_TEST: ("POST",)}
 
 AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
 FORBIDDEN = "Access to this API is not available for your account"
 INVALID_START = "Invalid start param"
+WEBHOOK_NOT_SET = "The webhook endpoint is not set"
+BOT_USER_ID = "U" + hashlib.md5(b"linesync-sandbox-bot").hexdigest()
 
 
 def follower_id(i: int) -> str:
@@ -114,6 +147,8 @@ class LineFaults:
     fail_pages: dict[int, int] = field(default_factory=dict)  # page index -> 500s left
     expire_tokens: bool = False
     latency_ms: float = 0.0
+    webhook_unset: bool = False     # LINE has no webhook URL on file (whatever was PUT)
+    webhook_inactive: bool = False  # "Use webhook" is off: the URL is kept, LINE sends nothing
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -121,6 +156,8 @@ class LineFaults:
             "fail_pages": {str(k): v for k, v in sorted(self.fail_pages.items())},
             "expire_tokens": self.expire_tokens,
             "latency_ms": self.latency_ms,
+            "webhook_unset": self.webhook_unset,
+            "webhook_inactive": self.webhook_inactive,
         }
 
 
@@ -137,6 +174,9 @@ class LineSandbox(Sandbox):
         access_token: str = DEFAULT_ACCESS_TOKEN,
         followers: int | list[str] = 0,
         token_ttl_seconds: float = DEFAULT_TOKEN_TTL_SECONDS,
+        channel_secret: str = DEFAULT_CHANNEL_SECRET,
+        webhook_endpoint: str | None = None,
+        webhook_timeout: float = WEBHOOK_TIMEOUT_SECONDS,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Any = time.time,
@@ -144,6 +184,11 @@ class LineSandbox(Sandbox):
         super().__init__(host=host, port=port, clock=clock)
         self.access_token = access_token
         self.token_ttl_seconds = token_ttl_seconds
+        self.channel_secret = channel_secret
+        self.webhook_timeout = webhook_timeout
+        if webhook_endpoint is not None and _endpoint_problem(webhook_endpoint):
+            raise ValueError(f"webhook_endpoint: {_endpoint_problem(webhook_endpoint)}")
+        self._webhook_endpoint = webhook_endpoint or ""
         self._secret = os.urandom(16)
         self._followers = _Followers(followers)
         self._faults = LineFaults()
@@ -184,6 +229,20 @@ class LineSandbox(Sandbox):
         with self._lock:
             return list(self._followers)
 
+    def set_webhook_endpoint(self, endpoint: str | None) -> None:
+        """What ``PUT /v2/bot/channel/webhook/endpoint`` does (None: forget it)."""
+        if endpoint is not None and _endpoint_problem(endpoint):
+            raise ValueError(_endpoint_problem(endpoint))
+        with self._lock:
+            self._webhook_endpoint = endpoint or ""
+
+    def webhook(self) -> dict[str, Any]:
+        """What ``GET /v2/bot/channel/webhook/endpoint`` answers."""
+        with self._lock:
+            if self._faults.webhook_unset or not self._webhook_endpoint:
+                return {"endpoint": "", "active": False}
+            return {"endpoint": self._webhook_endpoint, "active": not self._faults.webhook_inactive}
+
     def set_faults(
         self,
         *,
@@ -191,6 +250,8 @@ class LineSandbox(Sandbox):
         fail_pages: dict[int | str, int] | None = None,
         expire_tokens: bool | None = None,
         latency_ms: float | None = None,
+        webhook_unset: bool | None = None,
+        webhook_inactive: bool | None = None,
     ) -> None:
         """Update the faults named (others stay as they are).
 
@@ -198,6 +259,9 @@ class LineSandbox(Sandbox):
         index: n}`` — that page answers 500 ``n`` times, then works (page 0 is the
         request without ``start``). ``expire_tokens``: every ``start`` is rejected
         as expired. ``latency_ms``: delay every ``/v2`` request.
+        ``webhook_unset``: LINE has no webhook URL on file (a test delivery without
+        an ``endpoint`` answers 400). ``webhook_inactive``: the URL is on file but
+        "Use webhook" is off (``active: false``).
         """
         with self._lock:
             f = self._faults
@@ -209,6 +273,10 @@ class LineSandbox(Sandbox):
                 f.expire_tokens = bool(expire_tokens)
             if latency_ms is not None:
                 f.latency_ms = float(latency_ms)
+            if webhook_unset is not None:
+                f.webhook_unset = bool(webhook_unset)
+            if webhook_inactive is not None:
+                f.webhook_inactive = bool(webhook_inactive)
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -256,9 +324,9 @@ class LineSandbox(Sandbox):
         path = request.path.rstrip("/") or "/"
         if path.startswith("/_sandbox/"):
             return self._admin(request, path)
-        if path not in (FOLLOWERS, BOT_INFO):
+        if path not in _API:
             return self._reply(path, 404, {"message": "Not found"}, count=False)
-        if request.method != "GET":
+        if request.method not in _API[path]:
             return self._reply(path, 405, {"message": "Method not allowed"})
         with self._lock:
             latency = self._faults.latency_ms
@@ -268,7 +336,35 @@ class LineSandbox(Sandbox):
                 return self._reply(path, 401, {"message": AUTH_FAILED})
             if path == BOT_INFO:
                 return self._reply(path, 200, self._bot_info())
-            return self._followers_page(request)
+            if path == FOLLOWERS:
+                return self._followers_page(request)
+        if path == WEBHOOK_ENDPOINT:
+            return self._webhook_endpoint_call(request)
+        return self._webhook_test(request)  # outside the lock: it waits for the endpoint's answer
+
+    # ------------------------------------------------------------------ webhook endpoint
+
+    def _webhook_endpoint_call(self, request: Request) -> Response:
+        if request.method == "GET":
+            return self._reply(WEBHOOK_ENDPOINT, 200, self.webhook())
+        endpoint, problem = _endpoint_in(request, required=True)
+        if problem:
+            return self._reply(WEBHOOK_ENDPOINT, 400, problem)
+        self.set_webhook_endpoint(endpoint)
+        return self._reply(WEBHOOK_ENDPOINT, 200, {})
+
+    def _webhook_test(self, request: Request) -> Response:
+        endpoint, problem = _endpoint_in(request, required=False)
+        if problem:
+            return self._reply(WEBHOOK_TEST, 400, problem)
+        if not endpoint:
+            endpoint = self.webhook()["endpoint"]
+            if not endpoint:
+                return self._reply(WEBHOOK_TEST, 400, {"message": WEBHOOK_NOT_SET})
+        body = json.dumps({"destination": BOT_USER_ID, "events": []}, separators=(",", ":")).encode()
+        result = deliver_test_webhook(endpoint, body, self.channel_secret, timeout=self.webhook_timeout)
+        result["timestamp"] = _iso_now(self._now())
+        return self._reply(WEBHOOK_TEST, 200, result)
 
     def _followers_page(self, request: Request) -> Response:
         if self._faults.forbidden:
@@ -302,7 +398,7 @@ class LineSandbox(Sandbox):
 
     def _bot_info(self) -> dict[str, Any]:
         return {
-            "userId": "U" + hashlib.md5(b"linesync-sandbox-bot").hexdigest(),
+            "userId": BOT_USER_ID,
             "basicId": "@abc",
             "displayName": "Sandbox OA",
             "chatMode": "chat",
@@ -331,7 +427,8 @@ class LineSandbox(Sandbox):
                 body = admin_body(request)
                 if body.pop("clear", False):
                     self.clear_faults()
-                reject_unknown(body, {"forbidden", "fail_pages", "expire_tokens", "latency_ms"})
+                reject_unknown(body, {"forbidden", "fail_pages", "expire_tokens", "latency_ms",
+                                      "webhook_unset", "webhook_inactive"})
                 self.set_faults(**body)
                 return json_response(200, self.faults())
             if route == ("GET", "/_sandbox/followers"):
@@ -353,3 +450,67 @@ class LineSandbox(Sandbox):
             return json_response(400, {"message": str(e)})
         return json_response(404, {"message": "no such sandbox endpoint"})
 
+
+
+# ---------------------------------------------------------------------- the test delivery
+
+
+def _endpoint_problem(endpoint: Any) -> str | None:
+    if not isinstance(endpoint, str) or not endpoint:
+        return "endpoint must be a non-empty string"
+    if len(endpoint) > MAX_ENDPOINT_LENGTH:
+        return f"endpoint must be at most {MAX_ENDPOINT_LENGTH} characters"
+    p = urlsplit(endpoint)
+    if p.scheme not in ("https", "http") or not p.netloc:
+        return "endpoint must be an https:// URL (the sandbox also takes http://)"
+    return None
+
+
+def _endpoint_in(request: Request, *, required: bool) -> tuple[str | None, dict[str, Any] | None]:
+    """The ``endpoint`` of a JSON body, or LINE's 400 body explaining what is wrong with it."""
+    try:
+        body = request.json() if request.body else {}
+    except (ValueError, UnicodeDecodeError):
+        return None, {"message": "The request body could not be parsed as JSON"}
+    if not isinstance(body, dict):
+        return None, {"message": "The request body must be a JSON object"}
+    endpoint = body.get("endpoint")
+    if endpoint is None and not required:
+        return None, None
+    problem = _endpoint_problem(endpoint)
+    if problem:
+        return None, {"message": "The request body has 1 error(s)",
+                      "details": [{"message": problem, "property": "endpoint"}]}
+    return endpoint, None
+
+
+def deliver_test_webhook(endpoint: str, body: bytes, channel_secret: str, *, timeout: float) -> dict[str, Any]:
+    """POST ``body`` signed with ``channel_secret`` to ``endpoint``; LINE's test-result fields (no timestamp)."""
+    req = urllib.request.Request(endpoint, data=body, method="POST", headers={
+        "Content-Type": "application/json; charset=utf-8",
+        "X-Line-Signature": sign(channel_secret, body),
+        "User-Agent": "LineBotWebhook/2.0",
+    })
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status = resp.status
+    except urllib.error.HTTPError as e:
+        status = e.code
+        e.close()
+    except TimeoutError:
+        return {"success": False, "statusCode": 0, "reason": "REQUEST_TIMEOUT", "detail": "Request timeout"}
+    except urllib.error.URLError as e:
+        if isinstance(e.reason, TimeoutError):
+            return {"success": False, "statusCode": 0, "reason": "REQUEST_TIMEOUT", "detail": "Request timeout"}
+        return {"success": False, "statusCode": 0, "reason": "COULD_NOT_CONNECT",
+                "detail": f"Connection failed: {endpoint}"}
+    except OSError:
+        return {"success": False, "statusCode": 0, "reason": "COULD_NOT_CONNECT",
+                "detail": f"Connection failed: {endpoint}"}
+    ok = 200 <= status < 300
+    return {"success": ok, "statusCode": status, "reason": "OK" if ok else "ERROR_STATUS_CODE", "detail": str(status)}
+
+
+def _iso_now(now: float) -> str:
+    t = dt.datetime.fromtimestamp(now, tz=dt.timezone.utc)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")

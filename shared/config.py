@@ -6,18 +6,24 @@ lists the same. Processes call :func:`load_settings` once at start and then
 :meth:`Settings.require` for the variables their role needs, so a missing or
 malformed variable stops the process with one line naming it. Values of secret
 variables never appear in error text or ``repr``.
+
+One rule spans variables: a URL that receives a bearer token (``BRAZE_REST_ENDPOINT``,
+``LINE_API_BASE_URL``) may be plain ``http://`` only to this machine (localhost,
+127.0.0.0/8, ::1), unless ``LINESYNC_ALLOW_INSECURE_HTTP`` is true.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit, urlunsplit
 
+from shared import cron
 from shared.errors import ConfigError
 
 # LINE's documented default API host.
@@ -135,15 +141,93 @@ def _log_format(text: str) -> str:
 
 
 def _schedule(text: str) -> str:
-    """Five cron fields (``0 3 * * *``), or ``every <duration>`` (``every 30s``, ``every 6h``)."""
+    """Five cron fields (``0 3 * * *``, checked by :mod:`shared.cron`), or ``every <duration>`` (``every 6h``)."""
     t = text.strip()
     if t.startswith("every "):
         parse_interval(t)
         return t
-    parts = t.split()
-    if len(parts) != 5:
-        raise ValueError("expected five cron fields, e.g. '0 3 * * *', or 'every 6h'")
-    return " ".join(parts)
+    try:
+        return cron.check(t)
+    except ValueError as e:
+        raise ValueError(f"{e}; e.g. '0 3 * * *' or 'every 6h'") from None
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+def _log_level(text: str) -> str:
+    t = text.strip().upper()
+    if t not in LOG_LEVELS:
+        raise ValueError("expected one of " + ", ".join(LOG_LEVELS))
+    return t
+
+
+def _forward_events(text: str) -> tuple[str, ...]:
+    from shared.forward import FORWARDABLE  # here, not at the top: shared.forward imports the event model
+
+    names = _csv(text)
+    unknown = [n for n in names if n not in FORWARDABLE]
+    if unknown:
+        # Event type names are not secret; naming the unknown one is the useful part.
+        raise ValueError(f"unknown event type(s) {', '.join(unknown)}; supported: {', '.join(FORWARDABLE)}")
+    return tuple(dict.fromkeys(names))
+
+
+# The path LINE posts webhooks to, below LINESYNC_PUBLIC_URL.
+WEBHOOK_PATH = "/line/events"
+
+
+def _public_url(text: str) -> str:
+    url = _http_url(text)
+    if urlsplit(url).path.endswith(WEBHOOK_PATH):
+        raise ValueError(f"give the base URL: {WEBHOOK_PATH} is added to it")
+    return url
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """localhost, 127.0.0.0/8 and ::1: a plain-http request to these never leaves the machine."""
+    if not host:
+        return False
+    h = host.strip("[]").rstrip(".").lower()
+    if h == "localhost" or h.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(h).is_loopback
+    except ValueError:
+        return False
+
+
+# Settings whose URL receives a bearer token: plain http is refused unless it stays on this machine.
+_BEARER_URLS = ("braze_rest_endpoint", "line_api_base_url")
+
+
+def _check_transport(values: Mapping[str, Any]) -> None:
+    if values.get("allow_insecure_http"):
+        return
+    for name in _BEARER_URLS:
+        url = values.get(name)
+        if not url:
+            continue
+        p = urlsplit(url)
+        if p.scheme == "http" and not is_loopback_host(p.hostname):
+            raise ConfigError(
+                _FIELDS[name].env,
+                "is a plain http:// URL to another host: the bearer token would cross the network "
+                f"unencrypted (use https://, or set {_FIELDS['allow_insecure_http'].env}=true)",
+            )
+
+
+def mask_url_password(url: str) -> str:
+    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0`` (user names stay)."""
+    p = urlsplit(url)
+    if p.password is None:
+        return url
+    user = p.username or ""
+    host = p.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = f"{user}:***@{host}" + (f":{p.port}" if p.port else "")
+    return urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))
 
 
 def parse_interval(text: str) -> float:
@@ -178,7 +262,7 @@ _FIELDS: dict[str, _Field] = {
     # --- linesync's own settings (README "Other settings") ---
     "key_prefix": _Field("LINESYNC_KEY_PREFIX", _text, "linesync"),
     "log_format": _Field("LINESYNC_LOG_FORMAT", _log_format, "text"),
-    "log_level": _Field("LINESYNC_LOG_LEVEL", _text, "INFO"),
+    "log_level": _Field("LINESYNC_LOG_LEVEL", _log_level, "INFO"),
     "rejected_max": _Field("INGRESS_REJECTED_MAX", _positive_int, 10_000),
     "dedupe_ttl_seconds": _Field("LINESYNC_DEDUPE_TTL_SECONDS", _positive_int, 7 * 24 * 3600),
     "consume_batch_bodies": _Field("LINESYNC_CONSUME_BATCH", _positive_int, 200),
@@ -199,7 +283,9 @@ _FIELDS: dict[str, _Field] = {
     "resync_schedule": _Field("RESYNC_SCHEDULE", _schedule, "0 3 * * *"),
     "resync_on_start": _Field("RESYNC_ON_START", _bool, True),
     "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", _bool, False),
-    "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _csv, ()),
+    "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _forward_events, ()),
+    "public_url": _Field("LINESYNC_PUBLIC_URL", _public_url, None),
+    "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", _bool, False),
 }
 
 
@@ -238,6 +324,13 @@ class Settings:
     resync_on_start: bool = True
     resync_mark_missing: bool = False
     forward_event_types: tuple[str, ...] = ()
+    public_url: str | None = None
+    allow_insecure_http: bool = False
+
+    @property
+    def webhook_url(self) -> str | None:
+        """Where LINE should post webhooks: ``LINESYNC_PUBLIC_URL`` + ``/line/events`` (None if unset)."""
+        return self.public_url + WEBHOOK_PATH if self.public_url else None
 
     def require(self, *names: str) -> Settings:
         """Raise ConfigError for the first named attribute that is unset."""
@@ -250,12 +343,35 @@ class Settings:
         return dataclasses.replace(self, **changes)
 
     def redacted(self) -> dict[str, str]:
-        """Every setting by environment variable, secrets shown only as set/unset."""
+        """Every setting by environment variable, as text; secrets shown only as set/unset.
+
+        ``REDIS_URL`` is shown with its password masked (where Redis is matters; the password does not).
+        """
         out = {}
         for name, f in _FIELDS.items():
             v = getattr(self, name)
-            out[f.env] = ("<set>" if v else "<unset>") if f.secret else str(v)
+            if name == "redis_url" and v:
+                out[f.env] = mask_url_password(v)
+            elif f.secret:
+                out[f.env] = "<set>" if v else "<unset>"
+            else:
+                out[f.env] = _text_of(v)
         return out
+
+    def defaults(self) -> set[str]:
+        """Environment variables whose value is the default (unset, or set to the default)."""
+        base = Settings()
+        return {f.env for name, f in _FIELDS.items() if getattr(self, name) == getattr(base, name)}
+
+
+def _text_of(v: Any) -> str:
+    if v is None:
+        return "<unset>"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, tuple):
+        return ",".join(str(x) for x in v)
+    return str(v)
 
 
 # What each role needs before it may start.
@@ -288,6 +404,7 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         except ValueError as e:
             # The message never includes the value: it may be a secret.
             raise ConfigError(f.env, f"is malformed ({e})") from None
+    _check_transport(values)
     return Settings(**values)
 
 

@@ -70,11 +70,23 @@ def braze(bind: str, api_key: str, rate_limit: str, identify_rate_limit: str, ba
               help="Number of generated followers (U + md5(i)).")
 @click.option("--token-ttl", default=24 * 3600, show_default=True, type=click.FloatRange(min=0),
               help="Seconds a paging token stays valid.")
-def line(bind: str, access_token: str, followers: int, token_ttl: float) -> None:
-    """A LINE-compatible /v2/bot/followers/ids and /v2/bot/info."""
-    from sandboxes.line import LineSandbox
+@click.option("--channel-secret", envvar="LINE_CHANNEL_SECRET", show_envvar=True, default=None,
+              help="Signs the test webhook (POST /v2/bot/channel/webhook/test): the ingress's channel "
+                   "secret, best given through the environment (keeps it out of `ps`). "
+                   "[default: sandbox-channel-secret]")
+@click.option("--webhook-endpoint", default=None, metavar="URL",
+              help="The webhook URL on file at start (as if PUT /v2/bot/channel/webhook/endpoint).")
+def line(bind: str, access_token: str, followers: int, token_ttl: float, channel_secret: str | None,
+         webhook_endpoint: str | None) -> None:
+    """A LINE-compatible /v2/bot/followers/ids, /v2/bot/info and webhook endpoint/test calls."""
+    from sandboxes.line import DEFAULT_CHANNEL_SECRET, LineSandbox
 
     host, port = _bind(bind)
-    box = LineSandbox(access_token=access_token, followers=followers, token_ttl_seconds=token_ttl,
-                      host=host, port=port)
-    _serve(box, "LINE", f"{followers} followers")
+    try:
+        box = LineSandbox(access_token=access_token, followers=followers, token_ttl_seconds=token_ttl,
+                          channel_secret=channel_secret or DEFAULT_CHANNEL_SECRET,
+                          webhook_endpoint=webhook_endpoint, host=host, port=port)
+    except ValueError as e:
+        raise click.BadParameter(str(e), param_hint="--webhook-endpoint") from None
+    details = f"{followers} followers" + (f", webhook {webhook_endpoint}" if webhook_endpoint else "")
+    _serve(box, "LINE", details)

@@ -8,6 +8,11 @@ What is missing from the environment (and ``./.env``) is provided locally:
 - ``LINE_API_BASE_URL`` unset → the LINE sandbox (``linesync sandbox line``);
 - ``LINE_CHANNEL_SECRET`` unset → a generated secret kept in ``.linesync/channel_secret``.
 
+With the LINE sandbox, its webhook URL on file is the local ingress's
+``/line/events`` and it signs test deliveries with the channel secret, and
+``LINESYNC_PUBLIC_URL`` (unless set) is the local ingress: ``linesync doctor
+--send-test`` passes against an untouched ``linesync up``.
+
 Then ingress, worker and beat run as child processes under a
 :class:`~linesync.supervisor.Supervisor`. What ``up`` provided is printed and
 written to ``.linesync/env`` for other shells (``set -a; . .linesync/env; set +a``).
@@ -42,7 +47,7 @@ from linesync.supervisor import (
     StopRequested,
     Supervisor,
 )
-from shared.config import ROLE_REQUIREMENTS, load_settings
+from shared.config import ROLE_REQUIREMENTS, WEBHOOK_PATH, load_settings
 from shared.embedded_redis import find_redis_server, free_port
 from shared.errors import ConfigError, LinesyncError
 
@@ -52,10 +57,14 @@ DEFAULT_BIND = "127.0.0.1:8080"
 # Gunicorn workers for the ingress under `up` (a development machine needs few).
 DEFAULT_INGRESS_WORKERS = 2
 # Values given to the children when the sandboxes stand in for Braze and LINE.
-SANDBOX_SUBSCRIPTION_GROUP_ID = "sandbox-line-group"
+# (UUID-shaped like a real Braze id, so `linesync doctor` accepts it.)
+SANDBOX_SUBSCRIPTION_GROUP_ID = "5a4db0c5-0000-4000-8000-00000000a11e"
 SANDBOX_BRAZE_API_KEY = "sandbox-braze-api-key"
 SANDBOX_LINE_ACCESS_TOKEN = "sandbox-line-access-token"
 SANDBOX_FOLLOWERS = 100
+# The embedded Redis's memory ceiling: with noeviction, a full Redis refuses writes (the
+# ingress answers 503, LINE redelivers) instead of the machine running out of memory.
+EMBEDDED_REDIS_MAXMEMORY = "1gb"
 # How long services get to accept connections before `up` gives up on them.
 REDIS_START_TIMEOUT = 15.0
 SANDBOX_START_TIMEOUT = 20.0
@@ -98,6 +107,12 @@ class Local:
     braze_port: int | None = None
     line_port: int | None = None
     channel_secret: str | None = None
+    public_url: str | None = None  # the local ingress, as LINESYNC_PUBLIC_URL (with the LINE sandbox)
+
+
+def local_public_url(env: Mapping[str, str], missing: Missing, ingress_url: str) -> str | None:
+    """With the LINE sandbox and no LINESYNC_PUBLIC_URL of the user's, the local ingress is the public URL."""
+    return ingress_url if missing.line and _unset(env, "LINESYNC_PUBLIC_URL") else None
 
 
 def provided_variables(local: Local) -> dict[str, str]:
@@ -110,6 +125,8 @@ def provided_variables(local: Local) -> dict[str, str]:
     if local.line_port is not None:
         out["LINE_API_BASE_URL"] = f"http://127.0.0.1:{local.line_port}"
         out["LINE_CHANNEL_ACCESS_TOKEN"] = SANDBOX_LINE_ACCESS_TOKEN
+    if local.public_url is not None:
+        out["LINESYNC_PUBLIC_URL"] = local.public_url
     if local.braze_port is not None:
         out["BRAZE_REST_ENDPOINT"] = f"http://127.0.0.1:{local.braze_port}"
         out["BRAZE_API_KEY"] = SANDBOX_BRAZE_API_KEY
@@ -149,6 +166,7 @@ def redis_server_argv(redis_server: str, port: int, data_dir: str) -> list[str]:
         "--appendfsync", "everysec",
         "--save", "",
         "--maxmemory-policy", "noeviction",
+        "--maxmemory", EMBEDDED_REDIS_MAXMEMORY,
         "--daemonize", "no",
         "--loglevel", "warning",
     ]
@@ -182,10 +200,13 @@ def process_specs(
             env, tier=TIER_SANDBOX,
         ))
     if local.line_port is not None:
+        # The channel secret reaches the sandbox through LINE_CHANNEL_SECRET in env (not argv: `ps`).
+        public = (env.get("LINESYNC_PUBLIC_URL") or local_url(bind)).rstrip("/")
         specs.append(ProcessSpec(
             "line", [*cli, "sandbox", "line", "--bind", f"127.0.0.1:{local.line_port}",
                      "--access-token", env.get("LINE_CHANNEL_ACCESS_TOKEN", SANDBOX_LINE_ACCESS_TOKEN),
-                     "--followers", str(SANDBOX_FOLLOWERS)],
+                     "--followers", str(SANDBOX_FOLLOWERS),
+                     "--webhook-endpoint", public + WEBHOOK_PATH],
             env, tier=TIER_SANDBOX,
         ))
     worker = [*cli, "worker"]
@@ -284,6 +305,7 @@ def banner(ingress: str, provided: Mapping[str, str], data_dir: str) -> str:
         lines.append(f"In another terminal: set -a; . {data_dir}/env; set +a")
     lines += [
         f"Then try: linesync send-test-webhook --url {ingress}/line/events ; linesync status",
+        "Check the whole chain: linesync doctor --send-test",
         "Ctrl-C stops everything.",
         "",
     ]
@@ -326,6 +348,7 @@ def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str,
         braze_port=free_port() if missing.braze else None,
         line_port=free_port() if missing.line else None,
         channel_secret=channel_secret(data / "channel_secret") if missing.channel_secret else None,
+        public_url=local_public_url(base, missing, ingress_url),
     )
     env = child_environment(base, local)
     settings = load_settings(env, dotenv=False)

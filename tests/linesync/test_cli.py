@@ -5,7 +5,8 @@ from click.testing import CliRunner
 
 from linesync.cli import COMMANDS, cli
 
-SPEC_COMMANDS = {"ingress", "worker", "beat", "up", "status", "resync", "dlq", "send-test-webhook", "link"}
+SPEC_COMMANDS = {"ingress", "worker", "beat", "up", "status", "resync", "dlq", "send-test-webhook", "link",
+                 "doctor", "config"}
 
 
 def test_the_spec_commands_are_all_there():
@@ -23,3 +24,26 @@ def test_help(name):
 @pytest.mark.parametrize("sub", ["list", "replay", "purge"])
 def test_dlq_subcommands_help(sub):
     assert CliRunner().invoke(cli, ["dlq", sub, "--help"]).exit_code == 0
+
+
+def test_version_from_the_package_metadata():
+    from importlib import metadata
+
+    res = CliRunner().invoke(cli, ["--version"])
+    assert res.exit_code == 0
+    assert res.output == f"linesync {metadata.version('linesync')}\n"
+
+
+def test_version_falls_back_to_pyproject(monkeypatch):
+    import re
+    from importlib import metadata
+    from pathlib import Path
+
+    from linesync.cli import package_version
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "version", missing)
+    pyproject = (Path(__file__).resolve().parents[2] / "pyproject.toml").read_text()
+    assert package_version() == re.search(r'^version = "(.+)"', pyproject, re.M).group(1)

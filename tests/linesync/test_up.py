@@ -18,6 +18,7 @@ from linesync.commands.up import (
     channel_secret,
     child_environment,
     env_file_text,
+    local_public_url,
     local_url,
     missing_services,
     parse_bind,
@@ -26,7 +27,8 @@ from linesync.commands.up import (
 )
 from shared.config import ROLE_REQUIREMENTS, load_settings
 
-EVERYTHING_LOCAL = Local(redis_port=6390, braze_port=7001, line_port=7002, channel_secret="c0ffee")
+EVERYTHING_LOCAL = Local(redis_port=6390, braze_port=7001, line_port=7002, channel_secret="c0ffee",
+                         public_url="http://127.0.0.1:8080")
 
 
 def test_missing_services_reads_only_what_is_set():
@@ -47,6 +49,13 @@ def test_provided_variables_satisfy_every_role():
     assert settings.line_api_base_url == "http://127.0.0.1:7002"
     assert settings.braze_subscription_group_id == SANDBOX_SUBSCRIPTION_GROUP_ID
     assert settings.line_channel_secret == "c0ffee"
+    assert settings.webhook_url == "http://127.0.0.1:8080/line/events"
+
+
+def test_the_sandbox_values_pass_doctor():
+    from linesync.doctor.braze_checks import subscription_group
+
+    assert subscription_group(SANDBOX_SUBSCRIPTION_GROUP_ID).ok is True
 
 
 def test_what_the_user_set_is_kept():
@@ -70,11 +79,15 @@ def test_process_specs_everything_local():
     assert redis[redis.index("--dir") + 1] == os.path.join(".linesync", "redis")
     assert redis[redis.index("--appendonly") + 1] == "yes"
     assert redis[redis.index("--bind") + 1] == "127.0.0.1"
+    assert redis[redis.index("--maxmemory-policy") + 1] == "noeviction"
+    assert redis[redis.index("--maxmemory") + 1] == "1gb"  # noeviction needs a ceiling (linesync doctor)
     assert list(by_name["braze"].argv[3:]) == [
         "sandbox", "braze", "--bind", "127.0.0.1:7001", "--api-key", env["BRAZE_API_KEY"]]
     assert list(by_name["line"].argv[3:]) == [
         "sandbox", "line", "--bind", "127.0.0.1:7002", "--access-token", env["LINE_CHANNEL_ACCESS_TOKEN"],
-        "--followers", "100"]
+        "--followers", "100", "--webhook-endpoint", "http://127.0.0.1:8080/line/events"]
+    # The channel secret reaches the LINE sandbox through its environment, never its argv.
+    assert "c0ffee" not in by_name["line"].argv and by_name["line"].env["LINE_CHANNEL_SECRET"] == "c0ffee"
     assert list(by_name["ingress"].argv[3:6]) == ["ingress", "--bind", "127.0.0.1:8080"]
     assert list(by_name["worker"].argv[3:]) == ["worker", "--concurrency", "2"]
     assert list(by_name["beat"].argv[3:]) == ["beat"]
@@ -85,6 +98,27 @@ def test_process_specs_everything_local():
         if spec.name != "redis":
             assert list(spec.argv[:3]) == ["/py", "-m", "linesync.cli"]
             assert spec.argv[3] in COMMANDS
+
+
+def test_line_sandbox_webhook_follows_the_public_url():
+    local = Local(line_port=7002)
+    env = child_environment({"LINESYNC_PUBLIC_URL": "https://tunnel.example.com/", "LINE_CHANNEL_SECRET": "s"}, local)
+    (line, *_) = process_specs(env, local, python="/py", bind="0.0.0.0:9000", data_dir="d")
+    assert line.argv[-2:] == ["--webhook-endpoint", "https://tunnel.example.com/line/events"]
+    env = child_environment({"LINE_CHANNEL_SECRET": "s"}, local)
+    (line, *_) = process_specs(env, local, python="/py", bind="0.0.0.0:9000", data_dir="d")
+    assert line.argv[-1] == "http://127.0.0.1:9000/line/events"
+
+
+def test_public_url_is_provided_only_with_the_line_sandbox():
+    url = "http://127.0.0.1:8080"
+    assert local_public_url({}, missing_services({}), url) == url
+    assert local_public_url({"LINESYNC_PUBLIC_URL": "https://mine.example"}, missing_services({}), url) is None
+    with_line = {"LINE_API_BASE_URL": "https://api.line.me"}
+    assert local_public_url(with_line, missing_services(with_line), url) is None
+    assert provided_variables(Local(line_port=7002, public_url="http://127.0.0.1:8080"))["LINESYNC_PUBLIC_URL"] \
+        == "http://127.0.0.1:8080"
+    assert "LINESYNC_PUBLIC_URL" not in provided_variables(Local(line_port=7002))
 
 
 def test_process_specs_nothing_local():

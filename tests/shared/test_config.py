@@ -109,3 +109,95 @@ def test_every_spec_variable_is_known():
     assert {"REDIS_URL", "LINE_CHANNEL_SECRET", "LINE_CHANNEL_ACCESS_TOKEN", "LINE_API_BASE_URL",
             "BRAZE_REST_ENDPOINT", "BRAZE_API_KEY", "BRAZE_SUBSCRIPTION_GROUP_ID", "BRAZE_TRACK_BATCH_SIZE",
             "BRAZE_TRACK_RATE_LIMIT", "INGRESS_MAX_BODY_BYTES", "LINESYNC_ADMIN_TOKEN"} <= names
+
+
+# ---- values checked for real at start (one line naming the variable) ---------------------------
+
+
+@pytest.mark.parametrize("value", ["0 3 * * *", "*/15 8-18 * * mon-fri", "0 4 1 jan,jul *", "every 6h"])
+def test_resync_schedule_accepts(value):
+    assert load_settings({"RESYNC_SCHEDULE": value}).resync_schedule == value
+
+
+@pytest.mark.parametrize("value, why", [
+    ("0 25 * * *", "hour: 25 is outside 0-23"), ("61 3 * * *", "minute: 61"), ("0 3 * * 8", "day of week"),
+    ("0 3 * * someday", "day of week"), ("0 3 *", "expected 5 cron fields"), ("every never", "every <N>"),
+    ("*/0 * * * *", "step must be positive"),
+])
+def test_resync_schedule_rejects_naming_the_variable(value, why):
+    with pytest.raises(ConfigError) as e:
+        load_settings({"RESYNC_SCHEDULE": value})
+    assert e.value.variable == "RESYNC_SCHEDULE" and why in str(e.value) and "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("value, level", [("debug", "DEBUG"), ("INFO", "INFO"), (" Warning ", "WARNING"),
+                                          ("error", "ERROR"), ("CRITICAL", "CRITICAL")])
+def test_log_level(value, level):
+    assert load_settings({"LINESYNC_LOG_LEVEL": value}).log_level == level
+
+
+@pytest.mark.parametrize("value", ["verbose", "WARN", "10", "trace"])
+def test_log_level_rejects(value):
+    with pytest.raises(ConfigError, match="^LINESYNC_LOG_LEVEL: is malformed .*DEBUG, INFO, WARNING, ERROR, CRITICAL"):
+        load_settings({"LINESYNC_LOG_LEVEL": value})
+
+
+def test_forward_events_are_names_linesync_supports():
+    s = load_settings({"LINESYNC_FORWARD_EVENTS": "message, postback,message,follow,unfollow"})
+    assert s.forward_event_types == ("message", "postback", "follow", "unfollow")
+    assert load_settings({"LINESYNC_FORWARD_EVENTS": " , "}).forward_event_types == ()
+    with pytest.raises(ConfigError) as e:
+        load_settings({"LINESYNC_FORWARD_EVENTS": "message,beacon,Follow"})
+    assert e.value.variable == "LINESYNC_FORWARD_EVENTS"
+    assert "beacon, Follow" in str(e.value) and "message, postback, follow, unfollow" in str(e.value)
+
+
+@pytest.mark.parametrize("var", ["BRAZE_REST_ENDPOINT", "LINE_API_BASE_URL"])
+@pytest.mark.parametrize("url", ["http://rest.iad-01.braze.com", "http://10.0.0.5:9100", "http://braze-sandbox:9100",
+                                 "http://localhost.example.com", "http://[2001:db8::1]:80"])
+def test_bearer_token_over_plain_http_to_another_host_is_refused(var, url):
+    with pytest.raises(ConfigError) as e:
+        load_settings({var: url})
+    assert e.value.variable == var
+    assert "LINESYNC_ALLOW_INSECURE_HTTP=true" in str(e.value) and "\n" not in str(e.value)
+    assert load_settings({var: url, "LINESYNC_ALLOW_INSECURE_HTTP": "true"}).allow_insecure_http is True
+
+
+@pytest.mark.parametrize("url", ["http://localhost:9100", "http://LOCALHOST", "http://127.0.0.1:9100",
+                                 "http://127.8.9.10", "http://[::1]:9100", "https://rest.iad-01.braze.com",
+                                 "https://10.0.0.5"])
+def test_plain_http_on_this_machine_and_https_anywhere_are_fine(url):
+    s = load_settings({"BRAZE_REST_ENDPOINT": url, "LINE_API_BASE_URL": url})
+    assert s.braze_rest_endpoint == url.rstrip("/")
+
+
+def test_public_url_and_the_webhook_url():
+    assert load_settings({}).public_url is None and load_settings({}).webhook_url is None
+    s = load_settings({"LINESYNC_PUBLIC_URL": "https://hooks.example.com/linesync/"})
+    assert s.public_url == "https://hooks.example.com/linesync"
+    assert s.webhook_url == "https://hooks.example.com/linesync/line/events"
+    assert load_settings({"LINESYNC_PUBLIC_URL": "http://127.0.0.1:8080"}).webhook_url == \
+        "http://127.0.0.1:8080/line/events"
+    for bad in ("hooks.example.com", "https://hooks.example.com/line/events"):
+        with pytest.raises(ConfigError, match="^LINESYNC_PUBLIC_URL: is malformed"):
+            load_settings({"LINESYNC_PUBLIC_URL": bad})
+
+
+def test_redacted_is_readable_text():
+    s = load_settings({"REDIS_URL": f"redis://app:{SECRET}@redis.internal:6380/2", "BRAZE_API_KEY": SECRET,
+                       "LINESYNC_FORWARD_EVENTS": "message,follow"})
+    red = s.redacted()
+    assert red["REDIS_URL"] == "redis://app:***@redis.internal:6380/2"
+    assert red["BRAZE_API_KEY"] == "<set>" and red["LINE_CHANNEL_SECRET"] == "<unset>"
+    assert red["LINESYNC_FORWARD_EVENTS"] == "message,follow"
+    assert red["RESYNC_ON_START"] == "true" and red["BRAZE_REST_ENDPOINT"] == "<unset>"
+    assert red["BRAZE_TRACK_RATE_LIMIT"] == "3000/3s"
+    plain = "redis://localhost:6379/0"
+    assert load_settings({"REDIS_URL": plain}).redacted()["REDIS_URL"] == plain
+    assert set(red) == set(env_names().values())
+
+
+def test_defaults_names_the_variables_left_at_their_default():
+    d = load_settings({"BRAZE_TRACK_BATCH_SIZE": "50", "LINESYNC_KEY_PREFIX": "linesync"}).defaults()
+    assert "BRAZE_TRACK_BATCH_SIZE" not in d
+    assert {"LINESYNC_KEY_PREFIX", "RESYNC_SCHEDULE", "LINESYNC_PUBLIC_URL"} <= d

@@ -1,0 +1,29 @@
+"""`linesync config`: the effective settings (environment over ./.env over defaults), secrets redacted."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from shared.config import load_settings
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object: variable -> value.")
+def config(as_json: bool) -> None:
+    """Print the effective settings: secrets only as <set>/<unset>, REDIS_URL's password masked.
+
+    Every value is checked as the processes check it: a malformed one stops
+    here with one line naming the variable (exit status 2).
+    """
+    settings = load_settings()
+    values = settings.redacted()
+    if as_json:
+        click.echo(json.dumps(values, indent=2))
+        return
+    defaults = settings.defaults()
+    width = max(len(k) for k in values)
+    for name, value in values.items():
+        mark = "  (default)" if name in defaults and value != "<unset>" else ""
+        click.echo(f"{name:<{width}}  {value}{mark}")

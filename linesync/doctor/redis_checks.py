@@ -1,0 +1,88 @@
+"""Redis as linesync needs it, judged from one ``INFO`` answer. Pure (``INFO`` works where
+``CONFIG GET`` is disabled, as on most managed Redis services)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from linesync.doctor.result import Check, failed, passed, warning
+
+# XAUTOCLAIM (taking over a dead consumer's stream entries) and GETDEL arrived in Redis 6.2.
+MIN_VERSION = (6, 2)
+# Above this share of maxmemory, the ingress is close to answering 503 to LINE.
+MEMORY_FAIL_RATIO = 0.90
+
+CONFIG_HINT = "in redis.conf (or your provider's parameter group) so it survives a restart"
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    out = []
+    for part in str(text).split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        out.append(int(digits or 0))
+    return tuple(out)
+
+
+def version(info: Mapping[str, Any]) -> Check:
+    v = str(info.get("redis_version", "?"))
+    if version_tuple(v) < MIN_VERSION:
+        need = ".".join(map(str, MIN_VERSION))
+        return failed("redis.version", f"Redis {v}: linesync needs {need} or later (XAUTOCLAIM, GETDEL)",
+                      f"upgrade Redis to {need} or later (7.x recommended)")
+    return passed("redis.version", f"Redis {v}")
+
+
+def eviction(info: Mapping[str, Any]) -> Check:
+    policy = str(info.get("maxmemory_policy", "?"))
+    if policy != "noeviction":
+        return failed(
+            "redis.eviction",
+            f"maxmemory-policy is {policy}: Redis may evict queued webhooks, user state and dedupe marks, "
+            "silently dropping follow/unfollow updates",
+            f"CONFIG SET maxmemory-policy noeviction, and set it {CONFIG_HINT}",
+        )
+    return passed("redis.eviction", "maxmemory-policy noeviction")
+
+
+def aof(info: Mapping[str, Any]) -> Check:
+    if str(info.get("aof_enabled", "0")) != "1":
+        return warning(
+            "redis.aof",
+            "appendonly is off: a Redis restart loses webhooks acknowledged to LINE since the last snapshot",
+            f"CONFIG SET appendonly yes (with appendfsync everysec), and set it {CONFIG_HINT}",
+        )
+    status = str(info.get("aof_last_write_status", "ok"))
+    if status != "ok":
+        return failed("redis.aof", f"appendonly is on but AOF writes are failing (aof_last_write_status {status})",
+                      "check the Redis host's disk (full? read-only?) and the Redis log")
+    return passed("redis.aof", "appendonly yes")
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} kB"
+
+
+def memory(info: Mapping[str, Any]) -> Check:
+    used = int(info.get("used_memory", 0) or 0)
+    limit = int(info.get("maxmemory", 0) or 0)
+    if limit <= 0:
+        return warning(
+            "redis.memory",
+            f"no maxmemory set (using {_mb(used)}): noeviction only takes effect at maxmemory, so Redis "
+            "would grow until the host runs out of memory",
+            "set maxmemory (e.g. 75% of the host's RAM) with maxmemory-policy noeviction: a full Redis "
+            "then refuses writes, the ingress answers 503 and LINE redelivers",
+        )
+    ratio = used / limit
+    detail = f"{_mb(used)} of {_mb(limit)} maxmemory ({ratio:.0%})"
+    if ratio > MEMORY_FAIL_RATIO:
+        return failed(
+            "redis.memory", f"{detail}: close to full; at 100% the ingress answers 503",
+            "raise maxmemory, or see what grows with `linesync status` (webhook backlog, outbox, dead letters)",
+        )
+    return passed("redis.memory", detail)
+
+
+def check_info(info: Mapping[str, Any]) -> list[Check]:
+    return [version(info), eviction(info), aof(info), memory(info)]

@@ -1,0 +1,58 @@
+"""Redis checks, from an INFO answer (pure)."""
+
+import pytest
+
+from linesync.doctor import redis_checks
+from linesync.doctor.result import FAIL, OK, WARN
+
+GOOD = {"redis_version": "7.0.15", "maxmemory_policy": "noeviction", "aof_enabled": 1,
+        "aof_last_write_status": "ok", "used_memory": 100 * 2**20, "maxmemory": 1024 * 2**20}
+
+
+def statuses(info):
+    return {c.name: c.status for c in redis_checks.check_info(info)}
+
+
+def test_a_production_ready_redis_passes():
+    assert set(statuses(GOOD).values()) == {OK}
+
+
+@pytest.mark.parametrize("v, status", [("6.2.0", OK), ("6.2.14", OK), ("7.2.4", OK), ("6.0.16", FAIL),
+                                       ("5.0.7", FAIL), ("7.4.0-rc1", OK)])
+def test_version(v, status):
+    c = redis_checks.version({**GOOD, "redis_version": v})
+    assert c.status == status
+    if status == FAIL:
+        assert "6.2" in c.detail and v in c.detail and "upgrade" in c.fix
+
+
+@pytest.mark.parametrize("policy", ["allkeys-lru", "volatile-ttl", "allkeys-random", "volatile-lfu"])
+def test_an_evicting_policy_fails_naming_it(policy):
+    c = redis_checks.eviction({**GOOD, "maxmemory_policy": policy})
+    assert c.status == FAIL
+    assert policy in c.detail and "noeviction" in c.fix
+
+
+def test_aof_off_is_a_warning():
+    c = redis_checks.aof({**GOOD, "aof_enabled": 0})
+    assert c.status == WARN and "appendonly yes" in c.fix
+
+
+def test_aof_write_errors_fail():
+    c = redis_checks.aof({**GOOD, "aof_last_write_status": "err"})
+    assert c.status == FAIL and "disk" in c.fix
+
+
+def test_memory_headroom():
+    assert redis_checks.memory(GOOD).status == OK
+    assert "10%" in redis_checks.memory(GOOD).detail
+    full = redis_checks.memory({**GOOD, "used_memory": 950 * 2**20})
+    assert full.status == FAIL and "93%" in full.detail and "503" in full.detail
+    at_limit = redis_checks.memory({**GOOD, "used_memory": int(0.9 * 1024 * 2**20)})
+    assert at_limit.status == OK
+
+
+def test_no_maxmemory_is_a_warning_that_noeviction_does_nothing():
+    c = redis_checks.memory({**GOOD, "maxmemory": 0})
+    assert c.status == WARN
+    assert "noeviction only takes effect at maxmemory" in c.detail and "maxmemory" in c.fix
