@@ -72,6 +72,7 @@ class BrazeSandbox(Sandbox):
         self.batch_size = batch_size
         self._track_limit = FixedWindow(_rate(rate_limit))
         self._identify_limit = FixedWindow(_rate(identify_rate_limit))
+        self._inflight = 0  # API requests arrived and not yet answered (survives reset: they are still running)
         self._reset_state()
 
     # ------------------------------------------------------------------ in-process API
@@ -89,6 +90,7 @@ class BrazeSandbox(Sandbox):
         self._faults = Faults()
         self._track_limit = FixedWindow(self._track_limit.rate)
         self._identify_limit = FixedWindow(self._identify_limit.rate)
+        self._inflight_peak = self._inflight
 
     def reset(self) -> None:
         """Forget profiles, counters, the log, faults and rate-limit windows (limits stay)."""
@@ -223,6 +225,8 @@ class BrazeSandbox(Sandbox):
                 "track_requests_per_second": per_second,
                 "max_track_requests_per_second": max(self._per_second.values(), default=0),
                 "profiles": len(self._store.by_braze),
+                "inflight": self._inflight,
+                "inflight_peak": self._inflight_peak,
             }
 
     # ------------------------------------------------------------------ HTTP
@@ -245,15 +249,21 @@ class BrazeSandbox(Sandbox):
             body, parse_error = None, True
         with self._lock:
             latency = self._faults.latency_ms if self._faults.applies_to(path) else 0.0
-        sleep_ms(latency)
-        with self._lock:
-            now = self._now()
-            self._seq += 1
-            seq = self._seq
-            n_objects = self._count_objects(body, path) if not parse_error else 0
-            response = self._api_locked(request, path, body, parse_error, seq, now)
-            self._record(seq, now, path, response.status, n_objects)
-            return response
+            self._inflight += 1  # in flight from arrival (before the injected latency) until answered
+            self._inflight_peak = max(self._inflight_peak, self._inflight)
+        try:
+            sleep_ms(latency)
+            with self._lock:
+                now = self._now()
+                self._seq += 1
+                seq = self._seq
+                n_objects = self._count_objects(body, path) if not parse_error else 0
+                response = self._api_locked(request, path, body, parse_error, seq, now)
+                self._record(seq, now, path, response.status, n_objects)
+                return response
+        finally:
+            with self._lock:
+                self._inflight -= 1
 
     def _api_locked(
         self, request: Request, path: str, body: Any, parse_error: bool, seq: int, now: float

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
+import requests
 
 from sandboxes.braze import FixedWindow
 from shared.config import parse_rate
@@ -85,6 +87,36 @@ def test_latency(http, braze):
     assert time.monotonic() - t >= 0.15
     http.post(f"{braze.url}/_sandbox/faults", json={"clear": True})
     assert braze.faults()["latency_ms"] == 0
+
+
+def test_inflight_counts_requests_during_latency_and_peak_resets(http, braze):
+    http.post(f"{braze.url}/_sandbox/faults", json={"latency_ms": 300})
+    n = 5
+    statuses: list[int] = []
+    start = threading.Barrier(n)
+
+    def send(i: int) -> None:
+        with requests.Session() as s:  # one connection per thread: all arrive at once
+            start.wait()
+            statuses.append(track(s, braze, attributes=[alias_obj(f"U{i}")]).status_code)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    seen = 0  # the most requests seen in flight "now" while they sleep in the injected latency
+    deadline = time.monotonic() + 5
+    while seen < n and time.monotonic() < deadline and any(t.is_alive() for t in threads):
+        seen = max(seen, http.get(f"{braze.url}/_sandbox/stats").json()["inflight"])
+        time.sleep(0.01)
+    for t in threads:
+        t.join(10)
+    assert statuses == [201] * n
+    assert seen >= 1
+    stats = http.get(f"{braze.url}/_sandbox/stats").json()
+    assert stats["inflight_peak"] >= n and stats["inflight"] == 0
+    assert braze.stats()["inflight"] == 0
+    http.post(f"{braze.url}/_sandbox/reset", json={})
+    assert braze.stats()["inflight_peak"] == 0 and braze.stats()["inflight"] == 0
 
 
 def test_poison_400_rejects_whole_request(http, braze):
