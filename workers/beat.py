@@ -14,7 +14,10 @@ import logging
 
 import redis
 from redbeat import RedBeatScheduler
+from redbeat.schedulers import get_redis
 from redis.exceptions import LockError
+
+from shared import redis_checks
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,15 @@ REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingErro
 
 class Scheduler(RedBeatScheduler):
     _redis_down = False
+
+    def setup_schedule(self):
+        from shared.errors import ConfigError
+        try:
+            redis_checks.at_start(get_redis(self.app), "beat", log)
+        except ConfigError as e:
+            log.critical("%s", e)
+            raise SystemExit(2) from None
+        super().setup_schedule()
 
     def tick(self, *args, **kwargs):
         try:

@@ -24,11 +24,18 @@ class EngineStep(bootsteps.StartStopStep):
         self.engine = None
 
     def start(self, worker):
+        from shared import redis_checks
+        from shared.errors import ConfigError
         from workers.engine import Engine
         from workers.hooks import consume_hooks
         from workers.resync_tasks import wake
         from workers.runtime import runtime
         rt = runtime()
+        try:
+            redis_checks.at_start(rt.r, "worker", log)
+        except ConfigError as e:
+            log.critical("%s", e)
+            raise SystemExit(2) from None  # Celery stops the worker with this exit code
         self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
 
     def stop(self, worker):

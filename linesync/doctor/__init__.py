@@ -1,14 +1,14 @@
 """`linesync doctor`: check the whole chain, one small function per check.
 
-Each check returns a :class:`~linesync.doctor.result.Check` (name, status,
+Each check returns a :class:`~shared.check.Check` (name, status,
 detail, fix). The decisions are pure functions of what was read (Redis's
 ``INFO``, LINE's and Braze's answers, the worker registry, the resync
 history); the reading goes through collaborators that tests replace with
 fakes: an :class:`~linesync.doctor.http.Http` and a Redis client.
 
-    result.py          Check, and the exit code of a list of them
+    (shared/check.py: Check, and the exit code of a list of them)
     http.py            the HTTP collaborator (requests underneath) and its Reply
-    redis_checks.py    version >= 6.2, maxmemory-policy noeviction, AOF, memory headroom
+    (shared/redis_checks.py: version >= 6.2, maxmemory-policy noeviction, AOF, memory headroom)
     line_checks.py     access token (/v2/bot/info), webhook URL on file and active,
                        LINE's own test delivery (--send-test)
     braze_checks.py    API key accepted by /users/track (a request that changes no
@@ -23,7 +23,7 @@ Exit codes: 0 every check passed; 1 at least one failed; 3 only warnings failed
 (AOF off, no maxmemory, LINESYNC_PUBLIC_URL unset, no resync yet).
 """
 
-from linesync.doctor.result import Check, exit_code
 from linesync.doctor.run import diagnose
+from shared.check import Check, exit_code
 
 __all__ = ["Check", "diagnose", "exit_code"]

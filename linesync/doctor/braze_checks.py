@@ -16,7 +16,7 @@ import re
 import uuid
 
 from linesync.doctor.http import Http, HttpFailure
-from linesync.doctor.result import Check, failed, passed
+from shared.check import Check, failed, passed
 
 TRACK_PATH = "/users/track"
 # Braze ids (subscription groups among them) are UUIDs.

@@ -10,7 +10,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from linesync.doctor.http import Http, HttpFailure, Reply
-from linesync.doctor.result import Check, failed, passed, skipped, warning
+from shared.check import Check, failed, passed, skipped, warning
 from workers.line_api import BOT_INFO_PATH, error_text
 
 WEBHOOK_ENDPOINT_PATH = "/v2/bot/channel/webhook/endpoint"

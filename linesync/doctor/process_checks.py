@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from linesync.doctor.result import Check, failed, passed, warning
+from shared.check import Check, failed, passed, warning
 from shared.config import parse_interval
 from shared.keys import Keys
 from workers.resync import COMPLETED, HISTORY_MAX, resync_status

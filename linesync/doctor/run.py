@@ -6,9 +6,10 @@ from collections.abc import Callable
 
 import redis
 
-from linesync.doctor import braze_checks, line_checks, process_checks, redis_checks
+from linesync.doctor import braze_checks, line_checks, process_checks
+from shared import redis_checks
 from linesync.doctor.http import Http
-from linesync.doctor.result import FAIL, Check, failed, passed, skipped
+from shared.check import FAIL, Check, failed, passed, skipped
 from shared.config import Settings, mask_url_password
 from shared.keys import Keys
 from shared.status import redis_now, workers

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import time
+
 import pytest
 
 from sandboxes.braze import BrazeSandbox
@@ -9,7 +12,7 @@ from shared import webhook_queue
 from shared.config import Settings
 from shared.keys import Keys
 from tests.integration.conftest import API_KEY, GROUP, body, follow_event
-from tests.support.procs import base_env, celery_worker, wait_until
+from tests.support.procs import Proc, base_env, celery_worker, wait_until
 from workers import runtime
 from workers.celery_app import make_app
 
@@ -88,3 +91,19 @@ def test_installs_with_different_prefixes_share_one_redis_and_see_nothing_of_eac
     finally:
         runtime.use_settings(None)
         other_braze.stop()
+
+
+def test_a_worker_refuses_an_evicting_redis_in_one_line(redis_url, r, stack):
+    before = r.config_get("maxmemory-policy")["maxmemory-policy"]
+    r.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        p = Proc("evict", [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
+                           "-n", "evict@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+                 stack.env())
+        deadline = time.monotonic() + 60
+        while p.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert p.proc.returncode == 2, p.output()[-3000:]
+        assert "maxmemory-policy is allkeys-lru" in p.output()
+    finally:
+        r.config_set("maxmemory-policy", before)

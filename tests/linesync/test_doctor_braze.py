@@ -4,7 +4,7 @@ import pytest
 
 from linesync.doctor import braze_checks
 from linesync.doctor.http import HttpFailure
-from linesync.doctor.result import FAIL, OK
+from shared.check import FAIL, OK
 from tests.linesync.doctor_fakes import FakeHttp, reply
 
 ENDPOINT = "https://rest.iad-01.braze.com"

@@ -4,7 +4,7 @@ import pytest
 
 from linesync.doctor import line_checks
 from linesync.doctor.http import HttpFailure
-from linesync.doctor.result import FAIL, OK, SKIP, WARN
+from shared.check import FAIL, OK, SKIP, WARN
 from tests.linesync.doctor_fakes import FakeHttp, reply
 
 BASE = "https://api.line.me"

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from linesync.doctor import process_checks as pc
-from linesync.doctor.result import FAIL, OK, WARN
+from shared.check import FAIL, OK, WARN
 from workers import resync
 
 H = 3600 * 1000

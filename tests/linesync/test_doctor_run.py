@@ -3,7 +3,7 @@
 import redis
 
 from linesync.doctor import diagnose, exit_code
-from linesync.doctor.result import FAIL, OK, SKIP, WARN
+from shared.check import FAIL, OK, SKIP, WARN
 from shared.config import Settings
 from shared.lease import Lease
 from tests.linesync.doctor_fakes import FakeHttp, reply

@@ -1,4 +1,5 @@
-"""A check's result, and what a list of them means for the exit code. Pure."""
+"""A check's result (doctor, and the settings check every process makes at start), and what
+a list of them means for the exit code. Pure."""
 
 from __future__ import annotations
 

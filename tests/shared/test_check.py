@@ -1,6 +1,6 @@
 """A check's result and the exit code of a list of them."""
 
-from linesync.doctor.result import (
+from shared.check import (
     EXIT_FAILED, EXIT_OK, EXIT_WARNINGS, failed, exit_code, passed, skipped, warning,
 )
 

@@ -2,8 +2,8 @@
 
 import pytest
 
-from linesync.doctor import redis_checks
-from linesync.doctor.result import FAIL, OK, WARN
+from shared import redis_checks
+from shared.check import FAIL, OK, WARN
 
 GOOD = {"redis_version": "7.0.15", "maxmemory_policy": "noeviction", "aof_enabled": 1,
         "aof_last_write_status": "ok", "used_memory": 100 * 2**20, "maxmemory": 1024 * 2**20}
@@ -56,3 +56,42 @@ def test_no_maxmemory_is_a_warning_that_noeviction_does_nothing():
     c = redis_checks.memory({**GOOD, "maxmemory": 0})
     assert c.status == WARN
     assert "noeviction only takes effect at maxmemory" in c.detail and "maxmemory" in c.fix
+
+
+class Log:
+    def __init__(self):
+        self.lines = []
+
+    def warning(self, fmt, *args):
+        self.lines.append(fmt % args)
+
+
+@pytest.fixture
+def policy(r):
+    before = r.config_get("maxmemory-policy")["maxmemory-policy"]
+    yield lambda p: r.config_set("maxmemory-policy", p)
+    r.config_set("maxmemory-policy", before)
+
+
+def test_at_start_refuses_an_evicting_policy_in_one_line(r, policy):
+    from shared.errors import ConfigError
+    policy("allkeys-lru")
+    with pytest.raises(ConfigError) as e:
+        redis_checks.at_start(r, "worker", Log())
+    assert "allkeys-lru" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_at_start_warns_without_aof_or_maxmemory(r, policy):
+    policy("noeviction")
+    log = Log()
+    redis_checks.at_start(r, "worker", log)
+    aof_on = r.config_get("appendonly")["appendonly"] == "yes"
+    assert any("maxmemory" in line for line in log.lines) or r.config_get("maxmemory")["maxmemory"] != "0"
+    assert aof_on or any("appendonly is off" in line for line in log.lines)
+
+
+def test_at_start_carries_on_when_redis_is_not_there_yet():
+    import redis
+    log = Log()
+    redis_checks.at_start(redis.Redis(port=1, socket_connect_timeout=0.2), "ingress", log)
+    assert log.lines and "could not check" in log.lines[0]

@@ -6,7 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from linesync.doctor.result import Check, failed, passed, warning
+from shared.check import FAIL, OK, Check, failed, passed, warning
+from shared.errors import ConfigError
+from shared.redis_conn import REDIS_DOWN
 
 # XAUTOCLAIM (taking over a dead consumer's stream entries) and GETDEL arrived in Redis 6.2.
 MIN_VERSION = (6, 2)
@@ -86,3 +88,25 @@ def memory(info: Mapping[str, Any]) -> Check:
 
 def check_info(info: Mapping[str, Any]) -> list[Check]:
     return [version(info), eviction(info), aof(info), memory(info)]
+
+
+def at_start(r, role: str, log) -> None:
+    """The check every long-running process makes when it starts (ingress, worker, beat).
+
+    An evicting ``maxmemory-policy`` or a Redis older than 6.2 stops the process
+    with one line naming it (ConfigError): eviction silently drops queued updates.
+    AOF off, no ``maxmemory`` or a nearly full Redis are logged as warnings. A Redis
+    that does not answer yet is not a reason to refuse to start (every process
+    rides out an outage): the check is logged as skipped.
+    """
+    try:
+        info = r.info()
+    except REDIS_DOWN as e:
+        log.warning("%s: could not check Redis's settings at start (%s); carrying on", role, type(e).__name__)
+        return
+    for check in (version(info), eviction(info)):
+        if check.status == FAIL:
+            raise ConfigError("REDIS_URL", f"points at a Redis linesync must not use: {check.detail}; fix: {check.fix}")
+    for check in (aof(info), memory(info)):
+        if check.status != OK:
+            log.warning("%s: %s (fix: %s)", role, check.detail, check.fix)
