@@ -12,7 +12,7 @@ import click
 from shared.config import load_settings
 
 if TYPE_CHECKING:
-    from linesync.doctor.result import Check
+    from shared.check import Check
 
 
 @click.command()
