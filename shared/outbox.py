@@ -119,11 +119,20 @@ class Wait:
 
 def claim(r: redis.Redis, keys: Keys, *, now_ms: int, max_objects: int, flush_delay_ms: int,
           lease_ms: int = DEFAULT_LEASE_MS, max_open: int = DEFAULT_MAX_OPEN, probe: bool = False) -> Batch | Wait:
-    res = script(r, "claim_batch")(
-        keys=[keys.outbox_ready, keys.state, keys.outbox_inflight, keys.batches, keys.batches_due,
-              keys.links_line, keys.outbox_events, keys.batches_retry],
-        args=[now_ms, max_objects, flush_delay_ms, uuid.uuid4().hex, lease_ms, max_open, "1" if probe else ""],
-    )
+    k, a = _claim_call(keys, now_ms=now_ms, max_objects=max_objects, flush_delay_ms=flush_delay_ms,
+                       lease_ms=lease_ms, max_open=max_open, probe=probe)
+    return _claimed(script(r, "claim_batch")(keys=k, args=a))
+
+
+def _claim_call(keys: Keys, *, now_ms: int, max_objects: int, flush_delay_ms: int,
+                lease_ms: int = DEFAULT_LEASE_MS, max_open: int = DEFAULT_MAX_OPEN,
+                probe: bool = False) -> tuple[list, list]:
+    return ([keys.outbox_ready, keys.state, keys.outbox_inflight, keys.batches, keys.batches_due,
+             keys.links_line, keys.outbox_events, keys.batches_retry],
+            [now_ms, max_objects, flush_delay_ms, uuid.uuid4().hex, lease_ms, max_open, "1" if probe else ""])
+
+
+def _claimed(res) -> Batch | Wait:
     kind = res[0].decode()
     if kind in ("old", "new"):
         return _decode(res[2], taken_over=kind == "old")
@@ -138,14 +147,45 @@ def finish(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
 
     ``delivered`` objects are also counted in the 10-second throughput bucket of ``now_ms``.
     """
+    k, a = _finish_call(keys, batch, delivered=delivered, dead=dead, now_ms=now_ms)
+    return bool(script(r, "finish_batch")(keys=k, args=a))
+
+
+def _finish_call(keys: Keys, batch: Batch, *, delivered: int, dead: Sequence[tuple[str, str, dict]],
+                 now_ms: int) -> tuple[list, list]:
     args: list[str | int] = [batch.id, delivered, len(dead), THROUGHPUT_TTL]
     for kind, reason, payload in dead:
         args += [kind, reason, json.dumps(payload)]
     bucket = now_ms // 1000 // THROUGHPUT_BUCKET * THROUGHPUT_BUCKET
-    return bool(script(r, "finish_batch")(
-        keys=[keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats, keys.batches_retry,
-              keys.throughput(bucket)],
-        args=args))
+    return ([keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats, keys.batches_retry,
+             keys.throughput(bucket)], args)
+
+
+def finish_and_claim(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
+                     dead: Sequence[tuple[str, str, dict]] = (), now_ms: int, max_objects: int,
+                     flush_delay_ms: int) -> Batch | Wait:
+    """:func:`finish` this batch and :func:`claim` the next, in one round trip.
+
+    The two scripts stay separate (each atomic on its own); they only share a
+    pipeline. A script Redis no longer has (SCRIPT FLUSH, a restart without
+    persistence of the cache) is loaded and run again on its own.
+    """
+    fk, fa = _finish_call(keys, batch, delivered=delivered, dead=dead, now_ms=now_ms)
+    ck, ca = _claim_call(keys, now_ms=now_ms, max_objects=max_objects, flush_delay_ms=flush_delay_ms)
+    fin, cla = script(r, "finish_batch"), script(r, "claim_batch")
+    p = r.pipeline(transaction=False)
+    p.evalsha(fin.sha, len(fk), *fk, *fa)
+    p.evalsha(cla.sha, len(ck), *ck, *ca)
+    done, res = p.execute(raise_on_error=False)
+    if isinstance(done, redis.exceptions.NoScriptError):
+        fin(keys=fk, args=fa)
+    elif isinstance(done, Exception):
+        raise done
+    if isinstance(res, redis.exceptions.NoScriptError):
+        res = cla(keys=ck, args=ca)
+    elif isinstance(res, Exception):
+        raise res
+    return _claimed(res)
 
 
 def reschedule(r: redis.Redis, keys: Keys, batch: Batch, *, due_ms: int, save: bool = False,

@@ -50,6 +50,8 @@ IDLE_SLEEP = 0.05
 POLL_SLEEP = 0.05
 # While every worker must wait (pause, breaker), look again at least this often (s).
 GATE_POLL = 1.0
+# Batches one step sends back to back, each finished and the next claimed in one round trip.
+CHAIN = 8
 # A sender waiting while another watches an empty outbox looks itself after this long (s).
 IDLE_WAIT = 1.0
 # The watcher is replaced if it has not looked again this long after its pause (s).
@@ -95,7 +97,10 @@ class Deliverer:
 
     # -- one unit of work -------------------------------------------------
     def step(self) -> float:
-        """Claim and settle one batch. Returns how long to sleep before the next step (s)."""
+        """Claim and settle a batch, and up to ``CHAIN - 1`` more back to back while there is work.
+
+        Returns how long to sleep before the next step (s).
+        """
         gate = self.sender.gate()
         if gate.wait_ms:
             return min(gate.wait_ms / 1000, GATE_POLL)
@@ -109,7 +114,16 @@ class Deliverer:
             if self._watcher == threading.get_ident():
                 self._watcher = None
             self._idle.notify(2)  # there may be more: wake two waiting siblings (each wakes two more)
-        return self.deliver(got)
+        batch: Batch | None = got
+        for left in range(CHAIN - 1, -1, -1):
+            pause, batch = self._deliver(batch, claim_next=left > 0)
+            if batch is None:
+                return pause
+        return 0.0
+
+    def deliver(self, batch: Batch) -> float:
+        """Send and settle one batch. Returns how long to sleep before the next step (s)."""
+        return self._deliver(batch, claim_next=False)[0]
 
     def _nothing_to_send(self, wait: Wait) -> float:
         """One thread per process keeps looking at the outbox; the others wait to be woken.
@@ -126,7 +140,9 @@ class Deliverer:
             self._watcher, self._watch_until = me, time.monotonic() + pause + WATCH_GRACE
         return pause
 
-    def deliver(self, batch: Batch) -> float:
+    def _deliver(self, batch: Batch, *, claim_next: bool) -> tuple[float, Batch | None]:
+        """Send and settle one batch; with ``claim_next`` (and an open gate), finish it and
+        claim the next in one round trip. Returns (pause, the next batch or None)."""
         delivered = 0
         dead: list[tuple[str, str, dict]] = []
         rejected_alone = 0
@@ -154,23 +170,34 @@ class Deliverer:
                     dead.extend(self._letters(part, outcome.reason))
                     rejected_alone += 1
                     if rejected_alone >= CONFIG_SUSPECT_LEAVES and not delivered and not batch.config_checked:
-                        return self._configuration_error(batch, outcome.reason)
+                        return self._configuration_error(batch, outcome.reason), None
                 else:
                     stack.extend(reversed(part.halves()))
             elif isinstance(outcome, b.Retryable):
-                return self._retry_later(batch, outcome.reason)
+                return self._retry_later(batch, outcome.reason), None
             else:  # 429, auth failure, or held by the limiter: wait with every worker, no attempt counted
                 outbox.reschedule(self.r, self.keys, batch, due_ms=self.sender.wait_after(outcome))
-                return IDLE_SLEEP
+                return IDLE_SLEEP, None
         if not delivered and root.size() >= CONFIG_SUSPECT_LEAVES and len(dead) == root.size():
-            return self._configuration_error(batch, dead[-1][1])  # every item rejected
-        outbox.finish(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now_ms(self.clock))
+            return self._configuration_error(batch, dead[-1][1]), None  # every item rejected
+        nxt = self._finish(batch, delivered, dead, claim_next=claim_next)
         with self._tally_lock:
             self._tally[0] += 1
             self._tally[1] += delivered
         if delivered or dead:
             log.debug("batch %s: %d objects delivered, %d dead-lettered", batch.id, delivered, len(dead))
-        return 0.0
+        return 0.0, nxt
+
+    def _finish(self, batch: Batch, delivered: int, dead: list, *, claim_next: bool) -> Batch | None:
+        now = now_ms(self.clock)
+        gate = self.sender.gate() if claim_next else None
+        if gate is None or gate.wait_ms or gate.probe:
+            outbox.finish(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now)
+            return None
+        got = outbox.finish_and_claim(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now,
+                                      max_objects=self.settings.braze_track_batch_size,
+                                      flush_delay_ms=self.settings.flush_delay_ms)
+        return got if isinstance(got, Batch) else None
 
     # -- helpers ----------------------------------------------------------
     def _attributes(self, items: list[Item]) -> tuple[list[dict], list[str]]:

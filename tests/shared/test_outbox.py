@@ -162,3 +162,15 @@ def test_an_event_cjson_cannot_read_never_blocks_the_outbox(r, keys):
     outbox.finish(r, keys, b, delivered=3)
     put(r, keys, "U2", 2, "S", now=2000)
     assert claim(r, keys, 2500).users == ["U2"]
+
+
+def test_finish_and_claim_in_one_round_trip_even_after_a_script_flush(r, keys):
+    for i in range(4):
+        put(r, keys, f"U{i}", 1, "S")
+    first = claim(r, keys, 5000, size=2)
+    r.script_flush()                       # Redis forgot the scripts (a restart without its cache)
+    nxt = outbox.finish_and_claim(r, keys, first, delivered=2, now_ms=5000, max_objects=2, flush_delay_ms=0)
+    assert isinstance(nxt, Batch) and nxt.users == ["U2", "U3"]
+    assert not r.hexists(keys.batches, first.id) and r.hget(keys.stats, "delivered_objects") == b"2"
+    assert outbox.finish_and_claim(r, keys, nxt, delivered=2, now_ms=5000, max_objects=2,
+                                   flush_delay_ms=0) == Wait(0, "empty")
