@@ -67,6 +67,8 @@ sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
 
+from linesync.commands.worker import WORKER_ENV_DEFAULTS  # noqa: E402
+
 from sandboxes.line import follower_id  # noqa: E402
 from shared import outbox  # noqa: E402
 from shared.clock import SystemClock, now_ms  # noqa: E402
@@ -190,17 +192,25 @@ def machine_busy() -> float:
 
 
 class RssPeak(threading.Thread):
-    """Samples the RSS of ``pids`` (and descendants) every 0.5 s until ``halt()``; keeps the peak."""
+    """Samples the RSS of ``pids`` (and descendants) every 0.5 s until ``halt()``; keeps the peak
+    and the samples (to show whether memory stays flat over the run)."""
 
     def __init__(self, pids: list[int]):
         super().__init__(daemon=True)
         self.pids, self.peak, self._halt = pids, 0.0, threading.Event()
+        self.samples: list[float] = []
         self.start()
 
     def run(self) -> None:
         while not self._halt.is_set():
-            self.peak = max(self.peak, usage(self.pids)[0])
+            rss = usage(self.pids)[0]
+            self.samples.append(rss)
+            self.peak = max(self.peak, rss)
             self._halt.wait(0.5)
+
+    def at(self, share: float) -> float:
+        """The RSS sampled when ``share`` of the run had passed."""
+        return self.samples[min(len(self.samples) - 1, int(share * len(self.samples)))] if self.samples else 0.0
 
     def halt(self) -> float:
         self._halt.set()
@@ -256,6 +266,7 @@ def run(ctx: dict[str, Any], *, workers: int, concurrency: int | None, latency_m
     env = clean_env(REDIS_URL=ctx["redis_url"], BRAZE_REST_ENDPOINT=braze, BRAZE_API_KEY=API_KEY,
                     BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false",
                     **({"LINESYNC_DELIVERY_CONCURRENCY": str(concurrency)} if concurrency else {}))
+    env = {**WORKER_ENV_DEFAULTS, **env}  # as `linesync worker` runs it
     wlogs = [ctx["logs"] / f"worker-{workers}w-{concurrency or 'default'}c-{latency_ms:.0f}ms-{i}.log"
              for i in range(workers)]
     print(f"\n[{label}] {n:,} followers loaded by a resync pass in {load_s:.2f} s; starting {workers} worker(s)")
@@ -316,7 +327,9 @@ def run(ctx: dict[str, Any], *, workers: int, concurrency: int | None, latency_m
           f"requests (limit 1,000/s); dead letters {r.xlen(keys.dlq)}; "
           f"sample {subscribed}/{len(sample)} followers subscribed")
     print(f"  worker RSS (sum of {workers} process(es) and children): after start {rss_start:.1f} MB, "
-          f"peak {rss_peak:.1f} MB, end {rss_end:.1f} MB")
+          f"peak {rss_peak:.1f} MB, end {rss_end:.1f} MB; over the run: at 10 % {peak.at(0.1):.1f}, "
+          f"50 % {peak.at(0.5):.1f}, 90 % {peak.at(0.9):.1f} MB (flat: end within +10 % of the 10 % mark: "
+          f"{'yes' if rss_end <= 1.1 * peak.at(0.1) else 'NO'})")
     print(f"  worker CPU: {used['workers']:.2f} CPU-s = {used['workers'] / max(1, got) * 1e6:.1f} CPU-ms per "
           f"1,000 profiles")
     print("  CPU from release to drained: " + ", ".join(f"{k} {v:.1f}" for k, v in used.items())

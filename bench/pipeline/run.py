@@ -5,9 +5,9 @@
 Starts on 127.0.0.1 an embedded Redis (AOF on, like production) and the Braze
 sandbox as its own process (``linesync sandbox braze``, rate limit 3000/3s —
 Braze's real /users/track limit — batch size 75), then measures, one after the
-other, two stacks under the same gunicorn settings (ingress/gunicorn_conf.py)
-and the same Celery concurrency (linesync's default, settings.consumers +
-settings.flushers + 1):
+other, two stacks under the same gunicorn settings (ingress/gunicorn_conf.py);
+linesync runs one default worker process, the baseline a Celery prefork pool
+of 8 processes (what linesync's worker used before its delivery engine):
 
 (A) linesync: ``linesync ingress`` + ``celery -A workers worker`` (Redis db 0,
     default settings: flush delay, batch size, cluster-wide limiter).
@@ -24,7 +24,7 @@ empty; baseline: broker queue empty and the sandbox quiet). Throughput is
 events / (last 2xx /users/track receipt − first POST). Correctness: each
 user's Braze subscription state against its newest event. Delivery latency:
 see analysis.py. Also: Braze requests per event, the linesync worker's RSS
-(main + pool processes, /proc VmRSS) after warm-up and at the end, and Redis
+(its process and any children, /proc VmRSS) after warm-up and at the end, and Redis
 memory per deduped event.
 
 Targets (linesync): >= 5x the baseline's events/s, <= 1/70 Braze requests per
@@ -53,7 +53,6 @@ sys.path[:0] = [str(REPO), str(HERE)]
 import redis  # noqa: E402
 
 from analysis import Outcome, evaluate  # noqa: E402
-from shared.config import Settings  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from shared.keys import STREAM_GROUP, Keys  # noqa: E402
 from stack import Proc, Sandbox, clean_env, cpu_seconds, tree_rss_kb, wait_celery, wait_http  # noqa: E402
@@ -63,10 +62,14 @@ SECRET = "bench-channel-secret"
 API_KEY = "bench-braze-key"
 GROUP = "sg-bench"
 RATE_LIMIT = "3000/3s"
-WARMUP_EVENTS = 300
+# Enough for every sender thread of the worker to have sent (pools and buffers warm), so the
+# memory measured after it is the working size, and growth past it would be a leak.
+WARMUP_EVENTS = 5000
 TARGET_SPEEDUP = 5.0
 TARGET_REQ_PER_EVENT = 1 / 70
 TARGET_RSS_GROWTH = 0.10
+# The obvious design's Celery prefork processes (see main()).
+BASELINE_CONCURRENCY = 8
 
 
 @dataclass
@@ -198,7 +201,7 @@ def redis_memory(r: redis.Redis, keys: Keys) -> dict[str, int]:
 
 
 def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result, procs: list[Proc]) -> None:
-    from linesync.commands.worker import worker_argv
+    from linesync.commands.worker import WORKER_ENV_DEFAULTS, worker_argv
 
     url = ctx["redis_url"] + "/0"
     r = redis.Redis.from_url(url, socket_timeout=30)
@@ -207,6 +210,7 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
     env = clean_env(REDIS_URL=url, LINE_CHANNEL_SECRET=SECRET, BRAZE_REST_ENDPOINT=sandbox.url,
                     BRAZE_API_KEY=API_KEY, BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false",
                     LINESYNC_LOG_LEVEL="WARNING", PYTHONPATH=str(REPO))
+    env = {**WORKER_ENV_DEFAULTS, **env}  # as `linesync worker` runs it
     port = free_port()
     ingress = Proc("linesync-ingress", [sys.executable, "-m", "linesync.cli", "ingress",
                                         "--bind", f"127.0.0.1:{port}"], env, ctx["logs"], REPO)
@@ -215,7 +219,7 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
     worker = Proc("linesync-worker", argv, env, ctx["logs"], REPO)
     procs.append(worker)
     wait_http(ingress, port, "/healthz")
-    wait_celery(worker, url)
+    wait_celery(worker, url, key_prefix=keys.celery_prefix)
 
     post_all(port, warm, threads=ctx["threads"])
     if not wait_until(lambda: linesync_drained(r, keys), 60):
@@ -411,17 +415,19 @@ def main() -> int:
         raise KeyboardInterrupt
     signal.signal(signal.SIGTERM, _terminate)
 
-    from workers.celery_app import make_app
-
-    concurrency = make_app(Settings(redis_url="redis://127.0.0.1:1/0")).conf.worker_concurrency
+    # The baseline's Celery prefork pool: 8 processes, what linesync's worker ran before its
+    # engine (2 consume + 4 deliver pump slots + 2), so the comparison stays the one measured
+    # then. linesync's worker is one process now (an engine of threads and 2 task threads).
+    concurrency = BASELINE_CONCURRENCY
     from ingress.gunicorn_conf import threads as g_threads, workers as g_workers
 
     wl = build(args.events, SECRET)
     warm = build(WARMUP_EVENTS, SECRET, tag="warm", seed=11)
     print(f"pipeline benchmark: {wl.n_events:,} follow/unfollow events, {wl.users:,} users, {len(wl.bodies):,} bodies "
           f"of 1-5 events; {os.cpu_count()} CPUs; client {args.threads} threads (keep-alive)")
-    print(f"both stacks: gunicorn gthread {g_workers} workers x {g_threads} threads, Celery prefork concurrency "
-          f"{concurrency}; Braze sandbox process, /users/track limit {RATE_LIMIT}, batch 75")
+    print(f"both stacks: gunicorn gthread {g_workers} workers x {g_threads} threads; linesync: one worker process "
+          f"(default engine); baseline: Celery prefork concurrency {concurrency}; Braze sandbox process, "
+          f"/users/track limit {RATE_LIMIT}, batch 75")
 
     logs = Path(tempfile.mkdtemp(prefix="linesync-bench-pipeline-"))
     procs: list[Proc] = []

@@ -82,12 +82,14 @@ def wait_http(proc: Proc, port: int, path: str, *, method: str = "GET", timeout:
     raise RuntimeError(f"{proc.name} did not start listening on {port}\n{proc.tail()}")
 
 
-def wait_celery(proc: Proc, broker_url: str, timeout: float = 60.0) -> None:
-    """Until the worker answers a control ping over the broker."""
+def wait_celery(proc: Proc, broker_url: str, timeout: float = 60.0, key_prefix: str = "") -> None:
+    """Until the worker answers a control ping over the broker (``key_prefix``: kombu's global_keyprefix)."""
     from celery import Celery
 
     app = Celery("bench-ping", broker=broker_url)
     app.conf.broker_connection_retry_on_startup = True
+    if key_prefix:
+        app.conf.broker_transport_options = {"global_keyprefix": key_prefix}
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:

@@ -80,6 +80,7 @@ def exec_calls(monkeypatch, tmp_path):
 
 def test_worker_command_execs_celery_with_its_options(exec_calls, monkeypatch):
     monkeypatch.delenv(worker_module.CONCURRENCY_ENV, raising=False)
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     result = CliRunner().invoke(worker_module.worker, ["--concurrency", "3", "-l", "warning"], env=WORKER_ENV)
     assert result.exit_code == 0, result.output
     [argv] = exec_calls
@@ -88,6 +89,7 @@ def test_worker_command_execs_celery_with_its_options(exec_calls, monkeypatch):
                                hostname=socket.gethostname().split(".")[0], pid=os.getpid())
     # --concurrency is the number of Braze requests in flight, handed to the worker by environment
     assert os.environ[worker_module.CONCURRENCY_ENV] == "3"
+    assert os.environ["MALLOC_ARENA_MAX"] == "2"  # two malloc arenas: flat memory with ~70 threads
 
 
 def test_beat_command_execs_celery_beat(exec_calls):
