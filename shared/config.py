@@ -38,6 +38,9 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Braze requests one worker process keeps in flight: Braze answers in ~100-300 ms, so
 # 64 in flight is ~200-600 requests/s per process, a fair share of Braze's 1,000/s.
 DEFAULT_DELIVERY_CONCURRENCY = 64
+# Where a worker process serves its Prometheus /metrics (0 = off); a busy port: the next
+# free one above it (workers/metrics.py).
+DEFAULT_WORKER_METRICS_PORT = 9090
 
 
 @dataclass(frozen=True)
@@ -95,6 +98,13 @@ def _positive_int(text: str) -> int:
     return v
 
 
+def _port(text: str) -> int:
+    v = _number(int, text)
+    if not 0 <= v <= 65535:
+        raise ValueError("must be a TCP port, 0-65535 (0 = off)")
+    return v
+
+
 def _non_negative_float(text: str) -> float:
     v = _number(float, text)
     if v < 0:
@@ -106,6 +116,13 @@ def _positive_float(text: str) -> float:
     v = _number(float, text)
     if v <= 0:
         raise ValueError("must be positive")
+    return v
+
+
+def _fraction(text: str) -> float:
+    v = _number(float, text)
+    if not 0 <= v <= 1:
+        raise ValueError("expected a fraction from 0 to 1, e.g. 0.9")
     return v
 
 
@@ -264,6 +281,7 @@ _FIELDS: dict[str, _Field] = {
     "log_format": _Field("LINESYNC_LOG_FORMAT", _log_format, "text"),
     "log_level": _Field("LINESYNC_LOG_LEVEL", _log_level, "INFO"),
     "rejected_max": _Field("INGRESS_REJECTED_MAX", _positive_int, 10_000),
+    "ingress_memory_high_watermark": _Field("INGRESS_MEMORY_HIGH_WATERMARK", _fraction, 0.9),
     "dedupe_ttl_seconds": _Field("LINESYNC_DEDUPE_TTL_SECONDS", _positive_int, 7 * 24 * 3600),
     "consume_batch_bodies": _Field("LINESYNC_CONSUME_BATCH", _positive_int, 200),
     "consume_max_deliveries": _Field("LINESYNC_CONSUME_MAX_DELIVERIES", _positive_int, 5),
@@ -286,6 +304,7 @@ _FIELDS: dict[str, _Field] = {
     "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _forward_events, ()),
     "public_url": _Field("LINESYNC_PUBLIC_URL", _public_url, None),
     "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", _bool, False),
+    "worker_metrics_port": _Field("LINESYNC_WORKER_METRICS_PORT", _port, DEFAULT_WORKER_METRICS_PORT),
 }
 
 
@@ -306,6 +325,7 @@ class Settings:
     log_format: str = "text"
     log_level: str = "INFO"
     rejected_max: int = 10_000
+    ingress_memory_high_watermark: float = 0.9  # of Redis's maxmemory; above it webhooks get 503 (0 = off)
     dedupe_ttl_seconds: int = 7 * 24 * 3600
     consume_batch_bodies: int = 200
     consume_max_deliveries: int = 5
@@ -326,6 +346,7 @@ class Settings:
     forward_event_types: tuple[str, ...] = ()
     public_url: str | None = None
     allow_insecure_http: bool = False
+    worker_metrics_port: int = DEFAULT_WORKER_METRICS_PORT
 
     @property
     def webhook_url(self) -> str | None:

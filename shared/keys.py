@@ -60,7 +60,11 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:resync:first        STRING  set once the first-start run was queued (RESYNC_ON_START), no TTL
 
   Metrics
-    {P}:throughput:<t>      STRING  objects delivered in the 10 s starting at epoch second t (TTL 180 s)
+    {P}:rate:<series>:<t>   STRING  how many in the 10 s starting at epoch second t (TTL ~1 h), series
+                                    delivered (objects Braze accepted) or webhooks (bodies applied):
+                                    shared/rates.py
+    {P}:metrics:exporter    STRING  lease (token, PX) of the one worker process that exports the cluster-wide
+                                    figures read from Redis on its /metrics (workers/cluster_metrics.py)
 """
 
 from __future__ import annotations
@@ -213,5 +217,9 @@ class Keys:
         return self._k("resync", "first")
 
     # metrics
-    def throughput(self, bucket: int) -> str:
-        return self._k("throughput", str(bucket))
+    def rate(self, series: str, bucket: int) -> str:
+        return self._k("rate", series, str(bucket))
+
+    @property
+    def metrics_exporter(self) -> str:
+        return self._k("metrics", "exporter")

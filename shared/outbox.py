@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from shared import rates
 from shared.keys import Keys
 from shared.scripts import script
 
@@ -39,9 +40,6 @@ DEFAULT_LEASE_MS = 60_000
 # default). Senders stop claiming new batches while Braze is paused or failing
 # (workers/sending.py), so during an outage dirty users wait in the outbox, coalescing.
 DEFAULT_MAX_OPEN = 4096
-# Delivered objects are counted per bucket of this many seconds, kept this long (s).
-THROUGHPUT_BUCKET = 10
-THROUGHPUT_TTL = 180
 # When Braze recovers, batches waiting to retry become due this far apart (ms).
 RELEASE_SPACING_MS = 5
 
@@ -145,7 +143,7 @@ def finish(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
            dead: Sequence[tuple[str, str, dict]] = (), now_ms: int = 0) -> bool:
     """Release the batch's users and delete it; ``dead`` = (kind, reason, payload) dead letters.
 
-    ``delivered`` objects are also counted in the 10-second throughput bucket of ``now_ms``.
+    ``delivered`` objects are also counted in the ``delivered`` rate bucket of ``now_ms`` (shared/rates.py).
     """
     k, a = _finish_call(keys, batch, delivered=delivered, dead=dead, now_ms=now_ms)
     return bool(script(r, "finish_batch")(keys=k, args=a))
@@ -153,12 +151,11 @@ def finish(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
 
 def _finish_call(keys: Keys, batch: Batch, *, delivered: int, dead: Sequence[tuple[str, str, dict]],
                  now_ms: int) -> tuple[list, list]:
-    args: list[str | int] = [batch.id, delivered, len(dead), THROUGHPUT_TTL]
+    args: list[str | int] = [batch.id, delivered, len(dead), rates.TTL]
     for kind, reason, payload in dead:
         args += [kind, reason, json.dumps(payload)]
-    bucket = now_ms // 1000 // THROUGHPUT_BUCKET * THROUGHPUT_BUCKET
     return ([keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats, keys.batches_retry,
-             keys.throughput(bucket)], args)
+             rates.key(keys, rates.DELIVERED, now_ms / 1000)], args)
 
 
 def finish_and_claim(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,

@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import redis
 
-from shared import dlq, outbox
+from shared import dlq, outbox, rates
 from shared.keys import STREAM_GROUP, Keys
 from shared.limiter import IDENTIFY, TRACK
-
-# Throughput is summed over this many seconds of 10-second buckets.
-THROUGHPUT_WINDOW = 60
 
 
 def _s(v) -> str:
@@ -57,14 +54,6 @@ def limits(r: redis.Redis, keys: Keys, now: float) -> dict:
     return out
 
 
-def throughput(r: redis.Redis, keys: Keys, now: float) -> float:
-    """Objects delivered to Braze per second over the last minute."""
-    start = int(now) // 10 * 10
-    buckets = [keys.throughput(start - 10 * i) for i in range(THROUGHPUT_WINDOW // 10)]
-    total = sum(int(v or 0) for v in r.mget(buckets))
-    return round(total / THROUGHPUT_WINDOW, 1)
-
-
 def workers(r: redis.Redis, keys: Keys, now: float) -> list[dict]:
     """Worker processes seen in the last hour: name, seconds since their heartbeat, lease held."""
     rows = r.zrange(keys.workers, 0, -1, withscores=True)
@@ -92,7 +81,8 @@ def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:
         "outbox": outbox.sizes(r, keys),
         "dead_letters": dlq.summary(r, keys),
         "limits": limits(r, keys, now),
-        "delivered_per_s_last_minute": throughput(r, keys, now),
+        "delivered_per_s_last_minute": rates.per_second(r, keys, rates.DELIVERED, now),
+        "webhooks_per_s_last_minute": rates.per_second(r, keys, rates.WEBHOOKS, now),
         "profiles_known": r.hlen(keys.state),
         "workers": workers(r, keys, now),
         "counters": stats,

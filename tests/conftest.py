@@ -55,4 +55,5 @@ def settings(redis_url) -> Settings:
         braze_rest_endpoint="http://127.0.0.1:9",
         braze_api_key="test-braze-key",
         braze_subscription_group_id="sg-test",
+        worker_metrics_port=0,  # engines built in tests serve /metrics only when a test asks
     )

@@ -16,6 +16,8 @@ from typing import Union
 
 import urllib3
 
+from workers import metrics
+
 log = logging.getLogger(__name__)
 
 # Connect quickly or treat Braze as down; the read timeout comes from settings.
@@ -135,13 +137,20 @@ class BrazeClient:
         self._headers = {"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"}
 
     def post(self, path: str, payload: dict, *, now: float) -> Outcome:
+        """Every request to Braze goes through here, timed and counted in flight (workers/metrics.py)."""
+        body = json.dumps(payload).encode()
+        m = metrics.braze_endpoint(path)
+        started, status = m.start(), metrics.ERROR
         try:
-            resp = self._pool.request("POST", self.endpoint + path, body=json.dumps(payload).encode(),
+            resp = self._pool.request("POST", self.endpoint + path, body=body,
                                       headers=self._headers, timeout=self._timeout)
+            status = resp.status
         except urllib3.exceptions.TimeoutError:
             return Retryable(f"timeout calling {path}")
         except urllib3.exceptions.HTTPError as e:
             return Retryable(f"{type(e).__name__} calling {path}")
+        finally:
+            m.finish(started, status)
         text = resp.data.decode("utf-8", "replace")
         outcome = classify(resp.status, resp.headers, text, now)
         if not isinstance(outcome, Delivered):
@@ -154,6 +163,7 @@ class BrazeClient:
             payload["attributes"] = attributes
         if events:
             payload["events"] = events
+        metrics.track_batch(len(attributes) + len(events))
         return self.post("/users/track", payload, now=now)
 
     def close(self) -> None:

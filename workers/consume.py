@@ -24,14 +24,14 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import dlq, forward, state, webhook_queue
+from shared import dlq, forward, rates, state, webhook_queue
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.errors import InvalidWebhook
 from shared.events import Event, parse_body
 from shared.keys import STREAM_GROUP, Keys
 from shared.redis_conn import REDIS_DOWN
-from workers import streams
+from workers import metrics, streams
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +198,7 @@ class Consumer:
         res = state.apply(self.r, self.keys, [c for b in bodies for c in b.changes], now_ms=now,
                           dedupe_ttl=self.settings.dedupe_ttl_seconds, ack_ids=[b.entry_id for b in bodies],
                           group=STREAM_GROUP, counters=counters)
+        rates.add(self.r, self.keys, rates.WEBHOOKS, len(bodies), now / 1000)
         log.debug("consumed %d bodies, %d events: %s", len(bodies), len(events), res)
 
     def _set_aside(self, failed: Sequence[tuple[_Body, Exception]]) -> None:
@@ -239,4 +240,5 @@ class Consumer:
         p.xdel(self.keys.webhooks, eid)
         p.hincrby(self.keys.stats, "dead_lettered", 1)
         p.execute()
+        metrics.dead_lettered(("webhook",))
 

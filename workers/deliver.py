@@ -39,6 +39,7 @@ from shared.config import Settings
 from shared.keys import Keys
 from shared.outbox import Batch, Item, Wait
 from workers import braze as b
+from workers import metrics
 from workers.sending import Sender
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ class Deliverer:
         if not delivered and root.size() >= CONFIG_SUSPECT_LEAVES and len(dead) == root.size():
             return self._configuration_error(batch, dead[-1][1]), None  # every item rejected
         nxt = self._finish(batch, delivered, dead, claim_next=claim_next)
+        metrics.delivered(delivered)
+        metrics.dead_lettered(kind for kind, _, _ in dead)
         with self._tally_lock:
             self._tally[0] += 1
             self._tally[1] += delivered
@@ -224,7 +227,7 @@ class Deliverer:
                      "not data; check BRAZE_SUBSCRIPTION_GROUP_ID and the API key's permissions. Delivery "
                      "paused for every worker for %.0f s; nothing is dropped.", batch.id, reason,
                      (until - now) / 1000)
-        self.sender.limiter.pause(until, f"every item rejected: {reason}", "config", now_ms=now)
+        self.sender.pause(until, f"every item rejected: {reason}", "config", now_ms=now)
         batch.config_checked = True
         outbox.reschedule(self.r, self.keys, batch, due_ms=until, save=True)
         return IDLE_SLEEP
@@ -242,6 +245,7 @@ class Deliverer:
             log.error("batch %s dead-lettered after %d attempts: %s", batch.id, batch.attempts, reason)
             letters = self._letters(_Part(batch.items, batch.events), f"gave up after {batch.attempts} attempts: {reason}")
             outbox.finish(self.r, self.keys, batch, delivered=0, dead=letters, now_ms=now)
+            metrics.dead_lettered(kind for kind, _, _ in letters)
             return 0.0
         delay = compute_backoff(batch.attempts, base=self.settings.braze_retry_base_seconds,
                                 max_backoff=self.settings.braze_retry_max_seconds)

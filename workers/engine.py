@@ -9,7 +9,13 @@ workers/bootstep.py, or directly in tests and benchmarks):
   in flight per process while Braze takes its 100-300 ms to answer;
 - ``identity``: one loop sending ``/users/identify`` and ``/users/merge``;
 - ``heartbeat``: renews the process's lease ``{P}:worker:<name>`` and its entry
-  in ``{P}:workers``, and runs the housekeeping callbacks (resync wake-ups).
+  in ``{P}:workers``, takes or renews the lease ``{P}:metrics:exporter`` (one
+  process exports the cluster-wide figures), and runs the housekeeping
+  callbacks (resync wake-ups).
+
+It also serves the process's Prometheus ``/metrics`` on
+``LINESYNC_WORKER_METRICS_PORT`` (workers/metrics.py), with the cluster-wide
+figures read from Redis (workers/cluster_metrics.py) while it holds the exporter lease.
 
 Capacity grows with the processes: nothing counts loops cluster-wide. The
 cluster-wide limiter in Redis is the only ceiling. A process that dies loses
@@ -23,7 +29,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import threading
 import time
 import uuid
@@ -31,6 +36,8 @@ from collections.abc import Callable, Sequence
 
 from shared.lease import Lease
 from shared.redis_conn import REDIS_DOWN
+from workers import metrics
+from workers.cluster_metrics import ClusterCollector
 from workers.consume import Consumer
 from workers.deliver import Deliverer
 from workers.identity import IdentityDeliverer
@@ -46,8 +53,6 @@ LEASE_MS = 15_000
 HEARTBEAT = 5.0
 # {P}:workers entries older than this are dropped (ms).
 FORGET_AFTER_MS = 3_600_000
-# The interpreter's thread switch interval in a worker process (s; Python's default 0.005).
-SWITCH_INTERVAL = 0.0005
 # After an unexpected error in a step, wait this long (s).
 ERROR_SLEEP = 1.0
 # How often a summary of what was delivered is logged at INFO, when anything was (s).
@@ -62,7 +67,7 @@ def worker_name() -> str:
 class Engine:
     def __init__(self, rt: Runtime, *, name: str | None = None, concurrency: int | None = None,
                  consume_loops: int = CONSUME_LOOPS, hooks: Sequence = (),
-                 housekeeping: Sequence[Callable[[], object]] = ()):
+                 housekeeping: Sequence[Callable[[], object]] = (), metrics_port: int | None = None):
         self.rt = rt
         self.name = name or worker_name()
         self.concurrency = concurrency or rt.settings.delivery_concurrency
@@ -70,6 +75,11 @@ class Engine:
         self.hooks = list(hooks)
         self.housekeeping = list(housekeeping)
         self.lease = Lease(rt.r, rt.keys.worker(self.name), LEASE_MS)
+        self.metrics_port = rt.settings.worker_metrics_port if metrics_port is None else metrics_port
+        self.metrics_server: metrics.MetricsServer | None = None
+        # Only a process that serves /metrics competes for the right to export the cluster figures.
+        self.exporter = Lease(rt.r, rt.keys.metrics_exporter, LEASE_MS)
+        self.exporting = False
         self.deliverer = Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_sender, rt.clock)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -77,10 +87,10 @@ class Engine:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> Engine:
-        # Sender threads hold the GIL briefly and wait on I/O most of the time; a thread whose
-        # answer arrived should not wait the default 5 ms for the GIL (~8 waits per batch).
-        pass
         self._register()
+        self.metrics_server = metrics.serve(self.metrics_port, metrics.registry_with(
+            ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)))
+        self._claim_exporter()
         loops: list[tuple[str, Callable[[], float]]] = []
         for i in range(self.consume_loops):
             c = Consumer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.clock, f"{self.name}/consume-{i}",
@@ -108,7 +118,14 @@ class Engine:
         if left:
             log.warning("worker %s: %d loops still busy at shutdown (their work is taken over later)",
                         self.name, len(left))
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+            self.metrics_server = None
         try:
+            if self.exporting:
+                self.exporting = False
+                metrics.exporting(False)
+                self.exporter.release()
             self.lease.release()
             self.rt.r.zrem(self.rt.keys.workers, self.name)
         except REDIS_DOWN:
@@ -158,6 +175,20 @@ class Engine:
         p.zremrangebyscore(self.rt.keys.workers, "-inf", now - FORGET_AFTER_MS)
         p.execute()
 
+    def _claim_exporter(self) -> None:
+        """Take or renew the exporter lease (while serving /metrics).
+
+        Redis errors leave ``exporting`` as it was: an exporter cut off from Redis
+        goes on exporting ``linesync_redis_up 0``, which is what the alert needs.
+        """
+        if self.metrics_server is None:
+            return
+        held = self.exporter.take()  # renews it when ours
+        if held != self.exporting:
+            log.info("worker %s %s the cluster-wide metrics", self.name, "exports" if held else "no longer exports")
+            self.exporting = held
+            metrics.exporting(held)
+
     def _heartbeat(self) -> None:
         last_summary, last_counts = time.monotonic(), self.deliverer.counts()
         while not self._stop.wait(HEARTBEAT):
@@ -165,6 +196,7 @@ class Engine:
                 if not self.lease.renew() and not self.lease.take():
                     log.warning("worker %s: lease taken by another process", self.name)
                 self.rt.r.zadd(self.rt.keys.workers, {self.name: int(self.rt.clock.now() * 1000)})
+                self._claim_exporter()
                 for job in self.housekeeping:
                     job()
             except REDIS_DOWN as e:

@@ -34,7 +34,7 @@ from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import STREAM_GROUP, Keys
 from workers import braze as b
-from workers import streams
+from workers import metrics, streams
 from workers.sending import Sender
 
 log = logging.getLogger(__name__)
@@ -150,12 +150,14 @@ class IdentityDeliverer:
         if not group:
             return
         p = self.r.pipeline(transaction=True)
+        kinds = []
         for _, f in group:
             kind = _s(f.get(b"kind", b"?"))
-            p.xadd(self.keys.dlq, dlq.entry(kind if kind in ("identify", "merge") else "identify", reason,
-                                            {k.decode(): _s(v) for k, v in f.items()}))
+            kinds.append(kind if kind in ("identify", "merge") else "identify")
+            p.xadd(self.keys.dlq, dlq.entry(kinds[-1], reason, {k.decode(): _s(v) for k, v in f.items()}))
         p.hincrby(self.keys.stats, "dead_lettered", len(group))
         p.execute()
+        metrics.dead_lettered(kinds)
         self._ack(group)
 
     def _ack(self, group: list) -> None:

@@ -20,6 +20,10 @@ and ``/users/merge`` in workers/identity.py) go through :class:`Sender`:
    It returns the classified outcome, or :class:`Held` when the limiter wants
    a longer wait than a sender holds work for. What happens to the work itself
    (finish, retry with its own backoff, bisect, dead-letter) is the caller's.
+
+What the policy meets is counted here, in this process (workers/metrics.py):
+the wait for each slot, each pause set (:meth:`Sender.pause`, by kind), each
+failure fed to the breaker, and whether the gate was last seen closed.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from dataclasses import dataclass
 from shared.clock import Clock, now_ms
 from shared.limiter import Decision, Limiter
 from workers import braze as b
+from workers import metrics
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,7 @@ class Sender:
         d = self.limiter.peek(int(now * 1000))
         if d.allowed and not d.probe:
             self._gate_open_until = now + GATE_CACHE_S
+        metrics.gate_closed(self.limiter.name, not d.allowed)
         return Gate(0 if d.allowed else max(1, d.wait_ms), probe=d.probe)
 
     def send(self, call: Callable[[], b.Outcome]) -> Outcome:
@@ -93,20 +99,29 @@ class Sender:
                 log.warning("%s answers again: delivery resumes", self.what)
                 self.on_recovered()
             if isinstance(outcome, b.Delivered) and outcome.pause_until:
-                self.limiter.pause(int(outcome.pause_until * 1000), "X-RateLimit-Remaining: 0", "rate_limit",
-                                   now_ms=now)
+                self.pause(int(outcome.pause_until * 1000), "X-RateLimit-Remaining: 0", "rate_limit", now_ms=now)
         elif isinstance(outcome, b.RateLimited):
-            until = self.limiter.pause(int(outcome.reset_at * 1000), "HTTP 429 from Braze", "rate_limit", now_ms=now)
+            until = self.pause(int(outcome.reset_at * 1000), "HTTP 429 from Braze", "rate_limit", now_ms=now)
             log.warning("%s rate-limited by Braze: every worker waits %.1f s", self.what, (until - now) / 1000)
         elif isinstance(outcome, b.AuthFailure):
             log.critical("Braze rejected %s (%s): delivery paused for every worker; check BRAZE_REST_ENDPOINT "
                          "and BRAZE_API_KEY. Nothing is dropped.", self.what, outcome.reason)
-            self.limiter.pause(now + self.auth_retry_ms, outcome.reason, "auth", now_ms=now)
+            self.pause(now + self.auth_retry_ms, outcome.reason, "auth", now_ms=now)
         else:
             streak, open_until = self.limiter.failed(now)
+            metrics.breaker_failed(self.limiter.name)
+            metrics.gate_closed(self.limiter.name, True)
             log.warning("%s failed (%s): every worker waits %.1f s (failure #%d in a row)",
                         self.what, outcome.reason, max(0, open_until - now) / 1000, streak)
         return outcome
+
+    def pause(self, until_ms: int, reason: str, kind: str, *, now_ms: int) -> int:
+        """Every worker waits until ``until_ms`` (kind ``rate_limit``, ``auth`` or ``config``). Returns the end (ms)."""
+        until = self.limiter.pause(until_ms, reason, kind, now_ms=now_ms)
+        self._gate_open_until = 0.0
+        metrics.paused(self.limiter.name, kind)
+        metrics.gate_closed(self.limiter.name, until > now_ms)
+        return until
 
     def wait_after(self, outcome: Outcome) -> int:
         """Until when (ms) work that was not done because of ``outcome`` should wait."""
@@ -125,10 +140,12 @@ class Sender:
             if d.allowed:
                 if d.wait_ms:
                     self.clock.sleep(d.wait_ms / 1000)
+                metrics.limiter_waited(self.limiter.name, (waited + d.wait_ms) / 1000)
                 return d
             if d.why == "probing" and waited + d.wait_ms <= self.max_token_wait_ms:
                 self.clock.sleep(d.wait_ms / 1000)  # another worker probes a failing Braze: its answer decides
                 waited += d.wait_ms
                 continue
             self._gate_open_until = 0.0
+            metrics.gate_closed(self.limiter.name, True)
             return Held(now + d.wait_ms, d.why)

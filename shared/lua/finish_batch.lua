@@ -8,10 +8,10 @@
 -- KEYS[4] {P}:dlq             STREAM dead letters
 -- KEYS[5] {P}:stats           HASH  counters
 -- KEYS[6] {P}:batches:retry   ZSET  batches waiting after a failure
--- KEYS[7] {P}:throughput:<t>  STRING objects delivered in this 10 s bucket
+-- KEYS[7] {P}:rate:delivered:<t> STRING objects delivered in this 10 s bucket
 --
 -- ARGV[1] batch id   ARGV[2] objects delivered   ARGV[3] n dead letters
--- ARGV[4] throughput bucket TTL s
+-- ARGV[4] rate bucket TTL s
 -- then per dead letter 3 values: kind, reason, payload JSON
 -- Returns 1 if the batch was finished here, 0 if it was already gone.
 local id = ARGV[1]

@@ -138,7 +138,7 @@ def test_finishing_a_retried_batch_forgets_it(r, keys):
     assert outbox.finish(r, keys, b, delivered=1, now_ms=6000)
     assert outbox.sizes(r, keys) == {"pending_profiles": 0, "inflight_profiles": 0, "open_batches": 0,
                                      "pending_events": 0, "retrying_batches": 0}
-    assert int(r.get(keys.throughput(0))) == 1  # counted in the 10 s bucket of now_ms=6000
+    assert int(r.get(keys.rate("delivered", 0))) == 1  # counted in the 10 s bucket of now_ms=6000
 
 
 def test_a_pause_wait_is_not_a_retry(r, keys):

@@ -1,0 +1,161 @@
+"""A worker process's /metrics (workers/metrics.py): served by its engine over HTTP, one cluster exporter."""
+
+import json
+import logging
+import socket
+import urllib.request
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from sandboxes.braze import BrazeSandbox
+from shared import webhook_queue
+from shared.clock import FakeClock
+from shared.config import RateLimit
+from shared.embedded_redis import free_port
+from shared.limiter import Limiter
+from tests.support.procs import wait_until
+from workers import braze as b
+from workers import engine as engine_mod
+from workers import metrics
+from workers.engine import Engine
+from workers.runtime import build
+from workers.sending import Sender
+
+GROUP = "sg-metrics"
+
+
+@pytest.fixture
+def braze():
+    sb = BrazeSandbox(api_key="metrics-key").start()
+    yield sb
+    sb.stop()
+
+
+@pytest.fixture
+def rt(r, settings, braze):
+    s = settings.replace(braze_rest_endpoint=braze.url, braze_api_key="metrics-key",
+                         braze_subscription_group_id=GROUP, flush_delay_ms=50, delivery_concurrency=4)
+    return build(s)
+
+
+def scrape(port: int) -> dict:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+        text = resp.read().decode()
+    out = {}
+    for fam in text_string_to_metric_families(text):
+        for s in fam.samples:
+            out[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return out
+
+
+def total(m: dict, name: str, **labels) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    return sum(v for (n, ls), v in m.items() if n == name and set(labels.items()) <= set(ls))
+
+
+def follow_body(users, ts):
+    return json.dumps({"destination": "Ubot", "events": [
+        {"type": "follow", "timestamp": ts, "webhookEventId": f"E{u}", "mode": "active",
+         "source": {"type": "user", "userId": u}} for u in users]}).encode()
+
+
+def test_engines_serve_their_metrics_and_one_exports_the_cluster_figures(r, keys, rt, braze, monkeypatch):
+    monkeypatch.setattr(engine_mod, "HEARTBEAT", 0.2)
+    users = [f"U{i:032x}" for i in range(300)]
+    webhook_queue.ensure_group(r, keys)
+    for i in range(0, len(users), 3):
+        webhook_queue.enqueue(r, keys, follow_body(users[i:i + 3], 1_700_000_000_000 + i))
+    before = metrics.DELIVERED._value.get()
+    first = Engine(rt, consume_loops=1, metrics_port=free_port()).start()
+    second = Engine(rt, consume_loops=1, metrics_port=free_port()).start()
+    try:
+        wait_until(lambda: braze.stats()["objects_received"] >= len(users) and r.hlen(keys.outbox_inflight) == 0,
+                   timeout=30)
+        assert first.exporting and not second.exporting
+        assert r.get(keys.metrics_exporter).decode() == first.exporter.token
+        a, b_ = scrape(first.metrics_server.port), scrape(second.metrics_server.port)
+        # This process's own figures, on both.
+        for m in (a, b_):
+            assert total(m, "linesync_braze_request_duration_seconds_count", endpoint="/users/track",
+                         status="201") >= 1
+            assert ("linesync_braze_request_duration_seconds_bucket",
+                    (("endpoint", "/users/track"), ("le", "10.0"), ("status", "201"))) in m
+            assert total(m, "linesync_braze_track_batch_objects_count") >= 1
+            assert total(m, "linesync_braze_track_batch_objects_sum") >= len(users)
+            assert m[("linesync_braze_requests_in_flight", (("endpoint", "/users/track"),))] == 0
+            assert total(m, "linesync_worker_delivered_objects_total") - before >= len(users)
+            assert total(m, "linesync_braze_limiter_wait_seconds_count", limiter="track") >= 1
+            assert ("process_cpu_seconds_total", ()) in m
+        # The cluster figures, from the exporter only.
+        assert a[("linesync_redis_up", ())] == 1 and a[("linesync_workers_alive", ())] == 2
+        assert a[("linesync_delivered_objects_total", ())] >= len(users)
+        assert ("linesync_redis_up", ()) not in b_ and ("linesync_webhook_unconsumed", ()) not in b_
+    finally:
+        first.stop()
+    try:
+        # The exporter is gone: the other process takes over at its next heartbeat.
+        wait_until(lambda: second.exporting, timeout=10)
+        m = scrape(second.metrics_server.port)
+        assert m[("linesync_redis_up", ())] == 1 and m[("linesync_workers_alive", ())] == 1
+        assert m[("linesync_worker_cluster_exporter", ())] == 1
+    finally:
+        second.stop()
+    assert not r.exists(keys.metrics_exporter)
+
+
+def test_an_engine_without_metrics_never_exports_the_cluster_figures(r, keys, rt):
+    e = Engine(rt, consume_loops=1, metrics_port=0).start()
+    try:
+        assert e.metrics_server is None and not e.exporting
+        assert not r.exists(keys.metrics_exporter)  # a process that serves nothing must not hold it
+    finally:
+        e.stop()
+
+
+def test_a_busy_port_moves_to_the_next_and_none_free_turns_metrics_off(caplog):
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        server = metrics.serve(busy, metrics.REGISTRY, tries=50)
+        try:
+            assert server is not None and server.port > busy
+            assert total(scrape(server.port), "process_cpu_seconds_total") > 0
+        finally:
+            server.close()
+        with caplog.at_level(logging.WARNING, logger="workers.metrics"):
+            assert metrics.serve(busy, metrics.REGISTRY, tries=1) is None
+        assert any("metrics off in this process" in rec.getMessage() for rec in caplog.records)
+    assert metrics.serve(0, metrics.REGISTRY) is None
+
+
+def test_a_request_without_an_answer_is_status_error():
+    def error_count():
+        return metrics.REQUEST_SECONDS.labels(endpoint="/users/identify", status="error")._sum.get(), \
+            sum(bkt.get() for bkt in metrics.REQUEST_SECONDS.labels(endpoint="/users/identify",
+                                                                    status="error")._buckets)
+    before = error_count()[1]
+    client = b.BrazeClient(f"http://127.0.0.1:{free_port()}", "k", timeout=1.0)  # nothing listens
+    assert isinstance(client.post("/users/identify", {"aliases_to_identify": []}, now=0), b.Retryable)
+    assert error_count()[1] == before + 1
+    assert metrics.IN_FLIGHT.labels(endpoint="/users/identify")._value.get() == 0
+
+
+def test_pauses_breaker_failures_and_the_gate_are_counted(r, keys):
+    clock = FakeClock(1_700_000_000.0)
+    s = Sender(Limiter(r, keys, "identify", RateLimit(1000, 1.0)), clock, auth_retry_seconds=60, what="identify")
+
+    def count(metric, **labels):
+        return metric.labels(**labels)._value.get()
+
+    pauses, failures = count(metrics.PAUSES, limiter="identify", kind="auth"), \
+        count(metrics.BREAKER_FAILURES, limiter="identify")
+    s.send(lambda: b.AuthFailure("HTTP 401"))
+    assert count(metrics.PAUSES, limiter="identify", kind="auth") == pauses + 1
+    assert s.gate().wait_ms and count(metrics.GATE_CLOSED, limiter="identify") == 1
+    r.delete(keys.pause("identify"))
+    assert s.gate().wait_ms == 0 and count(metrics.GATE_CLOSED, limiter="identify") == 0
+    s.send(lambda: b.Retryable("HTTP 503"))
+    assert count(metrics.BREAKER_FAILURES, limiter="identify") == failures + 1
+    assert count(metrics.GATE_CLOSED, limiter="identify") == 1

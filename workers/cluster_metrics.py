@@ -1,0 +1,140 @@
+"""The pipeline's cluster-wide health, read from Redis when /metrics is scraped.
+
+These figures are the same whichever process reads them (consumer lag,
+outbox backlog, dead letters, Braze pauses and failure streaks, event
+counters, live workers, resync progress), so ONE process exports them: the
+worker process holding the lease ``{P}:metrics:exporter`` (taken and renewed by
+its engine's heartbeat, workers/engine.py). Every other worker process, and the
+ingress, export only their own process's metrics; sums over replicas stay
+right and Redis is read once per scrape interval, not once per replica.
+
+A scrape costs about ten Redis calls. If Redis does not answer,
+``linesync_redis_up`` is 0 and the other series are absent; the exporter keeps
+its lease meanwhile (it cannot learn otherwise), so the alert on it fires.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Iterator
+
+import redis
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from shared import outbox, status
+from shared.keys import Keys
+from shared.redis_conn import REDIS_DOWN
+from workers.resync import COMPLETED, HISTORY_MAX, resync_status
+
+# Counters of the stats hash exported as linesync_<name>_total.
+COUNTERS = {
+    "bodies": "webhook bodies consumed",
+    "transitions": "subscription state changes applied",
+    "duplicates": "events dropped as redeliveries (same webhookEventId)",
+    "stale": "events older than the state already known",
+    "unchanged": "newer events that did not change the state",
+    "delivered_objects": "objects Braze accepted",
+    "batches_sent": "batches settled",
+    "dead_lettered": "items moved to the dead letters",
+}
+# Resync history entries read per LRANGE while looking for the last completed run.
+HISTORY_CHUNK = 10
+
+
+class ClusterCollector(Collector):
+    """Yields the cluster-wide families while ``active()`` (this process holds the exporter lease)."""
+
+    def __init__(self, get_client: Callable[[], redis.Redis], keys: Keys, *,
+                 active: Callable[[], bool] = lambda: True):
+        self.get_client, self.keys, self.active = get_client, keys, active
+        self.r: redis.Redis | None = None
+
+    def collect(self) -> Iterator:
+        if not self.active():
+            return
+        up = GaugeMetricFamily("linesync_redis_up", "1 if Redis answered this scrape")
+        try:
+            self.r = self.get_client()  # may connect: inside the try
+            families = list(self._families(time.time()))
+        except (REDIS_DOWN + (redis.RedisError,)):
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self, now: float) -> Iterator:
+        q = status.queue(self.r, self.keys, now)
+        yield _gauge("linesync_webhook_stream_length", "bodies in the webhook stream (unfinished)", q["stream_length"])
+        yield _gauge("linesync_webhook_unconsumed", "bodies not yet read by a consumer", q["lag"] or 0)
+        yield _gauge("linesync_webhook_in_processing", "bodies read but not yet applied", q["pending"])
+        yield _gauge("linesync_webhook_oldest_unconsumed_age_seconds", "age of the oldest unread body",
+                     q["oldest_unconsumed_age_s"] or 0)
+        yield _gauge("linesync_rejected_bodies", "signed bodies rejected as invalid (kept)", q["rejected_bodies"])
+        for name, value in outbox.sizes(self.r, self.keys).items():
+            yield _gauge(f"linesync_outbox_{name}", f"outbox: {name.replace('_', ' ')}", value)
+        yield _gauge("linesync_dead_letters", "dead letters waiting for an operator", self.r.xlen(self.keys.dlq))
+        yield _gauge("linesync_profiles_known", "LINE users with a known state", self.r.hlen(self.keys.state))
+        paused = GaugeMetricFamily("linesync_braze_paused", "1 while every worker waits (429 or auth)",
+                                   labels=["endpoint", "kind"])
+        streak = GaugeMetricFamily("linesync_braze_failure_streak", "consecutive 5xx/timeout windows",
+                                   labels=["endpoint"])
+        for endpoint, st in status.limits(self.r, self.keys, now).items():
+            paused.add_metric([endpoint, st["pause_kind"] or ""], 1 if st["paused"] else 0)
+            streak.add_metric([endpoint], st["failure_streak"])
+        yield paused
+        yield streak
+        workers = status.workers(self.r, self.keys, now)
+        yield _gauge("linesync_workers_alive", "worker processes holding their lease",
+                     sum(1 for w in workers if w["alive"]))
+        yield from self._resync()
+        stats = {k.decode(): int(v) for k, v in self.r.hgetall(self.keys.stats).items()}
+        for name, help_ in COUNTERS.items():
+            c = CounterMetricFamily(f"linesync_{name}", help_)
+            c.add_metric([], stats.get(name, 0))
+            yield c
+        events = CounterMetricFamily("linesync_line_events", "LINE events consumed, by type", labels=["type"])
+        for k, v in sorted(stats.items()):
+            if k.startswith("events:"):
+                events.add_metric([k.split(":", 1)[1]], v)
+        yield events
+
+    def _resync(self) -> Iterator:
+        """The running resync's progress, and when the last completed one finished (absent: none yet)."""
+        current = resync_status(self.r, self.keys)["current"] or {}
+        yield _gauge("linesync_resync_running", "1 while a follower resync runs", 1 if current else 0)
+        yield _gauge("linesync_resync_pages", "pages of LINE's follower list done by the running resync",
+                     current.get("pages", 0))
+        yield _gauge("linesync_resync_followers", "followers listed so far by the running resync",
+                     current.get("followers", 0))
+        last = _last_completed(self.r, self.keys)
+        if last is not None and last.get("finished_ms"):
+            yield _gauge("linesync_resync_last_completed_timestamp_seconds",
+                         "when the last completed resync finished (Unix time)", last["finished_ms"] / 1000)
+            yield _gauge("linesync_resync_last_completed_followers", "followers listed by the last completed resync",
+                         last.get("followers", 0))
+
+
+def _last_completed(r: redis.Redis, keys: Keys) -> dict | None:
+    """The newest completed run in the history (as linesync doctor's resync.recent reads it)."""
+    for start in range(0, HISTORY_MAX, HISTORY_CHUNK):  # usually the first entry
+        rows = r.lrange(keys.resync_history, start, start + HISTORY_CHUNK - 1)
+        for raw in rows:
+            try:
+                entry = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(entry, dict) and entry.get("status") == COMPLETED:
+                return entry
+        if len(rows) < HISTORY_CHUNK:
+            break
+    return None
+
+
+def _gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:
+    g = GaugeMetricFamily(name, help_)
+    g.add_metric([], value)
+    return g
