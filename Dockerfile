@@ -11,15 +11,16 @@ ENV PYTHONUNBUFFERED=1 \
 
 WORKDIR /app
 
-# Dependencies are installed from pyproject.toml alone first, so this layer is
-# cached until pyproject.toml changes (a code change rebuilds only the last layers).
-COPY pyproject.toml ./
-RUN python -c "import subprocess, sys, tomllib; \
-deps = tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']; \
-subprocess.check_call([sys.executable, '-m', 'pip', 'install', *deps])"
+# The pinned dependencies first (requirements.lock, made by `python3 dev.py lock`),
+# so this layer is cached until the lock file changes (a code change rebuilds only
+# the last layers). --no-deps: exactly the lock, nothing resolved at build time.
+COPY requirements.lock ./
+RUN pip install --no-deps --requirement requirements.lock
 
+# pip check: the lock satisfies linesync's requirements (pyproject.toml) and its own.
 COPY . .
 RUN pip install --no-deps . \
+    && pip check \
     && useradd --system --uid 10001 --no-create-home linesync
 
 USER linesync

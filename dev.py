@@ -3,12 +3,21 @@
 
     python3 dev.py up [linesync up options]   # everything, with an embedded Redis and sandboxes
     python3 dev.py test [pytest args]         # the test suite (default: all of it)
+    python3 dev.py lock                       # re-resolve the dependencies and rewrite the lock files
 
-Both first make sure ``.venv`` exists and holds ``pip install -e '.[test,embedded]'``.
-The install is redone only when ``pyproject.toml`` (or the extras below, or the
-set of top-level packages) changed since the last successful one: a stamp file
-in ``.venv`` records what was installed. The install is editable, so code
-changes need no reinstall.
+``up`` and ``test`` first make sure ``.venv`` exists and holds the pinned
+dependencies of ``requirements-test.lock`` (runtime + the extras below), then
+linesync itself (``pip install --no-deps -e .``), then ``pip check``. The
+install is redone only when ``pyproject.toml``, the lock file (or the extras
+below, or the set of top-level packages) changed since the last successful
+one: a stamp file in ``.venv`` records what was installed. The install is
+editable, so code changes need no reinstall.
+
+``lock`` resolves ``pyproject.toml``'s dependencies afresh from the package
+index in throw-away venvs and writes ``requirements-test.lock`` (runtime +
+extras, for dev.py and CI) and ``requirements.lock`` (runtime only, the same
+versions, for the Docker image). Run it after changing dependencies in
+pyproject.toml, or to take newer releases, and commit both files.
 
 Standard library only, because it runs before anything is installed.
 POSIX only (Linux, macOS): Windows is out of scope.
@@ -20,6 +29,8 @@ import hashlib
 import os
 import subprocess
 import sys
+import tempfile
+import tomllib
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -29,15 +40,22 @@ EXTRAS = ("test", "embedded")
 # Name of the stamp file, inside the venv so that deleting .venv forgets it too.
 STAMP_NAME = ".linesync-dev-stamp"
 # Bump to force every developer's next `dev.py` run to reinstall.
-STAMP_VERSION = "1"
+STAMP_VERSION = "2"
 MIN_PYTHON = (3, 11)
+# Pinned versions (name==version, one a line): runtime only (the Docker image) ...
+LOCK = "requirements.lock"
+# ... and runtime + EXTRAS (dev.py, hence CI).
+TEST_LOCK = "requirements-test.lock"
 
 USAGE = """usage: python3 dev.py up [linesync up options]
        python3 dev.py test [pytest args]
+       python3 dev.py lock
 
   up     create/refresh .venv, then run `linesync up` (embedded Redis, sandboxes,
          ingress, worker and beat; Ctrl-C stops all)
   test   create/refresh .venv, then run the test suite with pytest
+  lock   resolve pyproject.toml's dependencies again (needs the package index) and
+         rewrite requirements.lock and requirements-test.lock
 """
 
 
@@ -54,12 +72,13 @@ def top_level_packages(root: Path) -> tuple[str, ...]:
     return tuple(sorted(p.parent.name for p in root.glob("*/__init__.py")))
 
 
-def wanted_stamp(pyproject: bytes, extras: tuple[str, ...] = EXTRAS, packages: tuple[str, ...] = ()) -> str:
-    """What the stamp must say for the venv to be up to date with ``pyproject``."""
+def wanted_stamp(pyproject: bytes, extras: tuple[str, ...] = EXTRAS, packages: tuple[str, ...] = (),
+                 lock: bytes = b"") -> str:
+    """What the stamp must say for the venv to be up to date with ``pyproject`` and the ``lock`` file."""
     digest = hashlib.sha256(pyproject).hexdigest()
     return (
         f"v{STAMP_VERSION} extras={','.join(extras)} packages={','.join(packages)} "
-        f"pyproject-sha256={digest}\n"
+        f"pyproject-sha256={digest} lock-sha256={hashlib.sha256(lock).hexdigest()}\n"
     )
 
 
@@ -70,17 +89,27 @@ def needs_install(stamp_path: Path, wanted: str) -> bool:
         return True
 
 
+def write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
 def write_stamp(stamp_path: Path, wanted: str) -> None:
-    tmp = stamp_path.with_name(stamp_path.name + ".tmp")
-    tmp.write_text(wanted)
-    os.replace(tmp, stamp_path)
+    write_atomically(stamp_path, wanted)
 
 
-def pip_install_argv(python: Path, root: Path = ROOT, extras: tuple[str, ...] = EXTRAS) -> list[str]:
+def pip_install_argvs(python: Path, root: Path = ROOT) -> list[list[str]]:
+    """The pinned dependencies, then linesync itself without resolving anything, then a consistency check.
+
+    ``pip check`` fails when the lock file is incomplete or no longer satisfies
+    pyproject.toml (a floor raised without running ``dev.py lock``).
+    """
+    pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
     return [
-        str(python), "-m", "pip", "install",
-        "--quiet", "--disable-pip-version-check",
-        "--editable", f"{root}[{','.join(extras)}]",
+        [*pip, "install", "--quiet", "--no-deps", "--requirement", str(root / TEST_LOCK)],
+        [*pip, "install", "--quiet", "--no-deps", "--editable", str(root)],
+        [*pip, "check"],
     ]
 
 
@@ -105,27 +134,79 @@ def ensure_installed(venv: Path = VENV, root: Path = ROOT) -> Path:
         if venv.exists():
             die(f"{venv} exists but has no bin/python (made on another OS?): remove it and retry")
         create_venv(venv)
+    try:
+        lock = (root / TEST_LOCK).read_bytes()
+    except FileNotFoundError:
+        die(f"{TEST_LOCK} is missing: run `python3 dev.py lock` to create it")
     stamp = venv / STAMP_NAME
-    wanted = wanted_stamp((root / "pyproject.toml").read_bytes(), EXTRAS, top_level_packages(root))
+    wanted = wanted_stamp((root / "pyproject.toml").read_bytes(), EXTRAS, top_level_packages(root), lock)
     if not needs_install(stamp, wanted):
         return python
     print(
-        f"dev.py: installing linesync[{','.join(EXTRAS)}] into {venv.name}/ "
-        "(first run, or pyproject.toml or the package list changed) ...",
+        f"dev.py: installing {TEST_LOCK} and linesync into {venv.name}/ "
+        f"(first run, or pyproject.toml, {TEST_LOCK} or the package list changed) ...",
         file=sys.stderr,
         flush=True,
     )
-    # --quiet still prints errors and warnings; everything is shown if it fails.
-    proc = subprocess.run(
-        pip_install_argv(python, root), cwd=root, capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        sys.stderr.write(proc.stdout + proc.stderr)
-        die(f"pip install failed (exit {proc.returncode}); nothing was recorded, the next run retries", proc.returncode)
-    if proc.stderr.strip():
-        sys.stderr.write(proc.stderr)
+    for argv in pip_install_argvs(python, root):
+        # --quiet still prints errors and warnings; everything is shown if it fails.
+        proc = subprocess.run(argv, cwd=root, capture_output=True, text=True)
+        if proc.returncode != 0:
+            sys.stderr.write(proc.stdout + proc.stderr)
+            what = "pip check" if argv[-1] == "check" else "pip install"
+            hint = f" (is {TEST_LOCK} up to date? `python3 dev.py lock`)" if what == "pip check" else ""
+            die(f"{what} failed (exit {proc.returncode}){hint}; nothing was recorded, the next run retries",
+                proc.returncode)
+        if proc.stderr.strip():
+            sys.stderr.write(proc.stderr)
     write_stamp(stamp, wanted)
     return python
+
+
+def requirements(pyproject: bytes, extras: tuple[str, ...] = ()) -> list[str]:
+    """The requirement strings of pyproject.toml: its dependencies, then those of ``extras``."""
+    project = tomllib.loads(pyproject.decode())["project"]
+    optional = project.get("optional-dependencies", {})
+    return [*project.get("dependencies", []), *(r for e in extras for r in optional[e])]
+
+
+def lock_text(pins: list[str], *, what: str, python: str = f"{sys.version_info[0]}.{sys.version_info[1]}") -> str:
+    """A lock file: a header saying how it was made, then ``pins`` sorted by name."""
+    return (
+        f"# {what}, pinned.\n"
+        f"# Made by `python3 dev.py lock` from pyproject.toml with Python {python} on {sys.platform}.\n"
+        "# Do not edit by hand: change pyproject.toml if needed, run `python3 dev.py lock`\n"
+        "# again and commit both lock files.\n"
+        + "".join(f"{p}\n" for p in sorted(pins, key=lambda p: p.partition("==")[0].lower()))
+    )
+
+
+def freeze(venv: Path, pip_args: list[str]) -> list[str]:
+    """Install ``pip_args`` into a new venv at ``venv``; return its ``pip freeze`` (name==version lines)."""
+    create_venv(venv)
+    pip = [str(venv_bin(venv, "python")), "-m", "pip", "--disable-pip-version-check"]
+    proc = subprocess.run([*pip, "install", "--quiet", *pip_args], capture_output=True, text=True)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stdout + proc.stderr)
+        die(f"pip install failed (exit {proc.returncode}); the lock files were not changed", proc.returncode)
+    out = subprocess.run([*pip, "freeze", "--exclude", "linesync"], capture_output=True, text=True, check=True)
+    return [line for line in out.stdout.splitlines() if line and not line.startswith("#")]
+
+
+def lock(root: Path = ROOT, freeze=freeze) -> None:
+    """Resolve pyproject.toml again and rewrite TEST_LOCK (runtime + EXTRAS) and LOCK (runtime, same versions)."""
+    pyproject = (root / "pyproject.toml").read_bytes()
+    with tempfile.TemporaryDirectory(prefix="linesync-lock-") as tmp:
+        print(f"dev.py: resolving linesync[{','.join(EXTRAS)}] ...", file=sys.stderr, flush=True)
+        full = freeze(Path(tmp) / "full", requirements(pyproject, EXTRAS))
+        constraints = Path(tmp) / "constraints.txt"
+        constraints.write_text("".join(f"{p}\n" for p in full))
+        print("dev.py: resolving the runtime dependencies alone ...", file=sys.stderr, flush=True)
+        runtime = freeze(Path(tmp) / "runtime", [*requirements(pyproject), "--constraint", str(constraints)])
+    extras = ",".join(EXTRAS)
+    write_atomically(root / TEST_LOCK, lock_text(full, what=f"linesync's dependencies with [{extras}] (dev.py, CI)"))
+    write_atomically(root / LOCK, lock_text(runtime, what="linesync's runtime dependencies (the Docker image)"))
+    print(f"dev.py: wrote {TEST_LOCK} ({len(full)} packages) and {LOCK} ({len(runtime)})", file=sys.stderr)
 
 
 def die(message: str, code: int = 1) -> None:
@@ -151,6 +232,9 @@ def main(argv: list[str]) -> int:
         print(USAGE, end="")
         return 0 if argv else 2
     command, args = argv[0], argv[1:]
+    if command == "lock" and not args:
+        lock()
+        return 0
     if command not in ("up", "test"):
         print(USAGE, end="", file=sys.stderr)
         return 2

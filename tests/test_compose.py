@@ -161,12 +161,24 @@ def test_linesync_services_reach_the_redis_service(compose):
         assert ".env" in service["env_file"], name
 
 
+def _bytes(size: str) -> int:
+    """A redis.conf memory size (``1gb``, ``512mb``, ``100000``) in bytes."""
+    m = re.fullmatch(r"(\d+)(k|kb|m|mb|g|gb)?", size.lower())
+    assert m, f"not a Redis memory size: {size!r}"
+    unit = {None: 1, "k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
+    return int(m.group(1)) * unit[m.group(2)]
+
+
 def test_redis_is_durable_and_never_evicts(compose):
     redis = compose["services"]["redis"]
     assert str(redis["image"]).startswith("redis:7")
-    command = " ".join(_command(redis))
+    argv = _command(redis)
+    command = " ".join(argv)
     assert "--appendonly yes" in command
     assert "--maxmemory-policy noeviction" in command
+    # noeviction only means something with a limit: without one Redis grows until it is killed.
+    assert "--maxmemory" in argv, "set --maxmemory (about 75 % of the host's memory)"
+    assert _bytes(argv[argv.index("--maxmemory") + 1]) >= 100 * 1024**2
     volume, _, target = redis["volumes"][0].partition(":")
     assert target == "/data"
     assert volume in compose["volumes"]
@@ -189,6 +201,17 @@ def test_dockerfile_installs_the_project_on_python_311_slim():
     assert re.search(r"^FROM python:3\.11-slim\b", text, re.M)
     assert re.search(r"pip install\b.* \.\s*(\\|&&|$)", text, re.M)
     assert re.search(r"^USER (?!root)", text, re.M)
+
+
+def test_dockerfile_installs_exactly_the_lock_file_then_the_project_without_dependencies():
+    text = (ROOT / "Dockerfile").read_text()
+    lock = re.search(r"^RUN pip install --no-deps --requirement requirements\.lock\s*$", text, re.M)
+    assert lock, "install requirements.lock (made by `python3 dev.py lock`) with --no-deps"
+    assert re.search(r"^COPY requirements\.lock \./\s*$", text, re.M).start() < lock.start()
+    assert lock.start() < text.index("COPY . .")  # cached apart from the code
+    project = re.search(r"pip install --no-deps \.(\s|$)", text)
+    assert project and "pip check" in text[project.end():]
+    assert "requirements.lock" not in (ROOT / ".dockerignore").read_text().split()
 
 
 def test_dockerignore_keeps_secrets_and_local_state_out():

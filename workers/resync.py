@@ -14,11 +14,14 @@ A run, step by step:
 3. Each page is ONE Redis transaction (MULTI … EXEC, one round trip): the
    state changes through :func:`shared.state.apply` (newer version wins, so an
    unfollow newer than the run's start is kept; already-subscribed users are
-   not re-sent), the ids added to the run's seen set (mark-missing option),
-   and the checkpoint (``next``, ``pages+1``, ``followers+n``) written by a
-   compare-and-set script that also checks the lease. A crash before EXEC
-   redoes the page (state writes are idempotent); after it, the page is done
-   and counted once. A holder that lost its lease cannot move the checkpoint.
+   not re-sent), then the checkpoint (``next``, ``pages+1``, ``followers+n``)
+   and the page's ids added to the run's seen set (mark-missing option), both
+   written by one compare-and-set script that first checks the lease. A crash
+   before EXEC redoes the page (state writes are idempotent); after it, the
+   page is done and counted once. A holder that lost its lease, or whose run
+   was cancelled, can move neither the checkpoint nor the seen set; its
+   page's subscribes may still land, which is harmless: they are what LINE
+   just listed, versioned at the run's start, so any newer event still wins.
 4. Errors: ``LineExpiredToken`` restarts the pass from the first page (bounded
    by ``max_restarts``); ``LineForbidden`` and other 4xx end the run ``failed``
    at once with LINE's reason; ``LineRetryable`` (429/5xx/network) is retried
@@ -26,7 +29,12 @@ A run, step by step:
 5. With mark-missing, after a complete pass ``{P}:state`` is scanned (HSCAN in
    chunks + SMISMEMBER against the seen set) and every subscribed user that
    the pass did not list gets an unsubscribe versioned at the run's start, so
-   any event newer than the run still wins. CAVEAT (LINE): the follower list
+   any event newer than the run still wins. These writes depend on what was
+   read, so the step is fenced by a WATCH (:meth:`_Tx.watch`): it first checks
+   that the run is still running at its seq under this chunk's lease (and that
+   the seen set exists), and EXEC writes nothing if the run, the lease or the
+   seen set changed since. A cancel (which deletes the seen set) therefore
+   cannot turn into unsubscribes. CAVEAT (LINE): the follower list
    only contains users who consented to it (and never blocked users), so this
    unsubscribes followers who did not consent. That is why it is off by default.
 6. The finish (status, finished_ms, history entry, lock and seen set removed)
@@ -38,7 +46,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol
@@ -82,17 +90,29 @@ MISSING_CHUNK = 1000
 # The seen set of an abandoned run disappears after this (ms); a live run refreshes it every page.
 SEEN_TTL_MS = 3 * 24 * 3600 * 1000
 
-# Compare-and-set of the checkpoint, fenced by the lease.
-# KEYS[1] {P}:resync:run    HASH   the run
-# KEYS[2] {P}:resync:lease  STRING the chunk's lease token
+# Compare-and-set of the checkpoint and of the run's seen set, fenced by the lease.
+# KEYS[1] {P}:resync:run            HASH   the run
+# KEYS[2] {P}:resync:lease          STRING the chunk's lease token
+# KEYS[3] {P}:resync:seen:<runId>   SET    ids listed by the pass (mark-missing)
 # ARGV[1] run id   ARGV[2] lease token   ARGV[3] lease ms   ARGV[4] expected seq
-# ARGV[5..] field/value pairs to HSET (seq is set to expected+1)
+# ARGV[5] seen-set TTL ms   ARGV[6] n: ids to add to the seen set, or -1 to delete it
+# ARGV[7..6+n] those ids, then field/value pairs to HSET (seq is set to expected+1)
 # Returns 1 when written, 0 when the caller no longer owns the run (nothing written).
 _CHECKPOINT = """
 if redis.call('GET', KEYS[2]) ~= ARGV[2] then return 0 end
 local run = redis.call('HMGET', KEYS[1], 'id', 'status', 'seq')
 if run[1] ~= ARGV[1] or run[2] ~= 'running' or run[3] ~= ARGV[4] then return 0 end
-redis.call('HSET', KEYS[1], 'seq', tostring(tonumber(ARGV[4]) + 1), unpack(ARGV, 5))
+local n = tonumber(ARGV[6])
+if n < 0 then
+  redis.call('DEL', KEYS[3])
+  n = 0
+elseif n > 0 then
+  for i = 7, 6 + n, 1000 do
+    redis.call('SADD', KEYS[3], unpack(ARGV, i, math.min(i + 999, 6 + n)))
+  end
+  redis.call('PEXPIRE', KEYS[3], tonumber(ARGV[5]))
+end
+redis.call('HSET', KEYS[1], 'seq', tostring(tonumber(ARGV[4]) + 1), unpack(ARGV, 7 + n))
 redis.call('PEXPIRE', KEYS[2], tonumber(ARGV[3]))
 return 1
 """
@@ -301,18 +321,61 @@ class _Tx:
     redis-py's pipeline would do the same, but packs arguments several times
     slower; a page carries ~5,000 of them. Results are EXEC's list, with a
     ResponseError object in place of any command that failed.
+
+    Optionally fenced: :meth:`watch` WATCHes keys on a connection that is kept
+    for :meth:`execute`, whose EXEC then writes nothing if any of them was
+    written, deleted or expired in between. Call :meth:`close` when done.
     """
 
     def __init__(self) -> None:
         self.cmds: list[tuple[Any, ...]] = []
+        self._held: tuple[Any, Any] | None = None  # (pool, connection) from watch() to execute()/close()
 
     def add(self, *args: Any) -> None:
         self.cmds.append(args)
 
-    def execute(self, r: redis.Redis) -> list[Any]:
-        payload = b"".join([_pack(("MULTI",)), *map(_pack, self.cmds), _pack(("EXEC",))])
+    def watch(self, r: redis.Redis, keys: list[str], *reads: tuple[Any, ...]) -> list[Any]:
+        """WATCH ``keys``, then run ``reads``: one round trip. Returns the replies to ``reads``.
+
+        What the replies show holds until EXEC for the watched keys: if one changes, EXEC does nothing.
+        """
+        if self._held is not None:
+            raise RuntimeError("already watching")
         pool = r.connection_pool
         conn = pool.get_connection()
+        self._held = (pool, conn)
+        try:
+            conn.send_packed_command([b"".join(map(_pack, [("WATCH", *keys), *reads]))])
+            conn.read_response()  # +OK
+            return [conn.read_response() for _ in reads]
+        except BaseException:
+            self.close(broken=True)
+            raise
+
+    def close(self, *, broken: bool = False) -> None:
+        """Give back the connection of :meth:`watch` if :meth:`execute` did not (UNWATCH first)."""
+        if self._held is None:
+            return
+        (pool, conn), self._held = self._held, None
+        try:
+            if broken:
+                conn.disconnect()
+            else:
+                conn.send_packed_command([_pack(("UNWATCH",))])
+                conn.read_response()
+        except Exception:
+            conn.disconnect()  # a connection in an unknown state is not given to anyone else
+        finally:
+            pool.release(conn)
+
+    def execute(self, r: redis.Redis) -> list[Any] | None:
+        """Run the transaction. None when a watched key changed (nothing was written)."""
+        payload = b"".join([_pack(("MULTI",)), *map(_pack, self.cmds), _pack(("EXEC",))])
+        if self._held is not None:
+            (pool, conn), self._held = self._held, None
+        else:
+            pool = r.connection_pool
+            conn = pool.get_connection()
         queue_errors: list[Exception] = []
         try:
             conn.send_packed_command([payload])
@@ -333,7 +396,7 @@ class _Tx:
             raise
         finally:
             pool.release(conn)
-        return list(res)
+        return None if res is None else list(res)
 
 
 class _Queued:
@@ -487,11 +550,7 @@ class Resync:
         tx = _Tx()
         if changes:
             state.apply(_Queued(tx), self.keys, changes, now_ms=now, dedupe_ttl=self.dedupe_ttl)
-        if run.mark_missing and ids:
-            seen = self.keys.resync_seen(run.id)
-            tx.add("SADD", seen, *ids)
-            tx.add("PEXPIRE", seen, SEEN_TTL_MS)
-        res = self._commit(tx, run, token, fields)
+        res = self._commit(tx, run, token, fields, seen=ids if run.mark_missing else ())
         changed = int(res[0][0]) if changes else 0
         run.subscribed += changed
         return changed
@@ -505,9 +564,7 @@ class Resync:
         now = now_ms(self.clock)
         fields = {"pages": 0, "followers": 0, "next": "", "phase": PAGES, "restarts": run.restarts + 1,
                   "attempts": 0, "retry_at_ms": 0, "error": "", "updated_ms": now, "missing_cursor": "0"}
-        tx = _Tx()
-        tx.add("DEL", self.keys.resync_seen(run.id))
-        self._commit(tx, run, token, fields)
+        self._commit(_Tx(), run, token, fields, clear_seen=True)
 
     def _retry_later(self, run: Run, token: str, error: str) -> None:
         attempts = run.attempts + 1
@@ -525,34 +582,74 @@ class Resync:
     # ------------------------------------------------------------------ mark missing
 
     def _missing_step(self, run: Run, token: str) -> None:
-        """Unsubscribe one HSCAN chunk of known, subscribed users that the complete pass did not list."""
-        cursor, entries = self.r.hscan(self.keys.state, int(run.missing_cursor or 0), count=self.missing_chunk)
-        candidates = [_s(u) for u, v in entries.items() if v.endswith(SUBSCRIBED.encode())]
-        missing: list[str] = []
-        if candidates:
-            flags = self.r.smismember(self.keys.resync_seen(run.id), candidates)
-            missing = [u for u, seen in zip(candidates, flags) if not seen]
-        now = now_ms(self.clock)
-        base = make_version(run.started_ms, now, 0, 0)[:-4]
-        changes = [state.Change(u, f"{base}{i % 10000:04d}", UNSUBSCRIBED) for i, u in enumerate(missing)]
-        fields = {"missing_cursor": str(int(cursor)), "phase": MISSING if int(cursor) else FINISH,
-                  "updated_ms": now, "unsubscribed": run.unsubscribed}
+        """Unsubscribe one HSCAN chunk of known, subscribed users that the complete pass did not list.
+
+        Fenced from the first read to EXEC (see :meth:`_watch`): a cancel, a
+        lost lease or a lost seen set at any point means nothing is written.
+        """
         tx = _Tx()
-        if changes:
-            state.apply(_Queued(tx), self.keys, changes, now_ms=now, dedupe_ttl=self.dedupe_ttl)
-        res = self._commit(tx, run, token, fields)
-        if changes:
-            run.unsubscribed += int(res[0][0])
+        try:
+            if not self._watch(tx, run, token) and run.followers:
+                tx.close()
+                log.error("resync %s: the seen set of the pass is gone, not marking anyone missing", run.id)
+                self._finish(run, token, FAILED, "the pass's seen set was lost (expired or deleted) before "
+                             "mark-missing ended; nobody was marked unsubscribed from it, run the resync again")
+                return
+            cursor, entries = self.r.hscan(self.keys.state, int(run.missing_cursor or 0), count=self.missing_chunk)
+            candidates = [_s(u) for u, v in entries.items() if v.endswith(SUBSCRIBED.encode())]
+            missing: list[str] = []
+            if candidates:
+                flags = self.r.smismember(self.keys.resync_seen(run.id), candidates)
+                missing = [u for u, seen in zip(candidates, flags) if not seen]
+            now = now_ms(self.clock)
+            base = make_version(run.started_ms, now, 0, 0)[:-4]
+            changes = [state.Change(u, f"{base}{i % 10000:04d}", UNSUBSCRIBED) for i, u in enumerate(missing)]
+            fields = {"missing_cursor": str(int(cursor)), "phase": MISSING if int(cursor) else FINISH,
+                      "updated_ms": now, "unsubscribed": run.unsubscribed}
+            if changes:
+                state.apply(_Queued(tx), self.keys, changes, now_ms=now, dedupe_ttl=self.dedupe_ttl)
+            res = self._commit(tx, run, token, fields)
+            if changes:
+                run.unsubscribed += int(res[0][0])
+        finally:
+            tx.close()
+
+    def _watch(self, tx: _Tx, run: Run, token: str) -> bool:
+        """Fence ``tx``: WATCH the run, the lease and the seen set, and check the run is still ours.
+
+        Raises :class:`_Lost` when it is not (cancelled, finished, replaced,
+        checkpointed by someone else, or another chunk holds the lease); from
+        here on, ``tx``'s EXEC writes nothing if any of the three changes.
+        Returns whether the run's seen set exists.
+        """
+        k = self.keys
+        seen = k.resync_seen(run.id)
+        cur, holder, exists = tx.watch(self.r, [k.resync_run, k.resync_lease, seen],
+                                       ("HMGET", k.resync_run, "id", "status", "seq"),
+                                       ("GET", k.resync_lease), ("EXISTS", seen))
+        if [None if v is None else _s(v) for v in cur] != [run.id, RUNNING, str(run.seq)] or \
+                holder is None or _s(holder) != token:
+            raise _Lost()
+        return bool(exists)
 
     # ------------------------------------------------------------------ writes
 
-    def _commit(self, tx: _Tx, run: Run, token: str, fields: dict[str, Any]) -> list[Any]:
-        """Add the fenced checkpoint to transaction ``tx``, run it, update ``run``. Returns the other results."""
-        args: list[Any] = [run.id, token, self.lease_ms, run.seq]
+    def _checkpoint_cmd(self, run: Run, token: str, seq: int, fields: dict[str, Any], *,
+                        seen: Sequence[str] = (), clear_seen: bool = False) -> tuple[Any, ...]:
+        """The EVAL of :data:`_CHECKPOINT`: ``seen`` ids added to the run's seen set, or the set deleted."""
+        args: list[Any] = [run.id, token, self.lease_ms, seq, SEEN_TTL_MS, -1 if clear_seen else len(seen), *seen]
         for k, v in fields.items():
             args += [k, str(v)]
-        tx.add("EVAL", _CHECKPOINT, 2, self.keys.resync_run, self.keys.resync_lease, *args)
+        return ("EVAL", _CHECKPOINT, 3, self.keys.resync_run, self.keys.resync_lease, self.keys.resync_seen(run.id),
+                *args)
+
+    def _commit(self, tx: _Tx, run: Run, token: str, fields: dict[str, Any], *,
+                seen: Sequence[str] = (), clear_seen: bool = False) -> list[Any]:
+        """Add the fenced checkpoint to transaction ``tx``, run it, update ``run``. Returns the other results."""
+        tx.add(*self._checkpoint_cmd(run, token, run.seq, fields, seen=seen, clear_seen=clear_seen))
         res = tx.execute(self.r)
+        if res is None:  # a watched key changed after the check: nothing was written
+            raise _Lost()
         *others, ok = res
         if isinstance(ok, Exception):
             raise ok
@@ -572,10 +669,9 @@ class Resync:
         return others
 
     def _undo(self, run: Run, token: str, seq: int) -> None:
-        args: list[Any] = [run.id, token, self.lease_ms, seq]
-        for k in ("pages", "followers", "next", "phase", "restarts", "missing_cursor", "unsubscribed"):
-            args += [k, str(getattr(run, k))]
-        self.r.eval(_CHECKPOINT, 2, self.keys.resync_run, self.keys.resync_lease, *args)
+        fields = {k: getattr(run, k) for k in ("pages", "followers", "next", "phase", "restarts", "missing_cursor",
+                                                "unsubscribed")}
+        self.r.execute_command(*self._checkpoint_cmd(run, token, seq, fields))
         run.seq = seq + 1
 
     def _finish(self, run: Run, token: str, status: str, error: str) -> None:

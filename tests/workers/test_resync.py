@@ -12,6 +12,7 @@ from sandboxes.line import LineSandbox, follower_id
 from shared import state
 from shared.clock import FakeClock, now_ms
 from shared.config import Settings
+from shared.errors import LineExpiredToken
 from shared.events import make_version
 from shared.lease import Lease
 from workers import resync
@@ -399,3 +400,116 @@ def test_first_start_waits_for_a_token(r, keys, settings, monkeypatch):
         assert not r.exists(keys.resync_first)
     finally:
         runtime.use_settings(None)
+
+
+# ---------------------------------------------------------------- cancels and stale chunks: nothing half-applied
+
+def to_missing_phase(r, keys, sandbox, clock, **kw) -> tuple[Resync, resync.Run, str, list[str]]:
+    """A mark-missing run whose pass is complete (3 pages), under our lease, about to mark missing users."""
+    run = begin(r, keys, clock, mark_missing=True)
+    gone, _, _ = known_users(r, keys, clock, run.started_ms)
+    rs = make(r, keys, sandbox, clock, missing_chunk=10_000, **kw)  # one HSCAN step covers every user
+    run = steps(rs, 3)
+    assert run.phase == resync.MISSING and r.scard(keys.resync_seen(run.id)) == 2500
+    return rs, run, r.get(keys.resync_lease).decode(), gone
+
+
+@pytest.mark.parametrize("when", ["before the step", "before the seen-set read", "after the seen-set read"])
+def test_a_cancel_during_mark_missing_unsubscribes_nobody(r, keys, sandbox, clock, monkeypatch, when):
+    """The operator cancels while a mark-missing chunk is between its reads and its write."""
+    rs, run, token, gone = to_missing_phase(r, keys, sandbox, clock)
+    if when == "before the step":  # the chunk still holds the run it loaded
+        assert resync.cancel(r, keys, now_ms=now_ms(clock))
+    real = r.smismember
+
+    def smismember(*a, **kw):
+        if when == "before the seen-set read":
+            assert resync.cancel(r, keys, now_ms=now_ms(clock))  # deletes the seen set: every id looks missing
+            return real(*a, **kw)
+        flags = real(*a, **kw)
+        assert resync.cancel(r, keys, now_ms=now_ms(clock))
+        return flags
+
+    monkeypatch.setattr(r, "smismember", smismember)
+    r.delete(keys.outbox_ready)
+    with pytest.raises(resync._Lost):
+        rs.step(run, token)
+    assert set(states(r, keys, all_followers())) == {"S"}  # no real follower unsubscribed
+    assert set(states(r, keys, gone)) == {"S"}  # nor anyone else: the run had ended
+    assert r.zcard(keys.outbox_ready) == 0
+    done = run_of(r, keys)
+    assert (done.status, done.phase, done.unsubscribed) == ("failed", resync.MISSING, 0)
+    assert r.llen(keys.resync_history) == 1 and not r.exists(keys.resync_seen(run.id))
+
+
+def test_a_mark_missing_chunk_that_lost_its_lease_writes_nothing(r, keys, sandbox, clock, monkeypatch):
+    rs, run, token, gone = to_missing_phase(r, keys, sandbox, clock)
+    real = r.smismember
+
+    def smismember(*a, **kw):
+        r.set(keys.resync_lease, "someone-else")  # our lease lapsed and another chunk took over
+        return real(*a, **kw)
+
+    monkeypatch.setattr(r, "smismember", smismember)
+    with pytest.raises(resync._Lost):
+        rs.step(run, token)
+    assert set(states(r, keys, gone)) == {"S"}  # the new holder does this chunk, once
+    assert run_of(r, keys).seq == run.seq
+
+
+def test_mark_missing_without_its_seen_set_fails_instead_of_unsubscribing_everyone(r, keys, sandbox, clock):
+    rs, run, token, gone = to_missing_phase(r, keys, sandbox, clock)
+    r.delete(keys.resync_seen(run.id))  # expired, or deleted by hand
+    rs.step(run, token)
+    done = run_of(r, keys)
+    assert done.status == "failed" and "seen set" in done.error and done.unsubscribed == 0
+    assert set(states(r, keys, all_followers() + gone)) == {"S"}
+
+
+def test_a_cancel_during_a_page_leaves_no_seen_set_behind(r, keys, sandbox, clock):
+    """The page's subscribes may land (true, and versioned at the run's start); the run's own keys do not."""
+    begin(r, keys, clock, mark_missing=True)
+    rs = make(r, keys, sandbox, clock)
+    run = steps(rs, 1)
+    token = r.get(keys.resync_lease).decode()
+    real = rs.line.followers_ids
+
+    def fetch_then_cancel(*a, **kw):
+        page = real(*a, **kw)
+        assert resync.cancel(r, keys, now_ms=now_ms(clock))
+        return page
+
+    rs.line.followers_ids = fetch_then_cancel
+    with pytest.raises(resync._Lost):
+        rs.step(run, token)
+    done = run_of(r, keys)
+    assert (done.status, done.pages, done.followers) == ("failed", 1, 1000)
+    assert not r.exists(keys.resync_seen(run.id))  # not recreated after the cancel deleted it
+    assert r.llen(keys.resync_history) == 1 and not r.exists(keys.resync_lock)
+
+
+def test_a_stale_chunk_cannot_empty_the_seen_set_of_the_new_holder(r, keys, sandbox, clock):
+    """A chunk that lost its lease and then sees LINE's paging token expire must not restart the pass."""
+    begin(r, keys, clock, mark_missing=True)
+    rs = make(r, keys, sandbox, clock)
+    run = steps(rs, 1)
+    stale = r.get(keys.resync_lease).decode()
+    r.set(keys.resync_lease, "someone-else")  # another chunk took over and carries on
+    with pytest.raises(resync._Lost):
+        rs._restart(run, stale, LineExpiredToken("expired"))
+    assert r.scard(keys.resync_seen(run.id)) == 1000
+    assert run_of(r, keys).pages == 1
+
+
+def test_a_cancel_during_the_finish_ends_the_run_once(r, keys, sandbox, clock, monkeypatch):
+    begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock)
+    run = steps(rs, 3)
+    assert run.phase == resync.FINISH
+    token = r.get(keys.resync_lease).decode()
+    assert resync.cancel(r, keys, now_ms=now_ms(clock))
+    with pytest.raises(resync._Lost):
+        rs.step(run, token)
+    done = run_of(r, keys)
+    assert (done.status, done.error) == ("failed", "cancelled by operator")
+    assert [json.loads(x)["status"] for x in r.lrange(keys.resync_history, 0, -1)] == ["failed"]
