@@ -15,7 +15,6 @@ its lease meanwhile (it cannot learn otherwise), so the alert on it fires.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Iterator
 
@@ -26,7 +25,7 @@ from prometheus_client.registry import Collector
 from shared import outbox, status
 from shared.keys import Keys
 from shared.redis_conn import REDIS_DOWN
-from workers.resync import COMPLETED, HISTORY_MAX, resync_status
+from shared.resync_runs import last_completed, resync_status
 
 # Counters of the stats hash exported as linesync_<name>_total.
 COUNTERS = {
@@ -39,8 +38,6 @@ COUNTERS = {
     "batches_sent": "batches settled",
     "dead_lettered": "items moved to the dead letters",
 }
-# Resync history entries read per LRANGE while looking for the last completed run.
-HISTORY_CHUNK = 10
 
 
 class ClusterCollector(Collector):
@@ -110,28 +107,12 @@ class ClusterCollector(Collector):
                      current.get("pages", 0))
         yield _gauge("linesync_resync_followers", "followers listed so far by the running resync",
                      current.get("followers", 0))
-        last = _last_completed(self.r, self.keys)
+        last = last_completed(self.r, self.keys)
         if last is not None and last.get("finished_ms"):
             yield _gauge("linesync_resync_last_completed_timestamp_seconds",
                          "when the last completed resync finished (Unix time)", last["finished_ms"] / 1000)
             yield _gauge("linesync_resync_last_completed_followers", "followers listed by the last completed resync",
                          last.get("followers", 0))
-
-
-def _last_completed(r: redis.Redis, keys: Keys) -> dict | None:
-    """The newest completed run in the history (as linesync doctor's resync.recent reads it)."""
-    for start in range(0, HISTORY_MAX, HISTORY_CHUNK):  # usually the first entry
-        rows = r.lrange(keys.resync_history, start, start + HISTORY_CHUNK - 1)
-        for raw in rows:
-            try:
-                entry = json.loads(raw)
-            except ValueError:
-                continue
-            if isinstance(entry, dict) and entry.get("status") == COMPLETED:
-                return entry
-        if len(rows) < HISTORY_CHUNK:
-            break
-    return None
 
 
 def _gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:

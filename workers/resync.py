@@ -43,12 +43,10 @@ A run, step by step:
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Protocol
 
 import redis
@@ -61,12 +59,12 @@ from shared.events import SUBSCRIBED, UNSUBSCRIBED, make_version
 from shared.keys import Keys
 from shared.lease import Lease
 from shared.redis_conn import REDIS_DOWN
+from shared.resync_runs import (  # noqa: F401  (the run store; re-exported for callers of workers.resync)
+    COMPLETED, FAILED, FINISH, HISTORY_MAX, MISSING, PAGES, RUNNING, Run, _s, history_entry, last_completed,
+    load, new_run_id, resync_status,
+)
 
 log = logging.getLogger(__name__)
-
-RUNNING, COMPLETED, FAILED = "running", "completed", "failed"
-# Phases of a running run: paging through LINE, marking missing users, finishing.
-PAGES, MISSING, FINISH = "pages", "missing", "finish"
 
 # LINE's maximum page size.
 PAGE_LIMIT = 1000
@@ -83,8 +81,6 @@ RETRY_BASE = 1.0
 RETRY_MAX = 60.0
 # Times a pass may start over because LINE's paging token expired.
 MAX_RESTARTS = 3
-# Finished runs kept in {P}:resync:history.
-HISTORY_MAX = 100
 # Users examined per HSCAN step of the mark-missing phase.
 MISSING_CHUNK = 1000
 # The seen set of an abandoned run disappears after this (ms); a live run refreshes it every page.
@@ -144,79 +140,6 @@ class FollowerSource(Protocol):
 
 class _Lost(Exception):
     """This chunk no longer owns the run (lease lapsed, run finished or replaced)."""
-
-
-@dataclass
-class Run:
-    """The run HASH, typed. Every field is stored as a string."""
-
-    id: str
-    status: str = RUNNING
-    reason: str = ""
-    started_ms: int = 0
-    finished_ms: int = 0
-    pages: int = 0
-    followers: int = 0
-    next: str = ""
-    error: str = ""
-    mark_missing: bool = False
-    updated_ms: int = 0
-    phase: str = PAGES
-    restarts: int = 0
-    attempts: int = 0          # consecutive failures of the current page
-    retry_at_ms: int = 0
-    subscribed: int = 0        # users whose state changed to subscribed (approximate after a crash)
-    unsubscribed: int = 0      # users marked unsubscribed by the mark-missing phase
-    missing_cursor: str = "0"
-    seq: int = 0               # bumped by every checkpoint: the compare-and-set token
-
-    _INTS = ("started_ms", "finished_ms", "pages", "followers", "updated_ms", "restarts", "attempts",
-             "retry_at_ms", "subscribed", "unsubscribed", "seq")
-
-    @classmethod
-    def from_hash(cls, h: dict[bytes | str, bytes | str]) -> Run | None:
-        d = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
-             for k, v in h.items()}
-        if not d.get("id"):
-            return None
-        out: dict[str, Any] = {}
-        for name in cls.__dataclass_fields__:
-            if name not in d:
-                continue
-            v = d[name]
-            if name in cls._INTS:
-                out[name] = int(v or 0)
-            elif name == "mark_missing":
-                out[name] = v == "1"
-            else:
-                out[name] = v
-        return cls(**out)
-
-    def to_hash(self) -> dict[str, str]:
-        return {k: ("1" if v else "0") if isinstance(v, bool) else str(v) for k, v in asdict(self).items()}
-
-    def public(self, now: int | None = None) -> dict[str, Any]:
-        """What `linesync status` and `linesync resync --wait` show."""
-        d = asdict(self)
-        del d["seq"], d["missing_cursor"]
-        d["next"] = bool(self.next)  # the token itself is of no use to an operator
-        end = self.finished_ms or now or self.updated_ms
-        d["duration_s"] = round(max(0, end - self.started_ms) / 1000, 1) if self.started_ms else None
-        secs = max(0.001, (end - self.started_ms) / 1000) if self.started_ms else None
-        d["rate_per_s"] = round(self.followers / secs, 1) if secs else None
-        return d
-
-
-def _s(v: Any) -> str:
-    return v.decode() if isinstance(v, bytes) else str(v)
-
-
-def load(r: redis.Redis, keys: Keys) -> Run | None:
-    return Run.from_hash(r.hgetall(keys.resync_run))
-
-
-def new_run_id(now: int) -> str:
-    return f"{now:013d}-{uuid.uuid4().hex[:8]}"
 
 
 def start(r: redis.Redis, keys: Keys, *, reason: str, now_ms: int, mark_missing: bool,
@@ -281,8 +204,7 @@ def cancel(r: redis.Redis, keys: Keys, *, now_ms: int, reason: str = "cancelled 
 def _finish_script(r: redis.Redis, keys: Keys, run: Run, *, token: str, status: str, error: str, now: int) -> bool:
     fields = {"status": status, "error": error, "finished_ms": now, "updated_ms": now, "retry_at_ms": 0,
               "subscribed": run.subscribed, "unsubscribed": run.unsubscribed}
-    summary = Run(**{**asdict(run), **fields}).public()
-    args: list[Any] = [run.id, token, HISTORY_MAX, json.dumps(summary, separators=(",", ":"))]
+    args: list[Any] = [run.id, token, HISTORY_MAX, history_entry(Run(**{**asdict(run), **fields}))]
     for k, v in fields.items():
         args += [k, str(v)]
     ok = r.eval(_FINISH, 5, keys.resync_run, keys.resync_lease, keys.resync_lock, keys.resync_history,
@@ -290,20 +212,6 @@ def _finish_script(r: redis.Redis, keys: Keys, run: Run, *, token: str, status: 
     if ok:
         run.status, run.error, run.finished_ms, run.updated_ms = status, error, now, now
     return bool(ok)
-
-
-def resync_status(r: redis.Redis, keys: Keys, *, now: int | None = None) -> dict[str, Any]:
-    """``{"current": the running run or None, "last": the last finished run or None}`` (JSON-safe)."""
-    run = load(r, keys)
-    current = run.public(now) if run is not None and run.status == RUNNING else None
-    raw = r.lindex(keys.resync_history, 0)
-    last = None
-    if raw is not None:
-        try:
-            last = json.loads(raw)
-        except ValueError:
-            last = None
-    return {"current": current, "last": last}
 
 
 def _pack(args: tuple[Any, ...]) -> bytes:

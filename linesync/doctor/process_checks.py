@@ -3,7 +3,6 @@ resync history. The judging functions are pure; :func:`read_resync` does the rea
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import redis
@@ -11,7 +10,7 @@ import redis
 from shared.check import Check, failed, passed, warning
 from shared.config import parse_interval
 from shared.keys import Keys
-from workers.resync import COMPLETED, HISTORY_MAX, resync_status
+from shared.resync_runs import COMPLETED, last_completed, resync_status
 
 # A daily resync (the default RESYNC_SCHEDULE) plus two hours of slack.
 DEFAULT_RESYNC_MAX_AGE_S = 26 * 3600
@@ -89,13 +88,4 @@ def resync_recent(last_completed: dict[str, Any] | None, last_finished: dict[str
 def read_resync(r: redis.Redis, keys: Keys) -> tuple[dict | None, dict | None, dict | None]:
     """(last completed run, last finished run, running run): summaries as `linesync status` shows them."""
     st = resync_status(r, keys)
-    last_completed = None
-    for raw in r.lrange(keys.resync_history, 0, HISTORY_MAX - 1):
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(entry, dict) and entry.get("status") == COMPLETED:
-            last_completed = entry
-            break
-    return last_completed, st["last"], st["current"]
+    return last_completed(r, keys), st["last"], st["current"]
