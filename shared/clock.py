@@ -45,6 +45,13 @@ def now_ms(clock: Clock) -> int:
     return int(clock.now() * 1000)
 
 
+def redis_now(r) -> float:
+    """The Redis server's clock now (s), for one-off callers (CLI commands, hooks, scrapes):
+    every deadline and score in Redis is written in it, whatever this host's clock says."""
+    sec, usec = r.time()
+    return sec + usec / 1e6
+
+
 class RedisClock:
     """The Redis server's clock (``TIME``), shared by every host that uses the same Redis.
 

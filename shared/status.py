@@ -5,6 +5,7 @@ from __future__ import annotations
 import redis
 
 from shared import dlq, outbox, rates
+from shared.clock import redis_now
 from shared.keys import STREAM_GROUP, Keys
 from shared.limiter import IDENTIFY, TRACK
 
@@ -65,12 +66,6 @@ def workers(r: redis.Redis, keys: Keys, now: float) -> list[dict]:
     alive = p.execute()
     return [{"name": _s(name), "seen_s_ago": round(max(0.0, now - seen / 1000), 1), "alive": bool(live)}
             for (name, seen), live in zip(rows, alive)]
-
-
-def redis_now(r: redis.Redis) -> float:
-    """The Redis server's clock: the one every deadline in Redis is written in."""
-    sec, usec = r.time()
-    return sec + usec / 1e6
 
 
 def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:

@@ -11,7 +11,6 @@ nonce can never both link; only a replay of the event that took it finds it agai
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 
 import redis
@@ -21,6 +20,7 @@ from shared.config import Settings
 from shared.events import Event
 from shared.keys import Keys
 from shared.links import link
+from shared.clock import redis_now
 
 
 class AccountLinkHook:
@@ -49,7 +49,7 @@ class AccountLinkHook:
         if ext:
             # Linking is idempotent, so it goes first: a crash before the mark below
             # replays it harmlessly.
-            link(self.r, self.keys, ext, ev.user_id, now_ms=int(time.time() * 1000))
+            link(self.r, self.keys, ext, ev.user_id, now_ms=int(redis_now(self.r) * 1000))
         p = self.r.pipeline(transaction=True)
         p.set(mark, "1", ex=self.settings.dedupe_ttl_seconds)
         p.hincrby(self.keys.stats, outcome, 1)

@@ -15,7 +15,6 @@ its lease meanwhile (it cannot learn otherwise), so the alert on it fires.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable, Iterator
 
 import redis
@@ -26,6 +25,7 @@ from shared import outbox, status
 from shared.keys import Keys
 from shared.redis_conn import REDIS_DOWN
 from shared.resync_runs import last_completed, resync_status
+from shared.clock import redis_now
 
 # Counters of the stats hash exported as linesync_<name>_total.
 COUNTERS = {
@@ -54,7 +54,7 @@ class ClusterCollector(Collector):
         up = GaugeMetricFamily("linesync_redis_up", "1 if Redis answered this scrape")
         try:
             self.r = self.get_client()  # may connect: inside the try
-            families = list(self._families(time.time()))
+            families = list(self._families(redis_now(self.r)))
         except (REDIS_DOWN + (redis.RedisError,)):
             up.add_metric([], 0)
             yield up

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import time
 
 import click
 
 from shared import dlq as letters
 from linesync.context import connect
+from shared.clock import redis_now
 
 KINDS = ["webhook", "track", "track_event", "identify", "merge"]
 
@@ -53,7 +53,7 @@ def replay(kind: str | None, limit: int) -> None:
     if not found:
         click.echo("no dead letters to replay")
         return
-    done = letters.replay(r, keys, found, now_ms=int(time.time() * 1000))
+    done = letters.replay(r, keys, found, now_ms=int(redis_now(r) * 1000))
     click.echo(f"replayed {sum(done.replayed.values())} of {len(found)} dead letters")
     for k, n in sorted(done.replayed.items()):
         click.echo(f"  {k:<11} {n:>6}  {_DONE.get(k, 'queued again').format(profiles=done.profiles)}")

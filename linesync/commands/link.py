@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import time
 
 import click
 
 from shared import identity, links
 from linesync.context import connect
 from shared.keys import Keys
+from shared.clock import redis_now
 
 # Links applied per Redis pipeline round trip in a CSV import.
 CSV_CHUNK = 500
@@ -42,7 +42,7 @@ def link(external_id: str | None, line_user_id: str | None, csv_file) -> None:
     if not (external_id and line_user_id):
         raise click.UsageError("EXTERNAL_ID and LINE_USER_ID are required (or --csv FILE)")
     _check(external_id, line_user_id)
-    changed = links.link(r, keys, external_id, line_user_id, now_ms=int(time.time() * 1000))
+    changed = links.link(r, keys, external_id, line_user_id, now_ms=int(redis_now(r) * 1000))
     click.echo(f"linked {external_id} -> {line_user_id}" if changed else f"{external_id} was already linked to {line_user_id}")
 
 
@@ -54,7 +54,7 @@ def _import_csv(r, keys: Keys, csv_file) -> None:
     with click.progressbar(length=len(good), label="linking", show_pos=True, file=click.get_text_stream("stderr")) as bar:
         for i in range(0, len(good), CSV_CHUNK):
             chunk = good[i:i + CSV_CHUNK]
-            now = int(time.time() * 1000)
+            now = int(redis_now(r) * 1000)
             p = r.pipeline(transaction=False)
             for row in chunk:
                 links.link(p, keys, row.external_id, row.line_user_id, now_ms=now)

@@ -15,7 +15,8 @@ import click
 
 from linesync.context import connect
 from shared.limiter import IDENTIFY, TRACK, Limiter
-from shared.status import limits, redis_now
+from shared.clock import redis_now
+from shared.status import limits
 
 
 @click.command()

@@ -16,6 +16,7 @@ import click
 from shared import queues
 from linesync.context import connect
 from shared.keys import Keys
+from shared.clock import redis_now
 
 # How often --wait reads the run's progress (s).
 POLL_SECONDS = 0.5
@@ -120,7 +121,7 @@ def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: 
 
     settings, r, keys = connect()
     if cancel:
-        if rs.cancel(r, keys, now_ms=int(time.time() * 1000)):
+        if rs.cancel(r, keys, now_ms=int(redis_now(r) * 1000)):
             click.echo("resync cancelled; its worker stops at the next page")
             return
         click.echo("no resync is running")
@@ -134,7 +135,7 @@ def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: 
         run_id = cur.id
     else:
         from workers import app
-        run_id = rs.new_run_id(int(time.time() * 1000))
+        run_id = rs.new_run_id(int(redis_now(r) * 1000))
         app.send_task("linesync.resync.start", queue=queues.TASKS,
                       kwargs={"reason": "manual", "mark_missing": mark_missing, "run_id": run_id})
         click.echo(f"Resync requested: run {run_id}.")

@@ -12,7 +12,8 @@ from linesync.doctor.http import Http
 from shared.check import FAIL, Check, failed, passed, skipped
 from shared.config import Settings, mask_url_password
 from shared.keys import Keys
-from shared.status import redis_now, workers
+from shared.clock import redis_now
+from shared.status import workers
 
 # Operator commands may wait on Redis a little longer than the ingress does (s).
 REDIS_TIMEOUT = 5.0

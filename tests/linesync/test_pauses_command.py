@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from linesync.commands.pauses import pauses
 from shared.config import RateLimit
 from shared.limiter import Limiter
-from shared.status import redis_now
+from shared.clock import redis_now
 
 
 def run(redis_url, *args):
