@@ -2,6 +2,11 @@
 
 ``create_app(settings)`` builds the app; ``gunicorn "ingress:create_app()"`` or
 ``linesync ingress`` serve it. All real work happens in the workers.
+
+The app serves two surfaces (ingress/surface.py): on the public bind only
+``/line/events``, ``/healthz`` and ``/readyz``; on the admin bind (``admin_bind``,
+default ``127.0.0.1:9080``) every route. Flask's test client reaches the admin
+routes with ``environ_base={"linesync.surface": "admin"}``.
 """
 
 from __future__ import annotations
@@ -14,18 +19,30 @@ from shared.keys import Keys
 from shared.logs import setup_logging
 from shared.redis_conn import client
 
+from ingress.memory_guard import MemoryWatermark
 from ingress.state import EXTENSION, IngressState, json_response
+from ingress.surface import DEFAULT_ADMIN_BIND, AdminBind, SurfaceGate
 
 
-def create_app(config: Settings | None = None) -> Flask:
-    """Build the ingress app from ``config`` (default: the environment, checked for the ingress role)."""
+def create_app(config: Settings | None = None, *, admin_bind: str = DEFAULT_ADMIN_BIND) -> Flask:
+    """Build the ingress app from ``config`` (default: the environment, checked for the ingress role).
+
+    ``admin_bind`` is the address whose requests may reach the admin routes
+    (``linesync ingress --admin-bind``). Without ``config`` the settings come from
+    the environment and Redis's settings are checked once for this process
+    (ingress/startup.py): that is the path of plain ``gunicorn "ingress:create_app()"``,
+    where no hook of ours runs in gunicorn's master.
+    """
     # Imported here, not at the top: the gunicorn master imports ingress.gunicorn_conf
     # and must not load prometheus_client before PROMETHEUS_MULTIPROC_DIR is set.
-    from ingress import admin, health, metrics, webhook
+    from ingress import admin, health, metrics, status_page, webhook
 
     if config is None:
+        from ingress import startup
+
         config = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
         setup_logging(config.log_format, config.log_level)
+        startup.check_redis(config.redis_url)
     config.require(*ROLE_REQUIREMENTS["ingress"])
 
     app = Flask(__name__)
@@ -37,12 +54,15 @@ def create_app(config: Settings | None = None) -> Flask:
         keys=Keys(config.key_prefix),
         pool=client(config.redis_url),
         secret=config.line_channel_secret.encode("utf-8"),
+        memory=MemoryWatermark(config.ingress_memory_high_watermark),
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(admin.bp)
+    app.register_blueprint(status_page.bp)
     app.register_error_handler(HTTPException, _http_error)
-    webhook.install(app)  # POST /line/events is served before Flask's request machinery
+    app.wsgi_app = SurfaceGate(AdminBind.parse(admin_bind), app.wsgi_app)  # type: ignore[method-assign]
+    webhook.install(app)  # POST /line/events is served before Flask's request machinery (and the gate)
     return app
 
 

@@ -1,8 +1,13 @@
 """Token-protected admin endpoints for identity reconciliation (SPEC §6).
 
-All under ``/v1/``, all need ``Authorization: Bearer <LINESYNC_ADMIN_TOKEN>``
-(compared in constant time). With the variable unset the endpoints are off:
-they answer 404 as if absent.
+All under ``/v1/``, served on the admin bind only (ingress/surface.py), all
+need ``Authorization: Bearer <LINESYNC_ADMIN_TOKEN>`` (compared in constant
+time). With the variable unset the endpoints are off: they answer 404 as if
+absent. A wrong or missing token is 401 and logged; after 10 of them from one
+remote address within a minute, that address gets 429 for a minute
+(ingress/auth_throttle.py, per process). Every call is logged at INFO: who (the
+remote address), what (method and path), how many items, the answer; never the
+token or the body.
 
   POST   /v1/links            [{"external_id", "line_user_id"}, ...]  link pairs
   DELETE /v1/links/<external_id>                                        unlink
@@ -14,16 +19,19 @@ they answer 404 as if absent.
 from __future__ import annotations
 
 import hmac
-import time
+import logging
+import math
 
 import redis
-from flask import Blueprint, request
+from flask import Blueprint, Response, g, request
 from marshmallow import EXCLUDE, Schema, ValidationError, fields, validate
 
 from ingress.state import current as state, json_response
 from shared import identity, links
+from shared.clock import redis_now
 from shared.redis_conn import REDIS_DOWN
 
+log = logging.getLogger(__name__)
 bp = Blueprint("admin", __name__, url_prefix="/v1")
 
 # Most pairs one request may carry (bigger imports: `linesync link --csv`).
@@ -50,14 +58,38 @@ class NonceSchema(Schema):
 
 @bp.before_request
 def _authorize():
-    token = state().settings.admin_token
+    st = state()
+    token = st.settings.admin_token
     if not token:
         return json_response(404, {"error": "not found"})
+    who = request.remote_addr or "?"
+    wait = st.admin_failures.retry_after(who)
+    if wait:
+        g.admin_logged = True  # announced when the block started
+        resp = json_response(429, {"error": "too many bad tokens, try again later"})
+        resp.headers["Retry-After"] = str(math.ceil(wait))
+        return resp
     given = request.headers.get("Authorization", "")
     expected = f"Bearer {token}"
     if not hmac.compare_digest(given.encode(), expected.encode()):
+        count = st.admin_failures.failed(who)
+        g.admin_logged = True
+        log.warning("admin API: %s token from %s on %s %s (%d in the last %.0f s)%s",
+                    "wrong" if given else "no", who, request.method, request.path, count,
+                    st.admin_failures.window,
+                    f"; 429 for {st.admin_failures.block:.0f} s" if count >= st.admin_failures.max_failures else "")
         return json_response(401, {"error": "unauthorized"})
     return None
+
+
+@bp.after_request
+def _log_call(resp: Response) -> Response:
+    """Who did what, to how many items: one line per authorized call (no token, no body)."""
+    if not g.get("admin_logged") and state().settings.admin_token:
+        items = g.get("admin_items")
+        log.info("admin API: %s %s from %s: %s items, answered %d", request.method, request.path,
+                 request.remote_addr or "?", "-" if items is None else items, resp.status_code)
+    return resp
 
 
 def _items(schema: Schema):
@@ -66,6 +98,7 @@ def _items(schema: Schema):
         doc = [doc]
     if not isinstance(doc, list) or not doc:
         return None, json_response(400, {"error": "expected a JSON object or a non-empty list of objects"})
+    g.admin_items = len(doc)
     if len(doc) > MAX_ITEMS:
         return None, json_response(413, {"error": f"at most {MAX_ITEMS} items per request"})
     return doc, None
@@ -117,12 +150,16 @@ def _each_pair(op, ok_status: int, done: str):
 
 @bp.post("/links")
 def link_pairs():
-    now = int(time.time() * 1000)
+    try:
+        now = int(redis_now(state().redis) * 1000)  # the outbox's scores are in Redis's clock
+    except REDIS_DOWN:
+        return json_response(503, {"error": "store unavailable, try again"})
     return _each_pair(lambda p, keys, ext, uid: links.link(p, keys, ext, uid, now_ms=now), 200, "linked")
 
 
 @bp.delete("/links/<path:external_id>")
 def unlink(external_id: str):
+    g.admin_items = 1
     st = state()
     try:
         removed = links.unlink(st.redis, st.keys, external_id)

@@ -3,10 +3,18 @@
 
 Why these values:
 
-- ``gthread`` workers, 8 threads each: a request is short CPU work plus one
-  Redis round trip; threads overlap those waits (and keep the worker answering
-  while a stalled Redis holds a few threads for up to its 1 s timeout). Idle
-  keep-alive connections sit in the worker's poller instead of holding a thread.
+- Two binds: the public one (``DEFAULT_BIND``: ``/line/events``, ``/healthz``,
+  ``/readyz``) and the admin one (``DEFAULT_ADMIN_BIND``: ``/metrics``, ``/v1/…``,
+  ``/status``); see ingress/surface.py. ``linesync ingress --bind/--admin-bind``
+  replace them.
+- ``gthread`` workers, 8 threads each, in linesync's variant
+  (ingress/buffered_worker.py): a request is short CPU work plus one Redis
+  round trip; threads overlap those waits (and keep the worker answering while
+  a stalled Redis holds a few threads for up to its 1 s timeout). No thread
+  ever waits for a client: a request is served once it is all in, and until
+  then the connection waits in the worker's poller, so slow or stalled clients
+  (like idle keep-alive connections) hold no thread; a request must be in
+  within 10 s of its first byte (408 after that).
 - ``workers`` = usable CPUs (at least 2): the work is CPU-bound Python
   (HMAC, JSON, schema), which threads alone cannot spread over cores.
 - ``timeout`` 30 s is worker *liveness* (a wedged process is replaced), not the
@@ -20,6 +28,11 @@ Why these values:
 - Prometheus multiprocess mode: ``PROMETHEUS_MULTIPROC_DIR`` is created (a
   temporary directory, removed at exit) when unset, stale files are cleared at
   start, and dead workers are marked so ``/metrics`` sums every worker.
+- ``on_starting`` (the master, before forking) checks Redis's settings
+  (ingress/startup.py): an evicting policy or Redis < 6.2 stops gunicorn with
+  one line; ``linesync ingress`` has checked already and it does nothing then.
+- ``logger_class``: gunicorn's own lines are JSON too under
+  ``LINESYNC_LOG_FORMAT=json`` (ingress/gunicorn_logging.py).
 """
 
 from __future__ import annotations
@@ -29,6 +42,8 @@ import os
 import shutil
 import sys
 import tempfile
+
+from ingress.surface import DEFAULT_ADMIN_BIND
 
 DEFAULT_BIND = "0.0.0.0:8080"
 
@@ -40,11 +55,11 @@ def usable_cpus() -> int:
         return os.cpu_count() or 1
 
 
-bind = DEFAULT_BIND
-worker_class = "gthread"
+bind = [DEFAULT_BIND, DEFAULT_ADMIN_BIND]
+worker_class = "ingress.buffered_worker.BufferedThreadWorker"
 workers = max(2, usable_cpus())
 threads = 8
-worker_connections = 1000  # open (mostly idle keep-alive) connections per worker
+worker_connections = 1000  # open connections per worker (idle keep-alive ones, slow clients still sending)
 timeout = 30
 graceful_timeout = 20
 keepalive = 65
@@ -59,6 +74,7 @@ control_socket_disable = True
 accesslog = None  # per-request lines cost throughput; set GUNICORN_CMD_ARGS="--access-logfile -" to enable
 errorlog = "-"
 loglevel = "info"
+logger_class = "ingress.gunicorn_logging.Logger"
 
 # The directory this master created for Prometheus, removed when it exits.
 _own_metrics_dir: str | None = None
@@ -66,6 +82,7 @@ _own_metrics_dir: str | None = None
 
 def on_starting(server) -> None:
     global _own_metrics_dir
+    _check_redis(server)
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
     if not path:
         path = _own_metrics_dir = tempfile.mkdtemp(prefix="linesync-prometheus-")
@@ -80,6 +97,20 @@ def on_starting(server) -> None:
             "prometheus_client was imported before PROMETHEUS_MULTIPROC_DIR was set: "
             "/metrics will only show one worker's counts"
         )
+
+
+def _check_redis(server) -> None:
+    """Redis's settings, once, before any worker starts (ingress/startup.py)."""
+    from ingress import startup
+    from shared.config import ROLE_REQUIREMENTS, load_settings
+    from shared.errors import ConfigError
+
+    try:
+        settings = getattr(server.app, "settings", None) or load_settings().require(*ROLE_REQUIREMENTS["ingress"])
+        startup.check_redis(settings.redis_url)
+    except ConfigError as e:
+        print(f"linesync: configuration error: {e}", file=sys.stderr, flush=True)
+        sys.exit(2)
 
 
 def post_fork(server, worker) -> None:

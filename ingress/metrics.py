@@ -9,6 +9,9 @@ any worker's answer covers all of them. The variable must be set before
   linesync_ingress_requests_total{outcome}       POST /line/events by outcome
   linesync_ingress_events_total                  events in bodies that were queued
   linesync_ingress_request_duration_seconds      POST /line/events latency (histogram)
+  linesync_ingress_connections_cut_total{reason} connections closed by the worker before a request
+                                                 was in: read_timeout (408), headers_too_large (431),
+                                                 body_too_large (413, chunked), bad_body (400, chunked)
 
 plus the pipeline's health read from Redis at scrape time (ingress/pipeline_metrics.py).
 """
@@ -35,7 +38,10 @@ UNAUTHORIZED = "unauthorized"  # 401, signature missing or wrong
 TOO_LARGE = "too_large"        # 413, body over INGRESS_MAX_BODY_BYTES
 INVALID = "invalid"            # 400, signed but not the envelope; body kept in the rejected stream
 UNAVAILABLE = "unavailable"    # 503, Redis could not take the body
-OUTCOMES = (ACCEPTED, VERIFY_ONLY, UNAUTHORIZED, TOO_LARGE, INVALID, UNAVAILABLE)
+REDIS_FULL = "redis_full"      # 503, Redis's memory is above INGRESS_MEMORY_HIGH_WATERMARK; nothing stored
+OUTCOMES = (ACCEPTED, VERIFY_ONLY, UNAUTHORIZED, TOO_LARGE, INVALID, UNAVAILABLE, REDIS_FULL)
+# Why ingress/buffered_worker.py closed a connection before its request was in.
+CUT_REASONS = ("read_timeout", "headers_too_large", "body_too_large", "bad_body")
 
 # LINE gives up after 2 s: the buckets are dense below that.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)
@@ -49,9 +55,15 @@ LATENCY = Histogram(
     "Time to answer POST /line/events",
     buckets=LATENCY_BUCKETS,
 )
+CUT = Counter(
+    "linesync_ingress_connections_cut",
+    "Connections closed before their request was in (slow or stalled clients, oversized headers)",
+    ["reason"],
+)
 # Resolved once: labels() costs a lock and a dict lookup per call. Also makes every
 # outcome visible (at 0) from the first scrape.
 _BY_OUTCOME = {outcome: REQUESTS.labels(outcome=outcome) for outcome in OUTCOMES}
+_CUT_BY_REASON = {reason: CUT.labels(reason=reason) for reason in CUT_REASONS}
 
 bp = Blueprint("metrics", __name__)
 
@@ -61,6 +73,10 @@ def record(outcome: str, seconds: float, events: int = 0) -> None:
     LATENCY.observe(seconds)
     if events:
         EVENTS.inc(events)
+
+
+def count_cut_connection(reason: str) -> None:
+    _CUT_BY_REASON[reason].inc()
 
 
 def multiprocess_dir() -> str | None:

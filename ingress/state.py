@@ -13,6 +13,9 @@ from flask import Response, current_app
 from shared.config import Settings
 from shared.keys import Keys
 
+from ingress.auth_throttle import FailureLimiter
+from ingress.memory_guard import MemoryWatermark
+
 EXTENSION = "linesync"
 
 
@@ -22,6 +25,8 @@ class IngressState:
     keys: Keys
     pool: redis.Redis  # shared.redis_conn.client(REDIS_URL): its pool, URL and short timeouts
     secret: bytes = field(repr=False)  # LINE_CHANNEL_SECRET, encoded once; kept out of repr
+    memory: MemoryWatermark = field(default_factory=lambda: MemoryWatermark(0), repr=False, compare=False)  # 0: off
+    admin_failures: FailureLimiter = field(default_factory=FailureLimiter, repr=False, compare=False)
     _threads: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @property

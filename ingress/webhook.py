@@ -8,6 +8,7 @@ No per-event work happens here; the workers do it. Outcomes:
   200  events: [] (LINE's "Verify" button)            nothing queued
   200  queued                                         raw body in the webhook stream
   503  Redis could not take the body                  LINE redelivers
+  503  Redis's memory above the watermark             nothing stored; LINE redelivers (ingress/memory_guard.py)
   500  a bug (logged with its traceback)              nothing stored; LINE redelivers
 
 The handler is a plain WSGI application. ``create_app`` mounts it in front of
@@ -106,6 +107,8 @@ def receive(st: IngressState, environ: dict[str, Any]) -> tuple[str, int, dict[s
     if count == 0:
         return metrics.VERIFY_ONLY, 200, {"status": "ok"}, 0
     try:
+        if st.memory.over(st.redis):  # cached: Redis is asked at most once a second per process
+            return metrics.REDIS_FULL, 503, {"error": "store full"}, 0
         entry_id = enqueue_pinned(st.connection, st.keys, body)
     except (StoreUnavailable, redis.RedisError) as e:
         log.warning("webhook not stored, answering 503: %s", e.__cause__ or e)
@@ -158,6 +161,8 @@ def _read_up_to(stream: Any, size: int) -> bytes:
 
 def _keep_rejected(st: IngressState, body: bytes, reason: str) -> tuple[str, int, dict[str, str], int]:
     try:
+        if st.memory.over(st.redis):
+            return metrics.REDIS_FULL, 503, {"error": "store full"}, 0
         entry_id = reject(st.redis, st.keys, body, reason, max_len=st.settings.rejected_max)
     except (StoreUnavailable, redis.RedisError) as e:
         log.warning("invalid webhook not stored, answering 503: %s", e.__cause__ or e)

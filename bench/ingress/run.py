@@ -6,7 +6,9 @@ Starts its own embedded Redis (AOF on, like production), then serves, one
 after the other on loopback ports:
 
 - ``hello``:   bench/ingress/hello.py with ``-c python:ingress.gunicorn_conf``
-- ``ingress``: ``linesync ingress`` (the same gunicorn settings)
+- ``ingress``: ``linesync ingress`` (the same gunicorn settings: linesync's
+  gthread worker whose threads never wait for a client,
+  ingress/buffered_worker.py; its admin bind on another free port)
 
 and drives each with wrk (a Lua script POSTing one signed single-follow body,
 as LINE sends it) or, when wrk is not on PATH, with a Python load generator
@@ -35,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from ingress.gunicorn_conf import threads as DEFAULT_THREADS, workers as DEFAULT_WORKERS  # noqa: E402
+from ingress.gunicorn_conf import threads as DEFAULT_THREADS, worker_class, workers as DEFAULT_WORKERS  # noqa: E402
 from linesync.commands.send_test_webhook import follow_event, line_user_id, webhook_body  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from shared.keys import Keys  # noqa: E402
@@ -197,10 +199,12 @@ def main() -> int:
     targets = {
         "hello": [sys.executable, "-m", "gunicorn", "-c", "python:ingress.gunicorn_conf",
                   "--workers", str(args.workers), "hello:app"],
-        "ingress": [sys.executable, "-m", "linesync.cli", "ingress", "--workers", str(args.workers)],
+        "ingress": [sys.executable, "-m", "linesync.cli", "ingress", "--workers", str(args.workers),
+                    "--admin-bind", f"127.0.0.1:{free_port()}"],
     }
     print(f"load: {'wrk' if use_wrk else 'python threads'}, {args.connections} connections, "
-          f"{args.duration:g}s per target in {args.rounds} alternating rounds (+{args.warmup:g}s warm-up); gunicorn gthread, "
+          f"{args.duration:g}s per target in {args.rounds} alternating rounds (+{args.warmup:g}s warm-up); gunicorn "
+          f"{worker_class.rsplit('.', 1)[-1]}, "
           f"{args.workers} workers x {args.threads or DEFAULT_THREADS} threads; body {len(body)} bytes; {os.cpu_count()} CPUs")
     rounds: dict[str, list[dict[str, float]]] = {name: [] for name in targets}
     procs: dict[str, tuple[subprocess.Popen, int]] = {}

@@ -1,7 +1,13 @@
-"""``linesync ingress``: serve the webhook front door with gunicorn."""
+"""``linesync ingress``: serve the webhook front door with gunicorn.
+
+Two binds: ``--bind`` (public: ``/line/events``, ``/healthz``, ``/readyz``) and
+``--admin-bind`` (``/metrics``, ``/v1/…``, ``/status``; keep it private). Redis's
+settings are checked before gunicorn starts (ingress/startup.py).
+"""
 
 from __future__ import annotations
 
+import logging
 import types
 from typing import Any
 
@@ -11,16 +17,20 @@ from gunicorn.app.base import BaseApplication
 from shared.config import ROLE_REQUIREMENTS, Settings, load_settings
 from shared.logs import setup_logging
 
-from ingress import gunicorn_conf
+from ingress import gunicorn_conf, startup
+from ingress.surface import DEFAULT_ADMIN_BIND, AdminBind
+
+log = logging.getLogger("ingress")
 
 
 class IngressServer(BaseApplication):
-    """Gunicorn running ``create_app(settings)`` in each worker, configured from
-    ``ingress/gunicorn_conf.py``, then ``GUNICORN_CMD_ARGS``, then ``overrides``."""
+    """Gunicorn running ``create_app(settings, admin_bind=…)`` in each worker, configured
+    from ``ingress/gunicorn_conf.py``, then ``GUNICORN_CMD_ARGS``, then ``overrides``."""
 
-    def __init__(self, settings: Settings, overrides: dict[str, Any]):
+    def __init__(self, settings: Settings, overrides: dict[str, Any], *, admin_bind: str = DEFAULT_ADMIN_BIND):
         self.settings = settings
         self.overrides = overrides
+        self.admin_bind = admin_bind
         super().__init__()
 
     def load_config(self) -> None:
@@ -40,23 +50,40 @@ class IngressServer(BaseApplication):
         # Runs in each worker after the fork: Redis pools and metric files are per process.
         from ingress import create_app
 
-        return create_app(self.settings)
+        return create_app(self.settings, admin_bind=self.admin_bind)
 
 
 def _settings_of(module: types.ModuleType) -> dict[str, Any]:
     return {k: v for k, v in vars(module).items() if not k.startswith("_")}
 
 
+def _admin_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        AdminBind.parse(value)
+    except ValueError as e:
+        raise click.BadParameter(str(e)) from None
+    if value == ctx.params.get("bind"):
+        raise click.BadParameter("must differ from --bind: the admin surface is never on the public one")
+    return value
+
+
 @click.command("ingress")
 @click.option("--bind", default=gunicorn_conf.DEFAULT_BIND, show_default=True, metavar="HOST:PORT",
-              help="Address to listen on.")
+              is_eager=True, help="Public address: POST /line/events, /healthz, /readyz (nothing else).")
+@click.option("--admin-bind", default=DEFAULT_ADMIN_BIND, show_default=True, metavar="HOST:PORT",
+              callback=_admin_bind,
+              help="Admin address: /metrics, /v1/... (LINESYNC_ADMIN_TOKEN), /status, health. Keep it private "
+                   "(unix:PATH works too).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help=f"Worker processes (default: usable CPUs, at least 2; here {gunicorn_conf.workers}).")
-def ingress(bind: str, workers: int | None) -> None:
-    """Serve POST /line/events, /healthz, /readyz and /metrics (gunicorn, gthread workers)."""
+def ingress(bind: str, admin_bind: str, workers: int | None) -> None:
+    """Serve LINE's webhook on --bind and the admin surface on --admin-bind (gunicorn)."""
     settings = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
     setup_logging(settings.log_format, settings.log_level)
-    overrides: dict[str, Any] = {"bind": [bind]}
+    startup.check_redis(settings.redis_url)  # a ConfigError: one line, exit 2 (linesync.cli)
+    log.info("webhooks on %s (POST /line/events), admin surface on %s (/metrics, /v1/..., /status)",
+             bind, admin_bind)
+    overrides: dict[str, Any] = {"bind": [bind, admin_bind]}
     if workers is not None:
         overrides["workers"] = workers
-    IngressServer(settings, overrides).run()
+    IngressServer(settings, overrides, admin_bind=admin_bind).run()

@@ -47,6 +47,7 @@ from linesync.supervisor import (
     StopRequested,
     Supervisor,
 )
+from ingress.surface import DEFAULT_ADMIN_BIND
 from shared.config import ROLE_REQUIREMENTS, WEBHOOK_PATH, load_settings
 from shared.embedded_redis import find_redis_server, free_port
 from shared.errors import ConfigError, LinesyncError
@@ -54,6 +55,8 @@ from shared.errors import ConfigError, LinesyncError
 # Where `up` keeps its state, relative to the current directory.
 DEFAULT_DATA_DIR = ".linesync"
 DEFAULT_BIND = "127.0.0.1:8080"
+# The ingress's admin surface (/metrics, /v1/..., /status): `linesync ingress --admin-bind`.
+DEFAULT_UP_ADMIN_BIND = DEFAULT_ADMIN_BIND
 # Gunicorn workers for the ingress under `up` (a development machine needs few).
 DEFAULT_INGRESS_WORKERS = 2
 # Values given to the children when the sandboxes stand in for Braze and LINE.
@@ -182,6 +185,7 @@ def process_specs(
     redis_server: str | None = None,
     concurrency: int | None = None,
     ingress_workers: int = DEFAULT_INGRESS_WORKERS,
+    admin_bind: str = DEFAULT_UP_ADMIN_BIND,
 ) -> list[ProcessSpec]:
     """Every process `up` runs, in start order."""
     cli = [python, "-m", "linesync.cli"]
@@ -213,7 +217,8 @@ def process_specs(
     if concurrency is not None:
         worker += ["--concurrency", str(concurrency)]
     specs += [
-        ProcessSpec("ingress", [*cli, "ingress", "--bind", bind, "--workers", str(ingress_workers)],
+        ProcessSpec("ingress", [*cli, "ingress", "--bind", bind, "--workers", str(ingress_workers),
+                                "--admin-bind", admin_bind],
                     env, tier=TIER_APP),
         ProcessSpec("worker", worker, env, tier=TIER_APP),
         ProcessSpec("beat", [*cli, "beat"], env, tier=TIER_APP),
@@ -287,11 +292,14 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def banner(ingress: str, provided: Mapping[str, str], data_dir: str) -> str:
+def banner(ingress: str, provided: Mapping[str, str], data_dir: str, admin: str | None = None) -> str:
+    admin = admin or local_url(DEFAULT_UP_ADMIN_BIND)
     rows = [
         ("webhook URL", f"{ingress}/line/events"),
         ("readiness", f"{ingress}/readyz"),
-        ("metrics", f"{ingress}/metrics"),
+        ("status page", f"{admin}/status"),
+        ("metrics", f"{admin}/metrics"),
+        ("admin API", f"{admin}/v1/... (with LINESYNC_ADMIN_TOKEN)"),
     ]
     if "REDIS_URL" in provided:
         rows.append(("Redis", f"{provided['REDIS_URL']} (embedded, data in {data_dir}/redis)"))
@@ -314,6 +322,8 @@ def banner(ingress: str, provided: Mapping[str, str], data_dir: str) -> str:
 
 @click.command()
 @click.option("--bind", default=DEFAULT_BIND, show_default=True, help="Ingress address HOST:PORT.")
+@click.option("--admin-bind", default=DEFAULT_UP_ADMIN_BIND, show_default=True,
+              help="Ingress admin address HOST:PORT (/metrics, /v1/..., /status).")
 @click.option("--concurrency", type=click.IntRange(min=1), default=None, help="Braze requests the worker keeps in flight (LINESYNC_DELIVERY_CONCURRENCY).")
 @click.option("--ingress-workers", type=click.IntRange(min=1), default=DEFAULT_INGRESS_WORKERS,
               show_default=True, help="Gunicorn workers for the ingress.")
@@ -321,10 +331,11 @@ def banner(ingress: str, provided: Mapping[str, str], data_dir: str) -> str:
               help="Where the embedded Redis data, channel secret and env file are kept.")
 @click.option("--stop-timeout", type=float, default=DEFAULT_STOP_TIMEOUT, show_default=True,
               help="Seconds each process gets to stop before it is killed.")
-def up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str, stop_timeout: float) -> None:
+def up(bind: str, admin_bind: str, concurrency: int | None, ingress_workers: int, data_dir: str,
+       stop_timeout: float) -> None:
     """Run everything locally: Redis, sandboxes, ingress, worker and beat; Ctrl-C stops all."""
     try:
-        code = _up(bind, concurrency, ingress_workers, data_dir, stop_timeout)
+        code = _up(bind, concurrency, ingress_workers, data_dir, stop_timeout, admin_bind=admin_bind)
     except ConfigError:
         raise  # linesync.cli prints it as one line
     except LinesyncError as e:
@@ -334,8 +345,10 @@ def up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str, 
     sys.exit(code)
 
 
-def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str, stop_timeout: float) -> int:
+def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str, stop_timeout: float,
+        *, admin_bind: str = DEFAULT_UP_ADMIN_BIND) -> int:
     ingress_url = local_url(bind)
+    admin_url = local_url(admin_bind)
     base = merged_environment()
     load_settings(base, dotenv=False)  # a malformed variable stops us here, with its name
     missing = missing_services(base)
@@ -357,7 +370,7 @@ def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str,
         env, local,
         python=sys.executable, bind=bind, data_dir=str(data),
         redis_server=find_redis_server() if missing.redis else None,
-        concurrency=concurrency, ingress_workers=ingress_workers,
+        concurrency=concurrency, ingress_workers=ingress_workers, admin_bind=admin_bind,
     )
     provided = provided_variables(local)
 
@@ -369,7 +382,7 @@ def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str,
             for k, v in provided.items():
                 supervisor.echo(f"  export {k}={shlex.quote(v)}")
         supervisor.install_signal_handlers()
-        return _run(supervisor, specs, local, ingress_url, provided, str(data))
+        return _run(supervisor, specs, local, ingress_url, provided, str(data), admin_url=admin_url)
 
 
 def _run(
@@ -379,6 +392,8 @@ def _run(
     ingress_url: str,
     provided: Mapping[str, str],
     data_dir: str,
+    *,
+    admin_url: str | None = None,
 ) -> int:
     try:
         for spec in specs:
@@ -419,7 +434,7 @@ def _run(
         state["next_probe"] = now + READY_PROBE_INTERVAL
         if http_ok(f"{ingress_url}/readyz"):
             state["ready"] = True
-            supervisor.echo(banner(ingress_url, provided, data_dir))
+            supervisor.echo(banner(ingress_url, provided, data_dir, admin_url))
         elif not state["warned"] and now - started > READY_WARN_AFTER:
             state["warned"] = True
             supervisor.echo(f"linesync up: {ingress_url}/readyz has not answered 200 after "

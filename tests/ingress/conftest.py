@@ -1,10 +1,16 @@
-"""Ingress fixtures: an app built by ``create_app(settings)`` on the session Redis."""
+"""Ingress fixtures: an app built by ``create_app(settings)`` on the session Redis.
+
+``client`` reaches every route, as the admin bind does (ingress/surface.py: the
+test client says so with the ``linesync.surface`` environ key, which no HTTP
+client can set); ``public_client`` sees what the public bind serves.
+"""
 
 from __future__ import annotations
 
 import pytest
 
 from ingress import create_app
+from ingress.surface import ADMIN, ENVIRON_KEY
 from linesync.commands.send_test_webhook import follow_event, unfollow_event, webhook_body
 from shared.signature import sign
 from tests.conftest import TEST_SECRET
@@ -18,8 +24,19 @@ def app(settings, r):
     return create_app(settings)
 
 
+def admin_surface(test_client):
+    """A Flask test client whose requests count as come in on the admin bind."""
+    test_client.environ_base[ENVIRON_KEY] = ADMIN
+    return test_client
+
+
 @pytest.fixture
 def client(app):
+    return admin_surface(app.test_client())
+
+
+@pytest.fixture
+def public_client(app):
     return app.test_client()
 
 

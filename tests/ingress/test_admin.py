@@ -4,6 +4,7 @@ import pytest
 
 from ingress import create_app
 from shared import links
+from tests.ingress.conftest import admin_surface
 
 U1 = "U" + "a" * 32
 U2 = "U" + "b" * 32
@@ -12,7 +13,7 @@ AUTH = {"Authorization": "Bearer admin-secret"}
 
 @pytest.fixture
 def admin(settings, r):
-    return create_app(settings.replace(admin_token="admin-secret")).test_client()
+    return admin_surface(create_app(settings.replace(admin_token="admin-secret")).test_client())
 
 
 def test_endpoints_are_off_without_a_token(client):
@@ -57,3 +58,76 @@ def test_link_nonces_expire(admin, r, keys):
 def test_malformed_bodies_are_400(admin, body):
     resp = admin.post("/v1/links", headers={**AUTH, "Content-Type": "application/json"}, data=body)
     assert resp.status_code == 400
+
+
+# -- who did what, and repeated bad tokens -----------------------------------------
+
+
+def test_calls_are_logged_with_who_what_and_how_many_without_secrets(admin, caplog):
+    caplog.set_level("INFO", logger="ingress.admin")
+    admin.post("/v1/links", headers=AUTH, environ_base={"REMOTE_ADDR": "10.1.2.3"}, json=[
+        {"external_id": "crm-1", "line_user_id": U1}, {"external_id": "crm-2", "line_user_id": U2}])
+    admin.delete("/v1/links/crm-1", headers=AUTH, environ_base={"REMOTE_ADDR": "10.1.2.3"})
+    admin.post("/v1/link-nonces", headers=AUTH, json={"nonce": "very-secret-nonce", "external_id": "crm-9"})
+    lines = [rec.getMessage() for rec in caplog.records if rec.name == "ingress.admin"]
+    assert lines[0] == "admin API: POST /v1/links from 10.1.2.3: 2 items, answered 200"
+    assert lines[1] == "admin API: DELETE /v1/links/crm-1 from 10.1.2.3: 1 items, answered 200"
+    assert lines[2].startswith("admin API: POST /v1/link-nonces from 127.0.0.1: 1 items, answered 201")
+    text = "\n".join(lines)
+    assert "admin-secret" not in text and "very-secret-nonce" not in text and U1 not in text
+
+
+def test_ten_bad_tokens_in_a_minute_are_followed_by_429_for_a_minute(settings, r, keys, caplog):
+    from ingress.state import EXTENSION
+
+    app = create_app(settings.replace(admin_token="admin-secret"))
+    clock = [1000.0]
+    app.extensions[EXTENSION].admin_failures.clock = lambda: clock[0]
+    client = admin_surface(app.test_client())
+    caplog.set_level("INFO", logger="ingress.admin")
+
+    def call(token: str, addr: str = "10.9.9.9"):
+        return client.post("/v1/links", json=[{"external_id": "x", "line_user_id": U1}],
+                           headers={"Authorization": f"Bearer {token}"}, environ_base={"REMOTE_ADDR": addr})
+
+    assert [call("guess-%d" % i).status_code for i in range(10)] == [401] * 10
+    resp = call("guess-10")
+    assert resp.status_code == 429 and resp.headers["Retry-After"] == "60"
+    assert call("admin-secret").status_code == 429  # the right token too: guessing stops
+    assert call("admin-secret", addr="10.0.0.1").status_code == 200  # per address
+    clock[0] += 59
+    assert call("admin-secret").status_code == 429
+    clock[0] += 1.5
+    assert call("admin-secret").status_code == 200
+    assert r.hlen(keys.links_ext) == 1
+    warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
+    assert len(warnings) == 10  # one per 401; the 429s are not logged one by one
+    assert warnings[0] == "admin API: wrong token from 10.9.9.9 on POST /v1/links (1 in the last 60 s)"
+    assert warnings[-1].endswith("(10 in the last 60 s); 429 for 60 s")
+    assert not any("guess" in w or "admin-secret" in w for w in warnings)
+
+
+def test_failures_spread_over_more_than_a_minute_are_not_blocked():
+    from ingress.auth_throttle import FailureLimiter
+
+    now = [0.0]
+    limiter = FailureLimiter(clock=lambda: now[0])
+    for _ in range(30):
+        assert limiter.failed("a") < 10
+        assert limiter.retry_after("a") == 0
+        now[0] += 7  # 9 failures per minute at most
+    for _ in range(9):
+        limiter.failed("b")
+    assert limiter.retry_after("b") == 0
+    assert limiter.failed("b") == 10 and limiter.retry_after("b") == 60
+
+
+def test_the_limiter_remembers_a_bounded_number_of_addresses():
+    from ingress.auth_throttle import FailureLimiter
+
+    limiter = FailureLimiter(max_tracked=100, max_failures=2)
+    for i in range(1000):
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+        limiter.failed(f"10.0.{i // 256}.{i % 256}")
+    assert len(limiter._failures) <= 100 and len(limiter._blocked) <= 100
+    assert limiter.retry_after("10.0.3.231") > 0  # the most recent ones are kept

@@ -69,11 +69,12 @@ def _post(port: int, body: bytes, *, signed: bool = True, chunked: bool = False)
 
 @pytest.fixture(scope="module")
 def server(redis_server, tmp_path_factory):
-    port = free_port()
+    port, admin_port = free_port(), free_port()
     metrics_dir = tmp_path_factory.mktemp("prom")
     log = (tmp_path_factory.mktemp("log") / "ingress.log").open("wb")  # a pipe could fill up and block
     proc = subprocess.Popen(
-        _linesync("ingress", "--bind", f"127.0.0.1:{port}", "--workers", "2"),
+        _linesync("ingress", "--bind", f"127.0.0.1:{port}", "--admin-bind", f"127.0.0.1:{admin_port}",
+                  "--workers", "2"),
         env=_env(REDIS_URL=redis_server.url, LINE_CHANNEL_SECRET=TEST_SECRET,
                  INGRESS_MAX_BODY_BYTES=str(MAX_BODY), PROMETHEUS_MULTIPROC_DIR=str(metrics_dir)),
         cwd=tmp_path_factory.mktemp("cwd"),
@@ -91,15 +92,15 @@ def server(redis_server, tmp_path_factory):
             log.close()
             pytest.fail("ingress did not start:\n" + Path(log.name).read_text(errors="replace"))
         time.sleep(0.05)
-    yield port, proc, metrics_dir
+    yield port, proc, metrics_dir, admin_port
     if proc.poll() is None:
         proc.kill()
         proc.wait()
     log.close()
 
 
-def _accepted_total(port: int) -> float:
-    status, text = _get(port, "/metrics")
+def _accepted_total(admin_port: int) -> float:
+    status, text = _get(admin_port, "/metrics")
     assert status == 200
     for family in text_string_to_metric_families(text.decode()):
         for s in family.samples:
@@ -109,8 +110,8 @@ def _accepted_total(port: int) -> float:
 
 
 def test_signed_bodies_over_http_and_metrics_sum_every_worker(server, r, keys):
-    port, _proc, metrics_dir = server
-    before = _accepted_total(port)
+    port, _proc, metrics_dir, admin_port = server
+    before = _accepted_total(admin_port)
     sent: list[bytes] = []
 
     def worker_pids() -> set[str]:
@@ -131,11 +132,11 @@ def test_signed_bodies_over_http_and_metrics_sum_every_worker(server, r, keys):
     assert stored == set(sent)
     # Each worker writes its own files; any worker's /metrics sums them all.
     for _ in range(6):
-        assert _accepted_total(port) - before == len(sent)
+        assert _accepted_total(admin_port) - before == len(sent)
 
 
 def test_over_http_limits_and_signature(server, r, keys):
-    port, _proc, _ = server
+    port, _proc, _, _ = server
     small = webhook_body([follow_event("U" + "a" * 32, 1_700_000_000_000)])
     assert _post(port, small, signed=False) == 401
     assert _post(port, small, chunked=True) == 200
@@ -147,7 +148,7 @@ def test_over_http_limits_and_signature(server, r, keys):
 
 
 def test_send_test_webhook_against_the_server(server, r, keys, monkeypatch):
-    port, _proc, _ = server
+    port, _proc, _, _ = server
     monkeypatch.setenv("LINE_CHANNEL_SECRET", TEST_SECRET)
     user = "U" + "b" * 32
     result = CliRunner().invoke(
@@ -165,7 +166,7 @@ def test_send_test_webhook_against_the_server(server, r, keys, monkeypatch):
 
 def test_sigterm_stops_gracefully(server):
     # Last in this module: it stops the shared server.
-    _port, proc, _ = server
+    _port, proc, _, _ = server
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=25) == 0
 

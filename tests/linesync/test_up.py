@@ -89,6 +89,8 @@ def test_process_specs_everything_local():
     # The channel secret reaches the LINE sandbox through its environment, never its argv.
     assert "c0ffee" not in by_name["line"].argv and by_name["line"].env["LINE_CHANNEL_SECRET"] == "c0ffee"
     assert list(by_name["ingress"].argv[3:6]) == ["ingress", "--bind", "127.0.0.1:8080"]
+    ingress = by_name["ingress"].argv
+    assert ingress[ingress.index("--admin-bind") + 1] == "127.0.0.1:9080"  # the admin surface: /metrics, /v1
     assert list(by_name["worker"].argv[3:]) == ["worker", "--concurrency", "2"]
     assert list(by_name["beat"].argv[3:]) == ["beat"]
     # Applications stop before the sandboxes, the sandboxes before Redis.
@@ -122,8 +124,9 @@ def test_public_url_is_provided_only_with_the_line_sandbox():
 
 
 def test_process_specs_nothing_local():
-    specs = process_specs({}, Local(), python="/py", bind="0.0.0.0:80", data_dir="d")
+    specs = process_specs({}, Local(), python="/py", bind="0.0.0.0:80", data_dir="d", admin_bind="127.0.0.1:9999")
     assert [s.name for s in specs] == ["ingress", "worker", "beat"]
+    assert specs[0].argv[-2:] == ["--admin-bind", "127.0.0.1:9999"]
     assert "--concurrency" not in specs[1].argv
 
 
@@ -163,9 +166,12 @@ def test_bad_bind(bind):
 
 
 def test_banner_names_the_urls():
-    text = banner("http://127.0.0.1:8080", provided_variables(EVERYTHING_LOCAL), ".linesync")
+    text = banner("http://127.0.0.1:8080", provided_variables(EVERYTHING_LOCAL), ".linesync",
+                  "http://127.0.0.1:9081")
     assert "http://127.0.0.1:8080/line/events" in text
     assert "http://127.0.0.1:8080/readyz" in text
+    assert "http://127.0.0.1:9081/metrics" in text and "http://127.0.0.1:8080/metrics" not in text
+    assert "http://127.0.0.1:9081/v1/" in text
     assert "http://127.0.0.1:7001" in text and "http://127.0.0.1:7002" in text
     assert "set -a; . .linesync/env; set +a" in text
 

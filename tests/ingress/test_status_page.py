@@ -1,0 +1,91 @@
+"""The status page: rendered from a real Redis, and (where Chromium is installed) in a real browser."""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import subprocess
+
+import pytest
+
+from ingress import status_page
+from shared import outbox, rates, state
+from shared.events import make_version
+from shared.config import RateLimit
+from shared.limiter import Limiter
+from shared.state import Change
+from shared.clock import redis_now
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def busy_redis(r, keys):
+    """A pipeline with something in every part of the page."""
+    now = redis_now(r)
+    state.apply(r, keys, [Change(f"U{i:032x}", make_version(1, 1, 0, 0), "S", None) for i in range(7)],
+                now_ms=int(now * 1000), dedupe_ttl=60)
+    outbox.claim(r, keys, now_ms=int(now * 1000), max_objects=3, flush_delay_ms=0)
+    p = r.pipeline(transaction=False)
+    for i in range(1, 360):  # an hour of traffic, a busy spell 20 minutes ago
+        t = now - 10 * i
+        burst = 1234 if i == 120 else 600 + 300 * math.sin(i / 25) + (400 if 110 < i < 130 else 0)
+        p.set(rates.key(keys, rates.DELIVERED, t), int(burst * 10), ex=rates.TTL)
+        p.set(rates.key(keys, rates.WEBHOOKS, t), int(burst * 10 / 4), ex=rates.TTL)
+    p.execute()
+    Limiter(r, keys, "track", RateLimit(10, 1.0)).pause(int(now * 1000) + 600_000, "HTTP 401: Invalid API key",
+                                                        "auth", now_ms=int(now * 1000))
+    r.xadd(keys.dlq, {"kind": "track", "reason": "invalid alias", "payload": "{}"})
+    r.zadd(keys.workers, {"host:1:abc": int(now * 1000)})
+    r.set(keys.worker("host:1:abc"), "token", px=15_000)
+
+
+def test_render_shows_every_part(r, keys):
+    busy_redis(r, keys)
+    page = status_page.render(status_page.snapshot(r, keys))
+    assert '<meta http-equiv="refresh" content="10">' in page
+    for text in ("delivered objects/s", "webhooks/s", "profiles waiting", "PAUSED", "HTTP 401: Invalid API key",
+                 "invalid alias", "host:1:abc", "alive", "<polyline", "peak 1,234.0/s", "live workers"):
+        assert text in page, text
+    assert "<script" not in page  # no build step, no script
+
+
+def test_values_are_escaped(r, keys):
+    r.xadd(keys.dlq, {"kind": "track", "reason": "<img src=x onerror=alert(1)>", "payload": "{}"})
+    page = status_page.render(status_page.snapshot(r, keys))
+    assert "<img src=x" not in page and "&lt;img src=x" in page
+
+
+def test_redis_down_page():
+    page = status_page.render_down("ConnectionError")
+    assert "Redis does not answer" in page and 'content="10"' in page
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium): "
+                                              "the page is checked with Flask's client only")
+def test_headless_chromium_renders_the_figures(r, keys, tmp_path):
+    busy_redis(r, keys)
+    html = tmp_path / "status.html"
+    html.write_text(status_page.render(status_page.snapshot(r, keys)))
+    shot = tmp_path / "status.png"
+    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run([CHROMIUM, *flags, "--dump-dom", html.as_uri()], capture_output=True, text=True,
+                         timeout=60).stdout
+    for text in ("1,234.0", "PAUSED", "invalid alias", "host:1:abc"):
+        assert text in dom, text
+    subprocess.run([CHROMIUM, *flags, f"--screenshot={shot}", "--window-size=1000,1400", html.as_uri()],
+                   capture_output=True, timeout=60)
+    data = shot.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 20_000  # a real page, not a blank one
+    if os.environ.get("LINESYNC_SCREENSHOT_TO"):  # docs/status-page.png is made this way
+        shutil.copy(shot, os.environ["LINESYNC_SCREENSHOT_TO"])
+
+
+def test_served_on_the_admin_surface_only(r, keys, client, public_client):
+    busy_redis(r, keys)
+    page = client.get("/status")
+    assert page.status_code == 200 and page.mimetype == "text/html"
+    assert "linesync status" in page.get_data(as_text=True) and page.headers["Cache-Control"] == "no-store"
+    assert public_client.get("/status").status_code == 404
