@@ -213,7 +213,8 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
     env = {**WORKER_ENV_DEFAULTS, **env}  # as `linesync worker` runs it
     port = free_port()
     ingress = Proc("linesync-ingress", [sys.executable, "-m", "linesync.cli", "ingress",
-                                        "--bind", f"127.0.0.1:{port}"], env, ctx["logs"], REPO)
+                                        "--bind", f"127.0.0.1:{port}", "--admin-bind", f"127.0.0.1:{free_port()}"],
+                   env, ctx["logs"], REPO)
     procs.append(ingress)
     argv = worker_argv(python=sys.executable, loglevel="WARNING", hostname="bench", pid=os.getpid())
     worker = Proc("linesync-worker", argv, env, ctx["logs"], REPO)
