@@ -32,8 +32,9 @@ from shared import rates
 from shared.keys import Keys
 from shared.scripts import script
 
-# A sender holds a batch this long before another may take it over (ms). Must
-# exceed the Braze timeout plus a 400 bisection; renewed while waiting.
+# A sender holds a batch this long before another may take it over (ms), unless it
+# says otherwise: the workers derive theirs from the Braze timeout (workers/deliver.py
+# lease_ms, 30 s by default) and renew it before each request.
 DEFAULT_LEASE_MS = 60_000
 # Batches open at once, cluster-wide (sending or waiting to retry): a bound on the
 # batches hash, well above what the workers keep in flight (64 per process by
@@ -160,7 +161,7 @@ def _finish_call(keys: Keys, batch: Batch, *, delivered: int, dead: Sequence[tup
 
 def finish_and_claim(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
                      dead: Sequence[tuple[str, str, dict]] = (), now_ms: int, max_objects: int,
-                     flush_delay_ms: int) -> Batch | Wait:
+                     flush_delay_ms: int, lease_ms: int = DEFAULT_LEASE_MS) -> Batch | Wait:
     """:func:`finish` this batch and :func:`claim` the next, in one round trip.
 
     The two scripts stay separate (each atomic on its own); they only share a
@@ -168,7 +169,8 @@ def finish_and_claim(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int
     persistence of the cache) is loaded and run again on its own.
     """
     fk, fa = _finish_call(keys, batch, delivered=delivered, dead=dead, now_ms=now_ms)
-    ck, ca = _claim_call(keys, now_ms=now_ms, max_objects=max_objects, flush_delay_ms=flush_delay_ms)
+    ck, ca = _claim_call(keys, now_ms=now_ms, max_objects=max_objects, flush_delay_ms=flush_delay_ms,
+                         lease_ms=lease_ms)
     fin, cla = script(r, "finish_batch"), script(r, "claim_batch")
     p = r.pipeline(transaction=False)
     p.evalsha(fin.sha, len(fk), *fk, *fa)

@@ -40,6 +40,7 @@ from shared.keys import Keys
 from shared.outbox import Batch, Item, Wait
 from workers import braze as b
 from workers import metrics
+from workers import sending
 from workers.sending import Sender
 
 log = logging.getLogger(__name__)
@@ -51,6 +52,8 @@ IDLE_SLEEP = 0.05
 POLL_SLEEP = 0.05
 # While every worker must wait (pause, breaker), look again at least this often (s).
 GATE_POLL = 1.0
+# A batch's lease is never shorter than this (ms).
+MIN_LEASE_MS = 20_000
 # Batches one step sends back to back, each finished and the next claimed in one round trip.
 CHAIN = 8
 # A sender waiting while another watches an empty outbox looks itself after this long (s).
@@ -78,12 +81,25 @@ class _Part:
         return part(units[:mid]), part(units[mid:])
 
 
+def lease_ms(settings: Settings) -> int:
+    """How long a sender holds a batch before another may take it over (ms).
+
+    A sender renews it before each request (bisecting sends several), so it only
+    has to outlast one request: the longest limiter wait plus Braze's connect and
+    read timeouts, twice over. With the default 10 s timeout that is 30 s, the
+    delay a killed worker's batches see before another worker sends them again.
+    """
+    one_request = sending.MAX_TOKEN_WAIT_MS / 1000 + b.CONNECT_TIMEOUT + settings.braze_timeout_seconds
+    return max(MIN_LEASE_MS, int(2 * one_request * 1000))
+
+
 class Deliverer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, client: b.BrazeClient,
                  sender: Sender, clock: Clock):
         self.r, self.keys, self.settings = r, keys, settings
         self.client, self.sender, self.clock = client, sender, clock
         self.group = settings.braze_subscription_group_id or ""
+        self.lease_ms = lease_ms(settings)
         self._tally = [0, 0]  # batches finished, objects delivered (by this Deliverer, all threads)
         self._tally_lock = threading.Lock()
         # While the outbox has nothing to send, one thread watches it and the others wait.
@@ -107,7 +123,7 @@ class Deliverer:
             return min(gate.wait_ms / 1000, GATE_POLL)
         got = outbox.claim(
             self.r, self.keys, now_ms=now_ms(self.clock), max_objects=self.settings.braze_track_batch_size,
-            flush_delay_ms=self.settings.flush_delay_ms, probe=gate.probe,
+            flush_delay_ms=self.settings.flush_delay_ms, probe=gate.probe, lease_ms=self.lease_ms,
         )
         if isinstance(got, Wait):
             return self._nothing_to_send(got)
@@ -155,7 +171,7 @@ class Deliverer:
             if not attributes and not part.events:
                 continue
             if part is not root:  # bisecting: keep the lease while the halves go out
-                outbox.reschedule(self.r, self.keys, batch, due_ms=now_ms(self.clock) + outbox.DEFAULT_LEASE_MS)
+                outbox.reschedule(self.r, self.keys, batch, due_ms=now_ms(self.clock) + self.lease_ms)
             outcome = self.sender.send(lambda: self.client.track(attributes, part.events, now=self.clock.now()))
             if isinstance(outcome, b.Delivered):
                 named = {(arr, i): reason for arr, i, reason in outcome.errors}
@@ -199,7 +215,7 @@ class Deliverer:
             return None
         got = outbox.finish_and_claim(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now,
                                       max_objects=self.settings.braze_track_batch_size,
-                                      flush_delay_ms=self.settings.flush_delay_ms)
+                                      flush_delay_ms=self.settings.flush_delay_ms, lease_ms=self.lease_ms)
         return got if isinstance(got, Batch) else None
 
     # -- helpers ----------------------------------------------------------

@@ -264,3 +264,10 @@ def test_an_event_lua_cannot_read_is_sent_and_settled_like_any_other(r, keys, se
     follow(r, keys, clock, "U2")
     d.step()
     assert braze.requests[-1][0][0]["native_line_id"] == "U2"
+
+
+def test_a_batch_lease_outlasts_one_request_twice(settings):
+    from workers.deliver import lease_ms
+    assert 30_000 <= lease_ms(settings) <= 31_000            # default 10 s read timeout
+    assert lease_ms(settings.replace(braze_timeout_seconds=60)) > 2 * 60_000
+    assert lease_ms(settings.replace(braze_timeout_seconds=1)) == 20_000  # never below the floor
