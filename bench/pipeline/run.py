@@ -276,7 +276,9 @@ def run_baseline(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
     r = redis.Redis.from_url(url, socket_timeout=30)
     sandbox: Sandbox = ctx["sandbox"]
     base_dir = HERE / "baseline"
-    env = clean_env(BASELINE_BROKER_URL=url, LINE_CHANNEL_SECRET=SECRET, BRAZE_REST_ENDPOINT=sandbox.url,
+    # REDIS_URL only for ingress.gunicorn_conf's start-up check of Redis (same server settings
+    # as linesync's ingress); the baseline app itself uses BASELINE_BROKER_URL.
+    env = clean_env(BASELINE_BROKER_URL=url, REDIS_URL=url, LINE_CHANNEL_SECRET=SECRET, BRAZE_REST_ENDPOINT=sandbox.url,
                     BRAZE_API_KEY=API_KEY, BRAZE_SUBSCRIPTION_GROUP_ID=GROUP,
                     PYTHONPATH=os.pathsep.join([str(base_dir), str(REPO)]))
     port = free_port()
