@@ -22,7 +22,7 @@ from shared import rates
 from shared.redis_conn import REDIS_DOWN
 from shared.resync_runs import resync_status
 from shared.clock import redis_now
-from shared.status import gather
+from shared.status import describe_limit, gather
 
 bp = Blueprint("status_page", __name__)
 
@@ -109,14 +109,8 @@ def render(s: dict[str, Any]) -> str:
     ]
     limit_rows = []
     for name, st in lim.items():
-        if st["paused"]:
-            text, level = f"PAUSED {st['paused_for_s']} s — {st['pause_kind']}: {st['pause_reason']}", "bad"
-        else:
-            text, level = "open", ""
-        if st["failure_streak"]:
-            text += f"; failing ×{st['failure_streak']}, next probe in {st['retry_in_s']} s"
-            level = "bad"
-        limit_rows.append(f'<tr class="{level}"><td>{_e(name)}</td><td>{_e(text)}</td></tr>')
+        level = "bad" if st["paused"] or st["failure_streak"] else ""
+        limit_rows.append(f'<tr class="{level}"><td>{_e(name)}</td><td>{_e(describe_limit(st))}</td></tr>')
     dl_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_n(v)}</td></tr>" for k, v in dl.items() if k != "total")
     worker_rows = "".join(
         f'<tr class="{"" if w["alive"] else "dim"}"><td>{_e(w["name"])}</td>'

@@ -55,6 +55,15 @@ def limits(r: redis.Redis, keys: Keys, now: float) -> dict:
     return out
 
 
+def describe_limit(st: dict) -> str:
+    """One limiter's state from :func:`limits`, in words (status, pauses, the status page)."""
+    text = (f"PAUSED {st['paused_for_s']} s ({st['pause_kind']}: {st['pause_reason']})" if st["paused"]
+            else "open")
+    if st["failure_streak"]:
+        text += f"; failing x{st['failure_streak']}, next probe in {st['retry_in_s']} s"
+    return text
+
+
 def workers(r: redis.Redis, keys: Keys, now: float) -> list[dict]:
     """Worker processes seen in the last hour: name, seconds since their heartbeat, lease held."""
     rows = r.zrange(keys.workers, 0, -1, withscores=True)

@@ -16,7 +16,7 @@ import click
 from linesync.context import connect
 from shared.limiter import IDENTIFY, TRACK, Limiter
 from shared.clock import redis_now
-from shared.status import limits
+from shared.status import describe_limit, limits
 
 
 @click.command()
@@ -40,8 +40,4 @@ def pauses(clear: bool, as_json: bool) -> None:
     if clear:
         return
     for name, st in state.items():
-        line = (f"PAUSED for {st['paused_for_s']} s ({st['pause_kind']}: {st['pause_reason']})" if st["paused"]
-                else "not paused")
-        if st["failure_streak"]:
-            line += f"; failing x{st['failure_streak']}, next probe in {st['retry_in_s']} s"
-        click.echo(f"{name}: {line}")
+        click.echo(f"{name}: {describe_limit(st)}")

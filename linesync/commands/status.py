@@ -7,7 +7,7 @@ import json
 import click
 
 from linesync.context import connect
-from shared.status import gather
+from shared.status import describe_limit, gather
 
 
 def collect() -> dict:
@@ -38,11 +38,7 @@ def _render(s: dict) -> str:
             lines.append(f"  {n:>7}  {reason}")
     lines.append("Braze limits")
     for name, st in lim.items():
-        state = (f"PAUSED {st['paused_for_s']} s ({st['pause_kind']}: {st['pause_reason']})" if st["paused"]
-                 else "open")
-        if st["failure_streak"]:
-            state += f", failing x{st['failure_streak']}, next try in {st['retry_in_s']} s"
-        lines.append(f"  {name}: {state}")
+        lines.append(f"  {name}: {describe_limit(st)}")
     live = [w for w in s["workers"] if w["alive"]]
     lines.append(f"Workers: {len(live)} alive")
     for w in s["workers"]:

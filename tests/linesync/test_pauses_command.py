@@ -21,7 +21,7 @@ def test_shows_a_pause_and_clear_lifts_it(r, keys, redis_url):
     lim.failed(now)
     out = run(redis_url)
     assert out.exit_code == 0, out.output
-    assert "track: PAUSED" in out.output and "auth: HTTP 401" in out.output and "identify: not paused" in out.output
+    assert "track: PAUSED" in out.output and "auth: HTTP 401" in out.output and "identify: open" in out.output
     cleared = run(redis_url, "--clear")
     assert "track: pause lifted" in cleared.output
     state = json.loads(run(redis_url, "--json").output)
