@@ -32,14 +32,21 @@ def key(keys: Keys, series: str, now_s: float) -> str:
 
 
 def add(r: redis.Redis, keys: Keys, series: str, n: int, now_s: float) -> None:
-    """Count ``n`` in the bucket of ``now_s`` (one round trip)."""
+    """Count ``n`` in the bucket of ``now_s`` (one round trip).
+
+    Best effort: the count is for the status page only, so a Redis that refuses it
+    (full, read-only, gone) costs a bucket, never the work it counts.
+    """
     if n <= 0:
         return
     k = key(keys, series, now_s)
     p = r.pipeline(transaction=False)
     p.incrby(k, n)
     p.expire(k, TTL)
-    p.execute()
+    try:
+        p.execute()
+    except (redis.RedisError, OSError):
+        pass
 
 
 def series(r: redis.Redis, keys: Keys, name: str, now_s: float, span: int = HOUR) -> list[tuple[int, float]]:

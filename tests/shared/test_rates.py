@@ -1,5 +1,7 @@
 """Per-10-second counters over the last hour (shared/rates.py)."""
 
+import redis
+
 from shared import rates
 
 
@@ -21,3 +23,8 @@ def test_buckets_expire_after_about_an_hour(r, keys):
     rates.add(r, keys, rates.WEBHOOKS, 1, 1_700_000_000)
     ttl = r.ttl(rates.key(keys, rates.WEBHOOKS, 1_700_000_000))
     assert rates.HOUR < ttl <= rates.TTL
+
+
+def test_a_refused_count_is_not_an_error(keys):
+    gone = redis.Redis(port=1, socket_connect_timeout=0.2)
+    rates.add(gone, keys, rates.WEBHOOKS, 5, 1_700_000_000)  # nothing raised: the counted work stands
