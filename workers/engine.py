@@ -90,7 +90,10 @@ class Engine:
         self._register()
         self.metrics_server = metrics.serve(self.metrics_port, metrics.registry_with(
             ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)))
-        self._claim_exporter()
+        try:
+            self._claim_exporter()
+        except REDIS_DOWN:
+            pass  # the heartbeat tries again
         loops: list[tuple[str, Callable[[], float]]] = []
         for i in range(self.consume_loops):
             c = Consumer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.clock, f"{self.name}/consume-{i}",
@@ -167,13 +170,18 @@ class Engine:
                 self._stop.wait(pause)
 
     def _register(self) -> None:
-        now = int(self.rt.clock.now() * 1000)
-        if not self.lease.take():
-            raise RuntimeError(f"worker name {self.name} is already in use")
-        p = self.rt.r.pipeline(transaction=False)
-        p.zadd(self.rt.keys.workers, {self.name: now})
-        p.zremrangebyscore(self.rt.keys.workers, "-inf", now - FORGET_AFTER_MS)
-        p.execute()
+        """Take the worker lease and appear in the worker list. Redis away at start is no reason
+        to stop: the heartbeat takes the lease once it answers, and the loops wait for it too."""
+        try:
+            now = int(self.rt.clock.now() * 1000)
+            if not self.lease.take():
+                raise RuntimeError(f"worker name {self.name} is already in use")
+            p = self.rt.r.pipeline(transaction=False)
+            p.zadd(self.rt.keys.workers, {self.name: now})
+            p.zremrangebyscore(self.rt.keys.workers, "-inf", now - FORGET_AFTER_MS)
+            p.execute()
+        except REDIS_DOWN as e:
+            log.warning("worker %s: Redis unavailable at start (%s); carrying on", self.name, type(e).__name__)
 
     def _claim_exporter(self) -> None:
         """Take or renew the exporter lease (while serving /metrics).

@@ -70,3 +70,14 @@ def test_a_dead_engines_stream_entries_are_taken_over_by_a_live_one(r, keys, rt,
         engine.stop()
     # Taken over at once, not after LINESYNC_CONSUME_CLAIM_IDLE_MS (30 s) of idleness.
     assert time.monotonic() - t0 < rt.settings.consume_claim_idle_ms / 1000
+
+
+def test_an_engine_starts_with_redis_away_and_stops_cleanly(settings, braze):
+    s = settings.replace(redis_url="redis://127.0.0.1:1/0", braze_rest_endpoint=braze.url,
+                         braze_api_key="engine-key", braze_subscription_group_id=GROUP, delivery_concurrency=2)
+    engine = Engine(build(s), consume_loops=1).start()  # Redis away: no exception, loops wait for it
+    try:
+        assert all(t.is_alive() for t in engine._threads)
+    finally:
+        engine.stop(timeout=5)
+    assert not any(t.is_alive() for t in engine._threads)
