@@ -3,30 +3,14 @@
 import json
 import time
 
-import pytest
 
-from sandboxes.braze import BrazeSandbox
 from shared import webhook_queue
 from shared.keys import STREAM_GROUP
 from tests.support.procs import wait_until
 from workers.engine import Engine
+from tests.workers.conftest import API_KEY, GROUP
 from workers.runtime import build
 
-GROUP = "sg-engine"
-
-
-@pytest.fixture
-def braze():
-    sb = BrazeSandbox(api_key="engine-key").start()
-    yield sb
-    sb.stop()
-
-
-@pytest.fixture
-def rt(r, settings, braze):
-    s = settings.replace(braze_rest_endpoint=braze.url, braze_api_key="engine-key",
-                         braze_subscription_group_id=GROUP, flush_delay_ms=50, delivery_concurrency=4)
-    return build(s)
 
 
 def follow_body(users, ts):
@@ -74,7 +58,7 @@ def test_a_dead_engines_stream_entries_are_taken_over_by_a_live_one(r, keys, rt,
 
 def test_an_engine_starts_with_redis_away_and_stops_cleanly(settings, braze):
     s = settings.replace(redis_url="redis://127.0.0.1:1/0", braze_rest_endpoint=braze.url,
-                         braze_api_key="engine-key", braze_subscription_group_id=GROUP, delivery_concurrency=2)
+                         braze_api_key=API_KEY, braze_subscription_group_id=GROUP, delivery_concurrency=2)
     engine = Engine(build(s), consume_loops=1).start()  # Redis away: no exception, loops wait for it
     try:
         assert all(t.is_alive() for t in engine._threads)

@@ -5,10 +5,8 @@ import logging
 import socket
 import urllib.request
 
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from sandboxes.braze import BrazeSandbox
 from shared import webhook_queue
 from shared.clock import FakeClock
 from shared.config import RateLimit
@@ -19,24 +17,8 @@ from workers import braze as b
 from workers import engine as engine_mod
 from workers import metrics
 from workers.engine import Engine
-from workers.runtime import build
 from workers.sending import Sender
 
-GROUP = "sg-metrics"
-
-
-@pytest.fixture
-def braze():
-    sb = BrazeSandbox(api_key="metrics-key").start()
-    yield sb
-    sb.stop()
-
-
-@pytest.fixture
-def rt(r, settings, braze):
-    s = settings.replace(braze_rest_endpoint=braze.url, braze_api_key="metrics-key",
-                         braze_subscription_group_id=GROUP, flush_delay_ms=50, delivery_concurrency=4)
-    return build(s)
 
 
 def scrape(port: int) -> dict:
