@@ -8,11 +8,11 @@ running it again changes nothing (dedupe by webhookEventId, newer-wins by
 version). A bad body is dead-lettered alone, never with the batch it was read
 in (:meth:`Consumer.process`).
 
-Bodies left unacknowledged by a consumer whose worker process is gone are
-taken over at once (workers/streams.py); those idle for
-``LINESYNC_CONSUME_CLAIM_IDLE_MS`` in a live but stuck consumer, with
-XAUTOCLAIM. One delivered more than ``LINESYNC_CONSUME_MAX_DELIVERIES`` times
-goes to the dead-letter stream.
+Reading, recovery and dead letters are workers/stream_consumer.py's: bodies
+left unacknowledged by a consumer whose worker process is gone are taken over
+at once; those idle for ``LINESYNC_CONSUME_CLAIM_IDLE_MS`` in a live but stuck
+consumer, with XAUTOCLAIM. One delivered more than
+``LINESYNC_CONSUME_MAX_DELIVERIES`` times goes to the dead-letter stream.
 """
 
 from __future__ import annotations
@@ -24,19 +24,17 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import dlq, forward, rates, state, webhook_queue
+from shared import forward, rates, state, webhook_queue
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.errors import InvalidWebhook
 from shared.events import Event, parse_body
 from shared.keys import STREAM_GROUP, Keys
 from shared.redis_conn import REDIS_DOWN
-from workers import metrics, streams
+from workers.stream_consumer import StreamConsumer
 
 log = logging.getLogger(__name__)
 
-# Look for abandoned entries this often (s).
-RECOVER_EVERY = 5.0
 # Longest event-type name kept as its own counter; others are "other".
 MAX_TYPE_LEN = 40
 
@@ -63,8 +61,10 @@ class Consumer:
         self.hooks = list(hooks)
         self.is_alive = is_alive
         self.forward_types = set(settings.forward_event_types)
-        self._last_recover = float("-inf")
-        self._group_ready = False
+        self.stream = StreamConsumer(r, keys, keys.webhooks, name, clock=clock, is_alive=is_alive,
+                                     claim_idle_ms=settings.consume_claim_idle_ms,
+                                     max_deliveries=settings.consume_max_deliveries, letter=_letter,
+                                     claim_chunk=settings.consume_batch_bodies)
         self.last_handled = 0
 
     def step(self, block_ms: int = 1000) -> float:
@@ -74,51 +74,15 @@ class Consumer:
         blocks up to ``block_ms`` when there is nothing to do. ``last_handled``
         says how many bodies this step took.
         """
-        if not self._group_ready:
-            webhook_queue.ensure_group(self.r, self.keys)
-            self._group_ready = True
-        handled = 0
-        if self.clock.now() - self._last_recover >= RECOVER_EVERY:
-            self._last_recover = self.clock.now()
-            handled += self.recover()
-        resp = self.r.xreadgroup(STREAM_GROUP, self.name, {self.keys.webhooks: ">"},
-                                 count=self.settings.consume_batch_bodies, block=block_ms)
-        entries = resp[0][1] if resp else []
+        handled = self.recover() if self.stream.recover_due() else 0
+        entries = self.stream.read_new(self.settings.consume_batch_bodies, block_ms)
         self.process(entries)
         self.last_handled = handled + len(entries)
         return 0.0
 
     def recover(self) -> int:
-        """Take over the entries of dead workers' consumers, and entries idle too long anywhere."""
-        handled = streams.take_over(self.r, self.keys.webhooks, me=self.name, is_alive=self.is_alive,
-                                    handle=self._process_reclaimed)
-        start = "0-0"
-        while True:
-            res = self.r.xautoclaim(self.keys.webhooks, STREAM_GROUP, self.name,
-                                    min_idle_time=self.settings.consume_claim_idle_ms,
-                                    start_id=start, count=self.settings.consume_batch_bodies)
-            nxt, claimed = res[0], res[1]
-            if claimed:
-                handled += len(claimed)
-                self._process_reclaimed(claimed)
-            if nxt in (b"0-0", "0-0") or not claimed:
-                return handled
-            start = nxt
-
-    def _process_reclaimed(self, claimed: list) -> None:
-        gone = [eid for eid, fields in claimed if fields is None]
-        if gone:  # deleted from the stream while pending
-            self.r.xack(self.keys.webhooks, STREAM_GROUP, *gone)
-        live = [(eid, f) for eid, f in claimed if f is not None]
-        if not live:
-            return
-        pend = self.r.xpending_range(self.keys.webhooks, STREAM_GROUP, min=live[0][0], max=live[-1][0],
-                                     count=len(live) * 2, consumername=self.name)
-        times = {p["message_id"]: p["times_delivered"] for p in pend}
-        poison = [(eid, f) for eid, f in live if times.get(eid, 0) > self.settings.consume_max_deliveries]
-        for eid, f in poison:
-            self._dead_letter(eid, f.get(b"body", b""), f"delivered {times[eid]} times without success")
-        self.process([(eid, f) for eid, f in live if times.get(eid, 0) <= self.settings.consume_max_deliveries])
+        """Take over the entries of dead workers' consumers, and entries idle too long anywhere, and apply them."""
+        return self.stream.recover(self.process)
 
     def process(self, entries: list) -> None:
         """Apply a batch of stream entries and acknowledge them, setting aside only bad bodies.
@@ -233,12 +197,10 @@ class Consumer:
         eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
         log.error("webhook body %s (%d bytes) dead-lettered: %s", eid, len(body), reason)
         letter_reason = f"{reason}: {detail[:200]}" if detail else reason
-        p = self.r.pipeline(transaction=True)
-        p.xadd(self.keys.dlq, dlq.entry("webhook", letter_reason,
-                                        {"stream_id": eid, "body": body.decode("utf-8", "replace")}))
-        p.xack(self.keys.webhooks, STREAM_GROUP, eid)
-        p.xdel(self.keys.webhooks, eid)
-        p.hincrby(self.keys.stats, "dead_lettered", 1)
-        p.execute()
-        metrics.dead_lettered(("webhook",))
+        self.stream.dead_letter([(eid, {webhook_queue.BODY_FIELD: body})], letter_reason)
 
+
+def _letter(entry_id, fields: dict) -> tuple[str, dict]:
+    """A webhook body's dead letter: its stream id and text."""
+    eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    return "webhook", {"stream_id": eid, "body": fields.get(webhook_queue.BODY_FIELD, b"").decode("utf-8", "replace")}

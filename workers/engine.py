@@ -20,7 +20,7 @@ figures read from Redis (workers/cluster_metrics.py) while it holds the exporter
 Capacity grows with the processes: nothing counts loops cluster-wide. The
 cluster-wide limiter in Redis is the only ceiling. A process that dies loses
 its lease; its stream entries are taken over by the others at once
-(workers/streams.py) and its batches when their lease lapses. Every step is
+(workers/stream_consumer.py) and its batches when their lease lapses. Every step is
 idempotent, so a step cut short anywhere is simply done again.
 """
 

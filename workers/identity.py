@@ -1,7 +1,8 @@
 """Send queued /users/identify and /users/merge items to Braze.
 
 Each step takes up to 50 items from the identity stream (first this
-consumer's own unacknowledged ones: earlier failures and waiting items),
+consumer's own unsettled ones: earlier failures and waiting items, renewed so
+that no other worker takes them over while this one waits), then new ones),
 keeps those whose LINE user has no state still on its way to Braze (an
 identify must not overtake the call that creates the anonymous profile),
 groups them by kind, and sends each group under the identify limiter:
@@ -17,8 +18,11 @@ groups them by kind, and sends each group under the identify limiter:
 
 Sending under the limiter and what an answer means for every worker is
 workers/sending.py, shared with /users/track. Each worker process runs one
-identity loop with its own stream consumer; a dead worker's items are taken
-over by the others (workers/streams.py).
+identity loop with its own stream consumer, ``<worker>/identity``
+(workers/stream_consumer.py): a dead worker's items are taken over by the
+others, items idle ``LINESYNC_CONSUME_CLAIM_IDLE_MS`` in a stuck loop too, and an
+item taken over more than ``LINESYNC_CONSUME_MAX_DELIVERIES`` times is
+dead-lettered.
 """
 
 from __future__ import annotations
@@ -29,49 +33,45 @@ from collections.abc import Callable
 
 import redis
 
-from shared import dlq, identity, links, stream_group
+from shared import identity, links
 from shared.clock import Clock, now_ms
 from shared.config import Settings
-from shared.keys import STREAM_GROUP, Keys
+from shared.keys import Keys
 from workers import braze as b
-from workers import metrics, streams
 from workers.sending import Sender
+from workers.stream_consumer import StreamConsumer
 
 log = logging.getLogger(__name__)
 
-CONSUMER = "identity-0"
 IDLE_SLEEP = 0.05
 # While every queued item waits for its user's profile to reach Braze, look again this often (s).
 DEFER_SLEEP = 0.2
 # While every worker must wait (pause, breaker), look again at least this often (s).
 GATE_POLL = 1.0
-# Look for a dead worker's items this often (s).
-RECOVER_EVERY = 5.0
 
 
 class IdentityDeliverer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, client: b.BrazeClient,
-                 sender: Sender, clock: Clock, *, consumer: str = CONSUMER,
+                 sender: Sender, clock: Clock, *, consumer: str,
                  is_alive: Callable[[str], bool] = lambda worker: True):
+        """``consumer``: this loop's name in the stream group, ``<worker>/identity``."""
         self.r, self.keys, self.settings = r, keys, settings
         self.client, self.sender, self.clock = client, sender, clock
-        self.consumer, self.is_alive = consumer, is_alive
-        self._group_ready = False
-        self._last_recover = float("-inf")
+        self.stream = StreamConsumer(r, keys, keys.identity, consumer, clock=clock, is_alive=is_alive,
+                                     claim_idle_ms=settings.consume_claim_idle_ms,
+                                     max_deliveries=settings.consume_max_deliveries, letter=_letter,
+                                     on_settle=self._forget_attempts)
 
     def step(self, block_ms: int = 1000) -> float:
-        if not self._group_ready:
-            stream_group.ensure_group(self.r, self.keys.identity)
-            self._group_ready = True
-        if self.clock.now() - self._last_recover >= RECOVER_EVERY:
-            self._last_recover = self.clock.now()
-            streams.take_over(self.r, self.keys.identity, me=self.consumer, is_alive=self.is_alive)
+        if self.stream.recover_due():
+            self.stream.recover()  # claimed items are ours now: read below with our own
+        # Ours from earlier steps (failed, or waiting for their user), renewed even while we wait.
+        entries = self.stream.own(identity.MAX_ITEMS)
         gate = self.sender.gate()
         if gate.wait_ms:
             return min(gate.wait_ms / 1000, GATE_POLL)
-        entries = self._read("0", 0)  # ours from earlier steps: failed, or waiting for their user
         if len(entries) < identity.MAX_ITEMS:
-            entries += self._read(">", 0 if entries else block_ms, identity.MAX_ITEMS - len(entries))
+            entries += self.stream.read_new(identity.MAX_ITEMS - len(entries), 0 if entries else block_ms)
         ready = self._ready(entries)
         if not ready:
             return DEFER_SLEEP if entries else 0.0
@@ -103,11 +103,6 @@ class IdentityDeliverer:
             p.hexists(self.keys.outbox_inflight, uid)
         res = p.execute()
         return [e for i, e in enumerate(entries) if res[2 * i] is None and not res[2 * i + 1]]
-
-    def _read(self, start: str, block_ms: int, count: int = identity.MAX_ITEMS) -> list:
-        resp = self.r.xreadgroup(STREAM_GROUP, CONSUMER, {self.keys.identity: start},
-                                 count=count, block=(block_ms or None) if start == ">" else None)
-        return [(eid, f) for eid, f in (resp[0][1] if resp else []) if f]
 
     def _send(self, kind: str, group: list) -> float:
         """Send one group under the shared policy; returns how long to sleep (0: go on)."""
@@ -147,26 +142,23 @@ class IdentityDeliverer:
         self._ack(group)
 
     def _dead(self, group: list, reason: str) -> None:
-        if not group:
-            return
-        p = self.r.pipeline(transaction=True)
-        kinds = []
-        for _, f in group:
-            kind = _s(f.get(b"kind", b"?"))
-            kinds.append(kind if kind in ("identify", "merge") else "identify")
-            p.xadd(self.keys.dlq, dlq.entry(kinds[-1], reason, {k.decode(): _s(v) for k, v in f.items()}))
-        p.hincrby(self.keys.stats, "dead_lettered", len(group))
-        p.execute()
-        metrics.dead_lettered(kinds)
-        self._ack(group)
+        if group:
+            log.warning("%d identify/merge items dead-lettered: %s", len(group), reason[:200])
+            self.stream.dead_letter(group, reason)
 
     def _ack(self, group: list) -> None:
-        ids = [eid for eid, _ in group]
-        p = self.r.pipeline(transaction=True)
-        p.xack(self.keys.identity, STREAM_GROUP, *ids)
-        p.xdel(self.keys.identity, *ids)
+        self.stream.ack([eid for eid, _ in group])
+
+    def _forget_attempts(self, p, ids: list) -> None:
+        """A settled item's failed attempts are forgotten with it (same transaction)."""
         p.hdel(self.keys.identity_attempts, *ids)
-        p.execute()
+
+
+def _letter(entry_id, fields: dict) -> tuple[str, dict]:
+    """An identify or merge item's dead letter: its fields (an unknown kind is filed as identify)."""
+    kind = _s(fields.get(b"kind", b"?"))
+    return (kind if kind in (identity.IDENTIFY, identity.MERGE) else identity.IDENTIFY,
+            {_s(k): _s(v) for k, v in fields.items()})
 
 
 def _s(v) -> str:

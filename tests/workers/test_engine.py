@@ -39,8 +39,8 @@ def test_an_engine_runs_the_whole_pipeline_and_leaves_cleanly(r, keys, rt, braze
 
 
 def test_a_dead_engines_stream_entries_are_taken_over_by_a_live_one(r, keys, rt, braze, monkeypatch):
-    from workers import streams
-    monkeypatch.setattr(streams, "CLAIM_MIN_IDLE_MS", 0)
+    from workers import stream_consumer
+    monkeypatch.setattr(stream_consumer, "CLAIM_MIN_IDLE_MS", 0)
     webhook_queue.ensure_group(r, keys)
     webhook_queue.enqueue(r, keys, follow_body(["U" + "d" * 32], 1_700_000_000_000))
     # A worker that read the body and died (no lease) before applying it:

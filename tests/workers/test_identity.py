@@ -28,7 +28,7 @@ def make(r, keys, settings):
         clock = FakeClock()
         lim = Limiter(r, keys, "identify", s.braze_identify_rate_limit)
         sender = Sender(lim, clock, auth_retry_seconds=s.braze_auth_retry_seconds, what="identify")
-        return IdentityDeliverer(r, keys, s, braze, sender, clock), clock
+        return IdentityDeliverer(r, keys, s, braze, sender, clock, consumer="h:1:test/identity"), clock
     return _make
 
 
