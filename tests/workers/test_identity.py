@@ -115,3 +115,104 @@ def test_a_dead_lettered_merge_is_sent_again_after_a_replay(r, keys, make):
     assert [p for p, _ in braze.calls] == ["/users/merge", "/users/merge"]
     assert braze.calls[1][1] == braze.calls[0][1]
     assert links.line_user(r, keys, "crm-1") == U1
+
+
+# -- several loops on one stream (each worker process runs one, named <worker>/identity) ----------
+
+def sent(braze) -> list[str]:
+    """external_ids of the items Braze accepted (2xx answers), in order."""
+    return [item["external_id"] for (path, body), outcome in zip(braze.calls, braze.answers)
+            if isinstance(outcome, b.Delivered) for item in body["aliases_to_identify"]]
+
+
+class RecordingBraze(ScriptedBraze):
+    def __init__(self, *outcomes):
+        super().__init__(*outcomes)
+        self.answers = []
+
+    def post(self, path, payload, *, now):
+        out = super().post(path, payload, now=now)
+        self.answers.append(out)
+        return out
+
+
+@pytest.fixture
+def loop(r, keys, settings):
+    """An identity loop of worker ``worker`` (which holds its lease): like a worker process's."""
+    def is_alive(worker):
+        return bool(worker) and bool(r.exists(keys.worker(worker)))
+
+    def _loop(worker, braze, clock):
+        r.set(keys.worker(worker), "1")
+        lim = Limiter(r, keys, "identify", settings.braze_identify_rate_limit)
+        sender = Sender(lim, clock, auth_retry_seconds=settings.braze_auth_retry_seconds, what="identify")
+        return IdentityDeliverer(r, keys, settings, braze, sender, clock, consumer=f"{worker}/identity",
+                                 is_alive=is_alive)
+    return _loop
+
+
+def age_pending(r, keys, ms):
+    """Every pending identity item looks idle for ``ms``: its holder did nothing for that long
+    (a breaker wait, a 429 pause, a long step)."""
+    for p in r.xpending_range(keys.identity, "workers", min="-", max="+", count=1000):
+        r.xclaim(keys.identity, "workers", p["consumer"], 0, [p["message_id"]], idle=ms, justid=True)
+
+
+def run(loops, clock, rounds=8):
+    for _ in range(rounds):
+        clock.advance(6)  # past the breaker or the pause, and a recovery interval
+        for d in loops:
+            d.step(block_ms=10)
+
+
+@pytest.mark.parametrize("failure", [b.Retryable("HTTP 503"), b.RateLimited(reset_at=1_700_000_003.0)],
+                         ids=["breaker", "429-pause"])
+def test_items_left_pending_past_the_claim_idle_time_reach_braze_once(r, keys, settings, loop, failure):
+    braze, clock = RecordingBraze(failure), FakeClock()
+    a, b_ = loop("host:1:aaa", braze, clock), loop("host:2:bbb", braze, clock)
+    ids = [f"crm-{i}" for i in range(12)]
+    for i, ext in enumerate(ids):
+        identity.enqueue(r, keys, identity.IDENTIFY, ext, "U" + f"{i:032x}")
+    a.step(block_ms=10)              # a takes all 12 and Braze fails: they stay a's, unsettled
+    assert len(braze.calls) == 1 and r.xpending(keys.identity, "workers")["pending"] == 12
+    b_.step(block_ms=10)             # every worker waits
+    age_pending(r, keys, settings.consume_claim_idle_ms + 1000)
+    run([b_, a], clock)
+    assert sorted(sent(braze)) == sorted(ids)          # each once: none lost, none sent by both
+    assert all(links.line_user(r, keys, ext) for ext in ids)
+    assert r.xlen(keys.identity) == 0 and r.xlen(keys.dlq) == 0
+
+
+def test_a_waiting_loop_keeps_its_items_and_a_dead_workers_items_are_taken_over(r, keys, settings, loop):
+    braze, clock = RecordingBraze(b.Retryable("HTTP 503")), FakeClock()
+    a, b_ = loop("host:1:aaa", braze, clock), loop("host:2:bbb", braze, clock)
+    for i in range(6):
+        identity.enqueue(r, keys, identity.IDENTIFY, f"crm-{i}", "U" + f"{i:032x}")
+    a.step(block_ms=10)              # a holds 6, Braze failed
+    age_pending(r, keys, settings.consume_claim_idle_ms + 1000)
+    a.step(block_ms=10)              # still waiting for the breaker: a renews what it holds
+    clock.advance(6)
+    b_.step(block_ms=10)             # b recovers: nothing is stale, a is alive
+    owners = {p["consumer"] for p in r.xpending_range(keys.identity, "workers", min="-", max="+", count=100)}
+    assert owners == {b"host:1:aaa/identity"}
+    r.delete(keys.worker("host:1:aaa"))  # a is SIGKILLed: its lease lapses
+    age_pending(r, keys, 2000)
+    for i in range(6, 12):           # queued meanwhile
+        identity.enqueue(r, keys, identity.IDENTIFY, f"crm-{i}", "U" + f"{i:032x}")
+    c = loop("host:3:ccc", braze, clock)  # a's replacement
+    run([b_, c], clock)
+    assert sorted(sent(braze)) == sorted(f"crm-{i}" for i in range(12))
+    assert r.xlen(keys.identity) == 0 and r.xlen(keys.dlq) == 0
+    names = {x["name"].decode() for x in r.xinfo_consumers(keys.identity, "workers")}
+    assert "host:1:aaa/identity" not in names
+
+
+def test_items_an_older_release_left_with_consumer_identity_0_are_taken_over(r, keys, settings, loop):
+    braze, clock = RecordingBraze(), FakeClock()
+    identity.enqueue(r, keys, identity.MERGE, "crm-1", U1)
+    r.xgroup_create(keys.identity, "workers", id="0")
+    r.xreadgroup("workers", "identity-0", {keys.identity: ">"})
+    age_pending(r, keys, 2000)
+    run([loop("host:1:aaa", braze, clock)], clock, rounds=2)
+    assert [p for p, _ in braze.calls] == ["/users/merge"] and links.line_user(r, keys, "crm-1") == U1
+    assert r.xlen(keys.identity) == 0
