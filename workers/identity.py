@@ -106,6 +106,10 @@ class IdentityDeliverer:
 
     def _send(self, kind: str, group: list) -> float:
         """Send one group under the shared policy; returns how long to sleep (0: go on)."""
+        ours = self.stream.renew()  # a long step (one by one after a 400): send only what is still ours
+        group = [g for g in group if g[0] in ours]
+        if not group:
+            return 0.0
         items = [identity.item_for(kind, _s(f[b"external_id"]), _s(f[b"line_user_id"])) for _, f in group]
         outcome = self.sender.send(
             lambda: self.client.post(identity.path(kind), identity.payload(kind, items), now=self.clock.now()))

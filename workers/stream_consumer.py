@@ -100,10 +100,18 @@ class StreamConsumer:
 
     def own(self, count: int) -> list[Entry]:
         """Up to ``count`` of this consumer's unsettled entries, oldest first, all of them renewed."""
+        return self._own(count)[1]
+
+    def renew(self) -> set:
+        """Renew this consumer's unsettled entries; returns their ids. A loop about to act on
+        entries it read a while ago (a long step) acts only on those still its own."""
+        return self._own(0)[0]
+
+    def _own(self, count: int) -> tuple[set, list[Entry]]:
         self.ensure_group()
-        rows = script(self.r, "own_pending")(keys=[self.stream],
-                                             args=[STREAM_GROUP, self.name, count, max(count, RENEW_MAX)])
-        return [(eid, dict(zip(flat[::2], flat[1::2]))) for eid, flat in rows]
+        ids, rows = script(self.r, "own_pending")(keys=[self.stream],
+                                                  args=[STREAM_GROUP, self.name, count, max(count, RENEW_MAX)])
+        return set(ids), [(eid, dict(zip(flat[::2], flat[1::2]))) for eid, flat in rows]
 
     # -- recovery -----------------------------------------------------------
     def recover_due(self) -> bool:

@@ -11,19 +11,18 @@
 -- ARGV[1] consumer group   ARGV[2] consumer name
 -- ARGV[3] entries to return (oldest first)   ARGV[4] entries to renew at most (>= ARGV[3])
 --
--- Returns {{id, {field, value, ...}}, ...}: up to ARGV[3] of the consumer's pending entries.
+-- Returns {renewed ids, {{id, {field, value, ...}}, ...}}: every id renewed, and up to
+-- ARGV[3] of the consumer's pending entries with their fields.
 local pending = redis.call('XPENDING', KEYS[1], ARGV[1], '-', '+', tonumber(ARGV[4]), ARGV[2])
 if #pending == 0 then
-  return {}
+  return {{}, {}}
 end
-local ids = {}
 local claim = {'XCLAIM', KEYS[1], ARGV[1], ARGV[2], 0}
-for i, p in ipairs(pending) do
-  ids[i] = p[1]
+for _, p in ipairs(pending) do
   claim[#claim + 1] = p[1]
 end
 claim[#claim + 1] = 'JUSTID'
-redis.call(unpack(claim))
+local ids = redis.call(unpack(claim))  -- those still in the stream (Redis 7 drops the others from the PEL)
 local want = tonumber(ARGV[3])
 local out = {}
 for _, id in ipairs(ids) do
@@ -35,4 +34,4 @@ for _, id in ipairs(ids) do
     out[#out + 1] = e[1]
   end
 end
-return out
+return {ids, out}

@@ -216,3 +216,27 @@ def test_items_an_older_release_left_with_consumer_identity_0_are_taken_over(r, 
     run([loop("host:1:aaa", braze, clock)], clock, rounds=2)
     assert [p for p, _ in braze.calls] == ["/users/merge"] and links.line_user(r, keys, "crm-1") == U1
     assert r.xlen(keys.identity) == 0
+
+
+def test_a_loop_whose_items_were_taken_over_mid_step_does_not_send_them_too(r, keys, settings, loop):
+    clock = FakeClock()
+    holder = {}
+
+    class SlowBraze(RecordingBraze):
+        def post(self, path, payload, *, now):
+            out = super().post(path, payload, now=now)
+            if len(self.calls) == 1:  # a's first request takes longer than the claim idle time...
+                age_pending(r, keys, settings.consume_claim_idle_ms + 1000)
+                holder["b"].stream.recover()  # ...and b takes a's items over as stale meanwhile
+            return out
+
+    braze = SlowBraze(b.BadRequest("HTTP 400"))
+    a = loop("host:1:aaa", braze, clock)
+    holder["b"] = loop("host:2:bbb", braze, clock)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-2", U2)
+    a.step(block_ms=10)              # 400: a would now send them one by one, but they are b's
+    assert len(braze.calls) == 1
+    run([holder["b"], a], clock, rounds=2)
+    assert sorted(sent(braze)) == ["crm-1", "crm-2"]
+    assert r.xlen(keys.identity) == 0 and r.xlen(keys.dlq) == 0

@@ -172,3 +172,13 @@ def test_ack_and_dead_letter_settle_in_one_transaction_with_the_loops_own_comman
     assert forgotten == ids
     assert [(f[b"kind"], f[b"reason"]) for _, f in r.xrange(keys.dlq)] == [(b"identify", b"gave up")] * 2
     assert r.hget(keys.stats, "dead_lettered") == b"2"
+
+
+def test_renew_names_what_is_still_ours_after_another_consumer_took_some_over(r, keys, make):
+    ids = setup_stream(r, keys, 3)
+    slow, other = make("h:1:a/identity"), make("h:2:b/identity")
+    slow.read_new(3)
+    r.xclaim(keys.identity, STREAM_GROUP, "h:1:a/identity", 0, [ids[0]], idle=CLAIM_IDLE_MS + 1000, justid=True)
+    other.recover()                  # the one left idle too long is taken over
+    assert slow.renew() == set(ids[1:])
+    assert other.renew() == {ids[0]}
