@@ -7,7 +7,8 @@ workers/bootstep.py, or directly in tests and benchmarks):
 - ``deliver``: ``LINESYNC_DELIVERY_CONCURRENCY`` sender threads, each claiming
   and settling one ``/users/track`` batch at a time, so that many requests are
   in flight per process while Braze takes its 100-300 ms to answer;
-- ``identity``: one loop sending ``/users/identify`` and ``/users/merge``;
+- ``identity``: one loop sending ``/users/identify`` and ``/users/merge``, reading the
+  identity stream as consumer ``<name>/identity`` (workers/stream_consumer.py);
 - ``heartbeat``: renews the process's lease ``{P}:worker:<name>`` and its entry
   in ``{P}:workers``, takes or renews the lease ``{P}:metrics:exporter`` (one
   process exports the cluster-wide figures), and runs the housekeeping
