@@ -371,7 +371,8 @@ class Settings:
             if name == "braze_subscription_group_id" and self.braze_state_mode == "attributes":
                 continue  # the state goes into custom attributes only
             if getattr(self, name) in (None, ""):
-                why = " (BRAZE_STATE_MODE=attributes needs none)" if name == "braze_subscription_group_id" else ""
+                why = (f" (BRAZE_STATE_MODE={self.braze_state_mode} writes it; BRAZE_STATE_MODE=attributes needs none)"
+                       if name == "braze_subscription_group_id" else "")
                 raise ConfigError(_FIELDS[name].env, f"is required but not set{why}")
         return self
 

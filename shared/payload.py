@@ -86,9 +86,13 @@ def objects_for(line_user_id: str, state: str | None, external_ids: list[str], g
     return out
 
 
-def describe(mode: str, group_id: str | None) -> str:
-    """Where the follow state goes in Braze, in words (doctor, config, start-up log, status page)."""
+def destination(mode: str, group_id: str | None) -> str:
+    """Where the follow state goes in Braze in ``mode``, in words."""
     attrs = f"custom attributes {STATE_ATTRIBUTE} and {STATE_AT_ATTRIBUTE}"
     group = f"subscription group {group_id or '(BRAZE_SUBSCRIPTION_GROUP_ID unset)'}"
-    where = {SUBSCRIPTION_GROUP: group, ATTRIBUTES: attrs, BOTH: f"{group} and {attrs}"}[mode]
-    return f"BRAZE_STATE_MODE={mode}: the follow state is written to the {where}"
+    return {SUBSCRIPTION_GROUP: group, ATTRIBUTES: attrs, BOTH: f"{group} and {attrs}"}[mode]
+
+
+def describe(mode: str, group_id: str | None) -> str:
+    """The mode in force and what it writes (doctor, start-up log, status page)."""
+    return f"BRAZE_STATE_MODE={mode}: the follow state is written to the {destination(mode, group_id)}"

@@ -54,6 +54,7 @@ def test_follow_unfollow_link_and_resync_in_each_mode(stack, line_sb, mode):
     if mode == "attributes":
         del env["BRAZE_SUBSCRIPTION_GROUP_ID"]  # attributes mode starts with no subscription group at all
     stack.workers.append(celery_worker(env, concurrency=4))
+    assert f"BRAZE_STATE_MODE={mode}: the follow state is written to the" in stack.workers[0].output()
     now = int(redis_now(r) * 1000)
     t0, t1, t2 = now - 30_000, now - 20_000, now - 10_000
     assert links.link(r, stack.keys, "crm-a", A, now_ms=now)
