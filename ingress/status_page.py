@@ -4,8 +4,10 @@ Server-rendered HTML with no build step and no script: it refreshes itself
 every ``REFRESH_S`` seconds (``<meta http-equiv="refresh">``) and draws its
 one-hour chart as inline SVG. It shows what ``linesync status`` shows
 (shared/status.py ``gather`` and the resync runs) plus the last hour of
-delivered objects/s and webhooks/s (shared/rates.py). :func:`render` is pure:
-it turns that snapshot into the page.
+delivered objects/s and webhooks/s (shared/rates.py), and where the follow state
+goes in Braze (``BRAZE_STATE_MODE``: the subscription group and/or the custom
+attributes ``line_follow_state`` and ``line_follow_state_at``). :func:`render`
+is pure: it turns that snapshot into the page.
 """
 
 from __future__ import annotations
@@ -18,7 +20,8 @@ from typing import Any
 from flask import Blueprint, Response
 
 from ingress.state import current as state
-from shared import rates
+from shared import payload, rates
+from shared.config import Settings
 from shared.redis_conn import REDIS_DOWN
 from shared.resync_runs import resync_status
 from shared.clock import redis_now
@@ -32,9 +35,20 @@ REFRESH_S = 10
 CHART_W, CHART_H = 720, 180
 
 
-def snapshot(r, keys) -> dict[str, Any]:
+def braze_state(settings: Settings) -> dict[str, Any]:
+    """What the workers write for a follow state, from these settings (the ingress reads the same environment)."""
+    mode, group = settings.braze_state_mode, settings.braze_subscription_group_id
+    out: dict[str, Any] = {"mode": mode, "writes": payload.destination(mode, group)}
+    if mode != payload.SUBSCRIPTION_GROUP:
+        out["attributes"] = {payload.STATE_ATTRIBUTE: " / ".join(payload.FOLLOW_STATES.values()),
+                             payload.STATE_AT_ATTRIBUTE: "time (ISO 8601 UTC) of the event behind the state"}
+    return out
+
+
+def snapshot(r, keys, settings: Settings | None = None) -> dict[str, Any]:
     now = redis_now(r)
     out = gather(r, keys, now)
+    out["braze_state"] = braze_state(settings or Settings())
     out["resync"] = resync_status(r, keys, now=int(now * 1000))
     out["series"] = {name: rates.series(r, keys, name, now) for name in (rates.DELIVERED, rates.WEBHOOKS)}
     out["now"] = now
@@ -45,7 +59,7 @@ def snapshot(r, keys) -> dict[str, Any]:
 def status_page() -> Response:
     st = state()
     try:
-        body, code = render(snapshot(st.redis, st.keys)), 200
+        body, code = render(snapshot(st.redis, st.keys, st.settings)), 200
     except REDIS_DOWN as e:
         body, code = render_down(type(e).__name__), 503
     return Response(body, status=code, mimetype="text/html", headers={"Cache-Control": "no-store"})
@@ -124,6 +138,10 @@ def render(s: dict[str, Any]) -> str:
                 f"<tr><td>{label}</td><td>{_e(run.get('status'))} ({_e(run.get('reason'))}): "
                 f"{_n(run.get('pages'))} pages, {_n(run.get('followers'))} followers"
                 + (f", error: {_e(run['error'])}" if run.get("error") else "") + "</td></tr>")
+    bs = s.get("braze_state") or {}
+    state_rows = "".join(f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in (
+        [("BRAZE_STATE_MODE", bs["mode"]), ("writes", bs["writes"])] if bs else [])
+        + [(f"· {name}", what) for name, what in bs.get("attributes", {}).items()])
     when = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(s["now"]))
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8">
@@ -144,6 +162,8 @@ table {{ border-collapse: collapse; }} td {{ padding: 2px 14px 2px 0; vertical-a
 <div class="figs">{"".join(figures)}</div>
 <h2>Last hour</h2>
 {chart(s["series"], s["now"])}
+<h2>Braze state</h2>
+<table>{state_rows or "<tr><td>unknown</td></tr>"}</table>
 <h2>Braze limits</h2>
 <table>{"".join(limit_rows)}</table>
 <h2>Dead letters</h2>

@@ -15,6 +15,9 @@ Braze semantics kept here (see Braze's REST API docs):
   profile is created) and to true for ``user_alias``, ``braze_id``, ``email``
   and ``phone`` (a missing profile is skipped silently unless the flag is
   explicitly false — the documented way to create an alias-only profile);
+* every other key of an attributes object is a custom attribute, kept per
+  profile (``null`` removes it); ``GET /_sandbox/profiles`` shows them with the
+  type Braze would give each (an ISO 8601 date-time string is a ``time``);
 * invalid items are reported per item in a ``201``'s ``errors`` array; a body
   that is not JSON, or has more objects than the batch size, is a ``400``;
 * identify: alias-only profile gains the external_id, or is merged into the

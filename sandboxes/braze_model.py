@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -21,6 +22,10 @@ SUBSCRIPTION_STATES = ("subscribed", "unsubscribed")
 _RESERVED = frozenset(
     {"external_id", "user_alias", "braze_id", "_update_existing_only", "subscription_groups", "native_line_id"}
 )
+
+# Braze stores a custom attribute whose value is an ISO 8601 date-time string as a time (it can then be
+# segmented with before/after and "more/less than N days ago"); the sandbox shows each attribute's type.
+_TIME_RE = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:?\d{2})?$")
 
 Identifier = tuple[str, Any]  # ("external_id", "x") | ("user_alias", (name, label)) | ("braze_id"|"email"|"phone", v)
 
@@ -107,10 +112,22 @@ class Profile:
             "native_line_id": self.native_line_id,
             "subscription_groups": dict(self.subscription_groups),
             "custom_attributes": json.loads(json.dumps(self.custom_attributes)),
+            "custom_attribute_types": {k: attribute_type(v) for k, v in self.custom_attributes.items()},
             "events": [dict(e) for e in self.events],
             "purchases": [dict(p) for p in self.purchases],
             "history": [dict(h) for h in self.history],
         }
+
+
+def attribute_type(value: Any) -> str:
+    """The data type Braze gives a custom attribute value: boolean, number, time, string, array or object."""
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "time" if _TIME_RE.match(value) else "string"
+    return "array" if isinstance(value, list) else "object"
 
 
 class ItemError(Exception):

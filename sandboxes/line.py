@@ -8,6 +8,12 @@ Endpoints (bearer auth with the access token on each; a wrong token is ``401``):
   that case, so ``linesync doctor`` also takes a ``404`` to mean "not set");
 - ``PUT /v2/bot/channel/webhook/endpoint`` with ``{"endpoint": "https://…"}``
   sets it (``http://`` is accepted too, for local ingresses; LINE itself takes HTTPS only);
+- ``POST /v2/bot/message/push`` with ``{"to": "U…", "messages": [1-5 message objects]}``
+  (what a Braze webhook campaign calls in a workspace without Braze's LINE channel,
+  docs/braze-without-line-channel.md): ``200 {"sentMessages": […]}``, ``400`` for a
+  malformed body, ``409`` for an ``X-Line-Retry-Key`` already accepted; kept for
+  tests as ``GET /_sandbox/pushes`` (like LINE, a push to someone who is not a
+  follower is accepted too: the sandbox marks it ``"follower": false``);
 - ``POST /v2/bot/channel/webhook/test`` with ``{"endpoint": …}`` (optional; default
   the URL on file) really POSTs ``{"destination": <bot user id>, "events": []}``
   there, signed (``X-Line-Signature``) with the sandbox's channel secret, and
@@ -65,8 +71,12 @@ FOLLOWERS = "/v2/bot/followers/ids"
 BOT_INFO = "/v2/bot/info"
 WEBHOOK_ENDPOINT = "/v2/bot/channel/webhook/endpoint"
 WEBHOOK_TEST = "/v2/bot/channel/webhook/test"
+PUSH = "/v2/bot/message/push"
+# LINE takes 1 to 5 message objects per push, a text message up to 5,000 characters.
+MAX_PUSH_MESSAGES = 5
+MAX_TEXT_LENGTH = 5000
 # path -> the methods it answers.
-_API = {FOLLOWERS: ("GET",), BOT_INFO: ("GET",), WEBHOOK_ENDPOINT: ("GET", "PUT"), WEBHOOK_TEST: ("POST",)}
+_API = {FOLLOWERS: ("GET",), BOT_INFO: ("GET",), WEBHOOK_ENDPOINT: ("GET", "PUT"), WEBHOOK_TEST: ("POST",), PUSH: ("POST",)}
 
 AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
 FORBIDDEN = "Access to this API is not available for your account"
@@ -200,6 +210,8 @@ class LineSandbox(Sandbox):
         self._by_status: dict[str, dict[str, int]] = {}
         self._pages = 0
         self._ids_served = 0
+        self._pushes: list[dict[str, Any]] = []
+        self._retry_keys: set[str] = set()
 
     def reset(self) -> None:
         """Forget counters and faults (the follower list stays)."""
@@ -286,6 +298,11 @@ class LineSandbox(Sandbox):
         with self._lock:
             return self._faults.to_json()
 
+    def pushes(self) -> list[dict[str, Any]]:
+        """Accepted pushes, oldest first: ``{"to", "messages", "retry_key", "follower"}``."""
+        with self._lock:
+            return [dict(p) for p in self._pushes]
+
     def stats(self) -> dict[str, Any]:
         with self._lock:
             return {
@@ -338,6 +355,8 @@ class LineSandbox(Sandbox):
                 return self._reply(path, 200, self._bot_info())
             if path == FOLLOWERS:
                 return self._followers_page(request)
+            if path == PUSH:
+                return self._push(request)
         if path == WEBHOOK_ENDPOINT:
             return self._webhook_endpoint_call(request)
         return self._webhook_test(request)  # outside the lock: it waits for the endpoint's answer
@@ -396,6 +415,25 @@ class LineSandbox(Sandbox):
         self._ids_served += len(ids)
         return self._reply(FOLLOWERS, 200, body)
 
+    def _push(self, request: Request) -> Response:
+        try:
+            body = request.json()
+        except (ValueError, UnicodeDecodeError):
+            body = None
+        problem = _push_problem(body)
+        if problem:
+            return self._reply(PUSH, 400, {"message": "The request body has 1 error(s)", "details": [problem]})
+        key = request.headers.get("x-line-retry-key")
+        if key and key in self._retry_keys:
+            return self._reply(PUSH, 409, {"message": "The retry key is already accepted"})
+        if key:
+            self._retry_keys.add(key)
+        to = body["to"]
+        self._pushes.append({"to": to, "messages": body["messages"], "retry_key": key,
+                             "follower": any(u == to for u in self._followers)})
+        sent = [{"id": str(len(self._pushes) * 10 + i)} for i in range(len(body["messages"]))]
+        return self._reply(PUSH, 200, {"sentMessages": sent})
+
     def _bot_info(self) -> dict[str, Any]:
         return {
             "userId": BOT_USER_ID,
@@ -431,6 +469,8 @@ class LineSandbox(Sandbox):
                                       "webhook_unset", "webhook_inactive"})
                 self.set_faults(**body)
                 return json_response(200, self.faults())
+            if route == ("GET", "/_sandbox/pushes"):
+                return json_response(200, {"pushes": self.pushes()})
             if route == ("GET", "/_sandbox/followers"):
                 return json_response(200, {"count": self.follower_count()})
             if route == ("POST", "/_sandbox/followers"):
@@ -450,6 +490,25 @@ class LineSandbox(Sandbox):
             return json_response(400, {"message": str(e)})
         return json_response(404, {"message": "no such sandbox endpoint"})
 
+
+
+def _push_problem(body: Any) -> dict[str, str] | None:
+    """What LINE would reject in a push body (the first problem), or None."""
+    if not isinstance(body, dict):
+        return {"message": "must be a JSON object", "property": ""}
+    to = body.get("to")
+    if not isinstance(to, str) or not to:
+        return {"message": "must be specified", "property": "to"}
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not 1 <= len(messages) <= MAX_PUSH_MESSAGES:
+        return {"message": f"size must be between 1 and {MAX_PUSH_MESSAGES}", "property": "messages"}
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict) or not isinstance(m.get("type"), str):
+            return {"message": "must be specified", "property": f"messages[{i}].type"}
+        text = m.get("text")
+        if m["type"] == "text" and (not isinstance(text, str) or not text or len(text) > MAX_TEXT_LENGTH):
+            return {"message": f"length must be between 1 and {MAX_TEXT_LENGTH}", "property": f"messages[{i}].text"}
+    return None
 
 
 # ---------------------------------------------------------------------- the test delivery

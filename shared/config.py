@@ -179,6 +179,16 @@ def _log_level(text: str) -> str:
     return t
 
 
+STATE_MODES = ("subscription_group", "attributes", "both")  # shared/payload.py writes each
+
+
+def _state_mode(text: str) -> str:
+    t = text.strip().lower()
+    if t not in STATE_MODES:
+        raise ValueError("expected one of " + ", ".join(STATE_MODES))
+    return t
+
+
 def _forward_events(text: str) -> tuple[str, ...]:
     from shared.forward import FORWARDABLE  # here, not at the top: shared.forward imports the event model
 
@@ -272,6 +282,7 @@ _FIELDS: dict[str, _Field] = {
     "braze_rest_endpoint": _Field("BRAZE_REST_ENDPOINT", _http_url, None),
     "braze_api_key": _Field("BRAZE_API_KEY", _text, None, secret=True),
     "braze_subscription_group_id": _Field("BRAZE_SUBSCRIPTION_GROUP_ID", _text, None),
+    "braze_state_mode": _Field("BRAZE_STATE_MODE", _state_mode, "subscription_group"),
     "braze_track_batch_size": _Field("BRAZE_TRACK_BATCH_SIZE", _positive_int, DEFAULT_TRACK_BATCH_SIZE),
     "braze_track_rate_limit": _Field("BRAZE_TRACK_RATE_LIMIT", parse_rate, parse_rate(DEFAULT_TRACK_RATE_LIMIT)),
     "ingress_max_body_bytes": _Field("INGRESS_MAX_BODY_BYTES", _positive_int, DEFAULT_MAX_BODY_BYTES),
@@ -317,6 +328,7 @@ class Settings:
     braze_rest_endpoint: str | None = None
     braze_api_key: str | None = field(default=None, repr=False)
     braze_subscription_group_id: str | None = None
+    braze_state_mode: str = "subscription_group"  # attributes: no subscription group needed (no LINE channel)
     braze_track_batch_size: int = DEFAULT_TRACK_BATCH_SIZE
     braze_track_rate_limit: RateLimit = parse_rate(DEFAULT_TRACK_RATE_LIMIT)
     ingress_max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
@@ -356,8 +368,12 @@ class Settings:
     def require(self, *names: str) -> Settings:
         """Raise ConfigError for the first named attribute that is unset."""
         for name in names:
+            if name == "braze_subscription_group_id" and self.braze_state_mode == "attributes":
+                continue  # the state goes into custom attributes only
             if getattr(self, name) in (None, ""):
-                raise ConfigError(_FIELDS[name].env, "is required but not set")
+                why = (f" (BRAZE_STATE_MODE={self.braze_state_mode} writes it; BRAZE_STATE_MODE=attributes needs none)"
+                       if name == "braze_subscription_group_id" else "")
+                raise ConfigError(_FIELDS[name].env, f"is required but not set{why}")
         return self
 
     def replace(self, **changes: Any) -> Settings:

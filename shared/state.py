@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
+from shared.events import version_timestamp
 from shared.keys import Keys
 from shared.scripts import script
 
@@ -74,6 +75,11 @@ def get(r: redis.Redis, keys: Keys, user: str) -> tuple[str, str] | None:
         return None
     v = v.decode()
     return v[:-1], v[-1]
+
+
+def effective_ms(version: str) -> int:
+    """The effective time (epoch ms) a version was stamped with: the event's, or a resync run's start."""
+    return version_timestamp(version)
 
 
 def mark_dirty(r: redis.Redis, keys: Keys, users: Iterable[str], *, now_ms: int) -> int:

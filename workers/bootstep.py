@@ -26,6 +26,7 @@ class EngineStep(bootsteps.StartStopStep):
     def start(self, worker):
         from shared import redis_checks
         from shared.errors import ConfigError
+        from shared.payload import describe
         from workers.engine import Engine
         from workers.hooks import consume_hooks
         from workers.resync_tasks import wake
@@ -36,6 +37,7 @@ class EngineStep(bootsteps.StartStopStep):
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code
+        log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
         self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
 
     def stop(self, worker):

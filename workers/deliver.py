@@ -222,7 +222,8 @@ class Deliverer:
     def _attributes(self, items: list[Item]) -> tuple[list[dict], list[str]]:
         objs, owners = [], []
         for it in items:
-            for o in payload.objects_for(it.user, it.state, it.external_ids, self.group):
+            for o in payload.objects_for(it.user, it.state, it.external_ids, self.group, version=it.version,
+                                         mode=self.settings.braze_state_mode):
                 objs.append(o)
                 owners.append(it.user)
         return objs, owners

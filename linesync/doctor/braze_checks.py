@@ -1,4 +1,5 @@
-"""Braze: the REST endpoint answers and takes the API key for /users/track; the group id looks right.
+"""Braze: the REST endpoint answers and takes the API key for /users/track; the state mode in force
+(BRAZE_STATE_MODE) and, where it writes one, the subscription group id looks right.
 
 The key is tried with a /users/track request that changes no profile: one
 attributes object for an external_id that cannot exist, with
@@ -16,7 +17,8 @@ import re
 import uuid
 
 from linesync.doctor.http import Http, HttpFailure
-from shared.check import Check, failed, passed
+from shared import payload
+from shared.check import Check, failed, passed, skipped
 
 TRACK_PATH = "/users/track"
 # Braze ids (subscription groups among them) are UUIDs.
@@ -28,15 +30,29 @@ KEY_HINT = ("Braze dashboard > Settings > APIs and Identifiers: a REST API key w
             "(a key only works on its own instance's REST endpoint)")
 
 
-def subscription_group(group_id: str | None) -> Check:
+GROUP_HINT = "copy the id of your LINE subscription group (Braze > Audience > Subscriptions)"
+NO_CHANNEL_HINT = ("; a workspace without Braze's LINE channel has no LINE subscription group: set "
+                   "BRAZE_STATE_MODE=attributes (docs/braze-without-line-channel.md)")
+
+
+def state_mode(mode: str, group_id: str | None) -> Check:
+    """Which mode is in force, in words: where the follow state goes in Braze."""
+    detail = payload.describe(mode, group_id)
+    if mode == payload.ATTRIBUTES and group_id:
+        detail += " (BRAZE_SUBSCRIPTION_GROUP_ID is set but not used in this mode; 'both' writes it too)"
+    return passed("braze.state_mode", detail)
+
+
+def subscription_group(group_id: str | None, mode: str = payload.SUBSCRIPTION_GROUP) -> Check:
     name = "braze.subscription_group"
+    if mode == payload.ATTRIBUTES:
+        return skipped(name, "not used: BRAZE_STATE_MODE=attributes writes custom attributes only")
     if not group_id:
-        return failed(name, "BRAZE_SUBSCRIPTION_GROUP_ID is not set",
-                      "copy the id of your LINE subscription group (Braze > Audience > Subscriptions)")
+        return failed(name, f"BRAZE_SUBSCRIPTION_GROUP_ID is not set (BRAZE_STATE_MODE={mode} writes it)",
+                      GROUP_HINT + NO_CHANNEL_HINT)
     if not BRAZE_ID.match(group_id):
         return failed(name, "BRAZE_SUBSCRIPTION_GROUP_ID does not look like a Braze id (a UUID such as "
-                            "0b1e0b1e-aaaa-4bbb-8ccc-0123456789ab)",
-                      "copy the id of your LINE subscription group (Braze > Audience > Subscriptions)")
+                            "0b1e0b1e-aaaa-4bbb-8ccc-0123456789ab)", GROUP_HINT)
     return passed(name, f"subscription group {group_id}")
 
 

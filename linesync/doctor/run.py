@@ -60,7 +60,8 @@ def line_section(settings: Settings, http: Http, *, send_test: bool) -> list[Che
 
 def braze_section(settings: Settings, http: Http) -> list[Check]:
     return [braze_checks.api_key(http, settings.braze_rest_endpoint, settings.braze_api_key),
-            braze_checks.subscription_group(settings.braze_subscription_group_id)]
+            braze_checks.state_mode(settings.braze_state_mode, settings.braze_subscription_group_id),
+            braze_checks.subscription_group(settings.braze_subscription_group_id, settings.braze_state_mode)]
 
 
 def process_section(r: redis.Redis, keys: Keys, *, resync_max_age_s: float) -> list[Check]:

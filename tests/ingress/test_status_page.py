@@ -89,3 +89,30 @@ def test_served_on_the_admin_surface_only(r, keys, client, public_client):
     assert page.status_code == 200 and page.mimetype == "text/html"
     assert "linesync status" in page.get_data(as_text=True) and page.headers["Cache-Control"] == "no-store"
     assert public_client.get("/status").status_code == 404
+
+
+@pytest.mark.parametrize("mode, shown, hidden", [
+    ("subscription_group", ["subscription group sg-page"], ["line_follow_state"]),
+    ("attributes", ["custom attributes line_follow_state and line_follow_state_at", "followed / unfollowed",
+                    "line_follow_state_at"], ["sg-page"]),
+    ("both", ["subscription group sg-page and custom attributes", "followed / unfollowed"], []),
+])
+def test_shows_where_the_follow_state_goes_in_braze(r, keys, mode, shown, hidden):
+    from shared.config import Settings
+
+    page = status_page.render(status_page.snapshot(r, keys, Settings(braze_subscription_group_id="sg-page",
+                                                                     braze_state_mode=mode)))
+    assert f"<td>BRAZE_STATE_MODE</td><td>{mode}</td>" in page
+    for text in shown:
+        assert text in page, text
+    for text in hidden:
+        assert text not in page, text
+
+
+def test_the_served_page_shows_the_ingress_s_state_mode(r, keys, settings):
+    from ingress import create_app
+    from tests.ingress.conftest import admin_surface
+
+    app = create_app(settings.replace(braze_state_mode="attributes", braze_subscription_group_id=None))
+    page = admin_surface(app.test_client()).get("/status").get_data(as_text=True)
+    assert "<td>BRAZE_STATE_MODE</td><td>attributes</td>" in page and "line_follow_state_at" in page

@@ -53,3 +53,21 @@ def test_a_malformed_setting_is_one_line_naming_it(clean_env, monkeypatch, capsy
     err = capsys.readouterr().err.strip()
     assert err.startswith("linesync: configuration error: RESYNC_SCHEDULE: is malformed (hour: 25")
     assert "\n" not in err
+
+
+@pytest.mark.parametrize("mode, state_line, group_line", [
+    (None, ["subscription_group", "(default)", "->", "subscription", "group", "sg-1"], ["sg-1"]),
+    ("attributes", ["attributes", "->", "custom", "attributes", "line_follow_state", "and", "line_follow_state_at"],
+     ["sg-1", "(not", "used:", "BRAZE_STATE_MODE=attributes)"]),
+    ("both", ["both", "->", "subscription", "group", "sg-1", "and", "custom", "attributes", "line_follow_state",
+              "and", "line_follow_state_at"], ["sg-1"]),
+])
+def test_says_which_state_mode_is_in_force(clean_env, mode, state_line, group_line):
+    env = {"BRAZE_SUBSCRIPTION_GROUP_ID": "sg-1", **({"BRAZE_STATE_MODE": mode} if mode else {})}
+    res = CliRunner().invoke(cli, ["config"], env=env)
+    assert res.exit_code == 0, res.output
+    lines = {line.split()[0]: line.split()[1:] for line in res.output.splitlines()}
+    assert lines["BRAZE_STATE_MODE"] == state_line
+    assert lines["BRAZE_SUBSCRIPTION_GROUP_ID"] == group_line
+    assert json.loads(CliRunner().invoke(cli, ["config", "--json"], env=env).output)["BRAZE_STATE_MODE"] == (
+        mode or "subscription_group")

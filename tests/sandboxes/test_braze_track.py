@@ -163,3 +163,29 @@ def test_stats(http, braze):
     assert stats["rate_limited"] == 0
     assert sum(stats["track_requests_per_second"].values()) == 2
     assert stats["profiles"] == 2
+
+
+def test_custom_attributes_are_kept_per_profile_with_their_braze_type(http, braze):
+    """linesync's attributes mode: line_follow_state(_at) on the alias and the linked profile, newest write wins."""
+    state = {"line_follow_state": "followed", "line_follow_state_at": "2026-12-06T04:59:12.345Z"}
+    alias = {"user_alias": {"alias_name": "Ua", "alias_label": "line_id"}, "_update_existing_only": False,
+             "native_line_id": "Ua", **state}
+    r = track(http, braze, attributes=[alias, {"external_id": "crm-1", "native_line_id": "Ua", **state}])
+    assert r.status_code == 201 and "errors" not in r.json()
+    later = {"line_follow_state": "unfollowed", "line_follow_state_at": "2026-12-06T05:00:00.000Z"}
+    assert track(http, braze, attributes=[{**alias, **later}]).status_code == 201
+    profiles = {p["native_line_id"] + ":" + str(p["external_id"]): p
+                for p in http.get(f"{braze.url}/_sandbox/profiles").json()["profiles"]}
+    assert profiles["Ua:None"]["custom_attributes"] == later
+    assert profiles["Ua:crm-1"]["custom_attributes"] == state
+    for p in profiles.values():
+        assert p["subscription_groups"] == {}  # attributes only: no group written
+        assert p["custom_attribute_types"] == {"line_follow_state": "string", "line_follow_state_at": "time"}
+
+
+def test_attribute_types():
+    from sandboxes.braze_model import attribute_type
+
+    assert [attribute_type(v) for v in (True, 3, 2.5, "x", "2026-12-06", "2026-12-06T04:59:12.345Z",
+                                        "2026-12-06T04:59:12+09:00", [1], {"a": 1})] == [
+        "boolean", "number", "number", "string", "string", "time", "time", "array", "object"]

@@ -201,3 +201,27 @@ def test_defaults_names_the_variables_left_at_their_default():
     d = load_settings({"BRAZE_TRACK_BATCH_SIZE": "50", "LINESYNC_KEY_PREFIX": "linesync"}).defaults()
     assert "BRAZE_TRACK_BATCH_SIZE" not in d
     assert {"LINESYNC_KEY_PREFIX", "RESYNC_SCHEDULE", "LINESYNC_PUBLIC_URL"} <= d
+
+
+# ---- BRAZE_STATE_MODE: a workspace without Braze's LINE channel needs no subscription group -------
+
+
+def test_state_mode_defaults_to_the_subscription_group_and_is_checked():
+    assert load_settings({}).braze_state_mode == "subscription_group"
+    assert load_settings({"BRAZE_STATE_MODE": " Attributes "}).braze_state_mode == "attributes"
+    with pytest.raises(ConfigError) as e:
+        load_settings({"BRAZE_STATE_MODE": "attribute"})
+    assert e.value.variable == "BRAZE_STATE_MODE" and "subscription_group, attributes, both" in str(e.value)
+
+
+@pytest.mark.parametrize("mode, needs_group", [("subscription_group", True), ("both", True), ("attributes", False)])
+def test_the_worker_needs_the_group_id_unless_attributes_only(mode, needs_group):
+    env = {"REDIS_URL": "redis://localhost", "BRAZE_REST_ENDPOINT": "https://rest.iad-01.braze.com",
+           "BRAZE_API_KEY": "k", "BRAZE_STATE_MODE": mode}
+    settings = load_settings(env)
+    if needs_group:
+        with pytest.raises(ConfigError) as e:
+            settings.require(*ROLE_REQUIREMENTS["worker"])
+        assert e.value.variable == "BRAZE_SUBSCRIPTION_GROUP_ID" and "BRAZE_STATE_MODE=attributes" in str(e.value)
+    else:
+        assert settings.require(*ROLE_REQUIREMENTS["worker"]) is settings
