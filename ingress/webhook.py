@@ -2,7 +2,7 @@
 
 No per-event work happens here; the workers do it. Outcomes:
 
-  401  X-Line-Signature missing or wrong             nothing stored
+  401  X-Line-Signature missing or wrong             nothing stored; counted, logged as a summary a minute
   413  body over INGRESS_MAX_BODY_BYTES               nothing stored
   411  body without Content-Length (chunked)          nothing stored, the body is not read
   400  signed, but not the envelope                   raw body kept in the rejected stream
@@ -101,7 +101,7 @@ def receive(st: IngressState, environ: dict[str, Any]) -> tuple[str, int, dict[s
 
     signature = environ.get(SIGNATURE_ENVIRON)
     if not verify(st.secret, body, signature):
-        log.info("unauthorized webhook: signature %s (%d bytes)", "wrong" if signature else "missing", len(body))
+        _log_unauthorized(st, "wrong" if signature else "missing")
         return metrics.UNAUTHORIZED, 401, {"error": "invalid signature"}, 0
 
     try:
@@ -158,6 +158,17 @@ def _read_up_to(stream: Any, size: int) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _log_unauthorized(st: IngressState, kind: str) -> None:
+    """Anyone may send these: counted (the metric), logged a minute's worth per line (ingress/log_summary.py)."""
+    summary = st.unauthorized_log.note(kind)
+    if summary is not None:
+        log.warning("unauthorized webhooks (401, nothing stored): %d in the last %.0f s "
+                    "(signature missing: %d, wrong: %d); at most one such line every %.0f s, "
+                    "each one counted in linesync_ingress_requests_total{outcome=\"unauthorized\"}",
+                    summary.total, summary.seconds, summary.counts.get("missing", 0),
+                    summary.counts.get("wrong", 0), st.unauthorized_log.interval)
 
 
 def _keep_rejected(st: IngressState, body: bytes, reason: str) -> tuple[str, int, dict[str, str], int]:

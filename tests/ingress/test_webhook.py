@@ -162,6 +162,32 @@ def test_other_methods_and_paths_answer_json(client):
     assert resp.status_code == 404 and resp.get_json() == {"error": "not found"}
 
 
+def test_unsigned_requests_are_counted_and_logged_as_one_summary_a_minute(app, post, follow_body, caplog):
+    """Anyone can send them: no log line each (a flood would fill the log), a metric and a summary instead."""
+    from prometheus_client import REGISTRY
+
+    from ingress.state import EXTENSION
+
+    def unauthorized() -> float:
+        return REGISTRY.get_sample_value("linesync_ingress_requests_total", {"outcome": "unauthorized"}) or 0.0
+
+    now = [5000.0]
+    app.extensions[EXTENSION].unauthorized_log.clock = lambda: now[0]
+    before = unauthorized()
+    with caplog.at_level("DEBUG", logger="ingress"):
+        statuses = {post(follow_body, signature=None if i % 4 == 0 else "wrong").status_code for i in range(100)}
+        now[0] += 61
+        assert post(follow_body, signature=None).status_code == 401
+    assert statuses == {401}
+    assert unauthorized() - before == 101
+    lines = [(rec.levelname, rec.getMessage()) for rec in caplog.records if rec.name.startswith("ingress")]
+    assert [level for level, _ in lines] == ["WARNING", "WARNING"]  # the first at once, then one a minute
+    assert lines[0][1].startswith("unauthorized webhooks (401, nothing stored): 1 in the last 0 s "
+                                  "(signature missing: 1, wrong: 0)")
+    assert lines[1][1].startswith("unauthorized webhooks (401, nothing stored): 100 in the last 61 s "
+                                  "(signature missing: 25, wrong: 75)")
+
+
 def test_no_secret_or_signature_or_body_logged_at_info(post, follow_body, caplog):
     signature = sign(TEST_SECRET, follow_body)
     with caplog.at_level("INFO"):
