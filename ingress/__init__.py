@@ -47,7 +47,7 @@ def create_app(config: Settings | None = None, *, admin_bind: str = DEFAULT_ADMI
 
     app = Flask(__name__)
     # Any route reading a form or JSON gets Werkzeug's limit; /line/events reads its raw
-    # body itself and enforces the same limit on chunked bodies too (ingress/webhook.py).
+    # body itself, within the same limit, and refuses chunked bodies (ingress/webhook.py).
     app.config["MAX_CONTENT_LENGTH"] = config.ingress_max_body_bytes
     app.extensions[EXTENSION] = IngressState(
         settings=config,

@@ -4,8 +4,9 @@ All under ``/v1/``, served on the admin bind only (ingress/surface.py), all
 need ``Authorization: Bearer <LINESYNC_ADMIN_TOKEN>`` (compared in constant
 time). With the variable unset the endpoints are off: they answer 404 as if
 absent. A wrong or missing token is 401 and logged; after 10 of them from one
-remote address within a minute, that address gets 429 for a minute
-(ingress/auth_throttle.py, per process). Every call is logged at INFO: who (the
+remote address within a minute, that address's wrong tokens get 429 for a
+minute, unlogged (ingress/auth_throttle.py, per process). The right token
+always passes: bad tokens cannot lock an operator out. Every call is logged at INFO: who (the
 remote address), what (method and path), how many items, the answer; never the
 token or the body.
 
@@ -62,24 +63,23 @@ def _authorize():
     token = st.settings.admin_token
     if not token:
         return json_response(404, {"error": "not found"})
+    given = request.headers.get("Authorization", "")
+    if hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+        return None  # the right token passes, blocked address or not: bad tokens cannot lock it out
     who = request.remote_addr or "?"
+    g.admin_logged = True
     wait = st.admin_failures.retry_after(who)
-    if wait:
-        g.admin_logged = True  # announced when the block started
+    if wait:  # announced when the block started; not logged one by one
         resp = json_response(429, {"error": "too many bad tokens, try again later"})
         resp.headers["Retry-After"] = str(math.ceil(wait))
         return resp
-    given = request.headers.get("Authorization", "")
-    expected = f"Bearer {token}"
-    if not hmac.compare_digest(given.encode(), expected.encode()):
-        count = st.admin_failures.failed(who)
-        g.admin_logged = True
-        log.warning("admin API: %s token from %s on %s %s (%d in the last %.0f s)%s",
-                    "wrong" if given else "no", who, request.method, request.path, count,
-                    st.admin_failures.window,
-                    f"; 429 for {st.admin_failures.block:.0f} s" if count >= st.admin_failures.max_failures else "")
-        return json_response(401, {"error": "unauthorized"})
-    return None
+    count = st.admin_failures.failed(who)
+    log.warning("admin API: %s token from %s on %s %s (%d in the last %.0f s)%s",
+                "wrong" if given else "no", who, request.method, request.path, count,
+                st.admin_failures.window,
+                f"; its bad tokens get 429 for {st.admin_failures.block:.0f} s"
+                if count >= st.admin_failures.max_failures else "")
+    return json_response(401, {"error": "unauthorized"})
 
 
 @bp.after_request

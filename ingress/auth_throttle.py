@@ -1,6 +1,15 @@
 """Repeated bad tokens on the admin API: after MAX_FAILURES 401s from one remote
-address within WINDOW seconds, that address gets 429 for BLOCK seconds (a right
-token included, so guessing stops).
+address within WINDOW seconds, that address's bad tokens get 429 for BLOCK
+seconds, without a log line each (ingress/admin.py).
+
+Only failures are counted and refused: the right token always passes, checked
+first. An address is not a person (a NAT, a bastion host, the proxy every
+caller shares), and a script retrying a stale token, or someone guessing, from
+the operator's address must not lock the operator out. So this does not slow
+guessing (nothing can, without also refusing the right token on that address):
+the token's length does that, and a 32-byte random one cannot be guessed. What
+the throttle does is flag the caller once (a WARNING at the block) and keep its
+bad tokens from filling the log.
 
 Kept in memory, per process: each gunicorn worker counts on its own, so an
 address may get up to ``workers`` × MAX_FAILURES tries per window before every

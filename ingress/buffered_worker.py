@@ -26,11 +26,15 @@ Every wait is bounded:
   ``408`` (if it had started a request) and the connection is closed.
 - Headers over MAX_HEADER_BYTES: ``431`` and the connection is closed.
 - A body over the application's ``MAX_CONTENT_LENGTH`` (the ingress sets it to
-  ``INGRESS_MAX_BODY_BYTES``) is not buffered: with a ``Content-Length`` the
-  request is served as soon as its headers are in, the application answers
-  ``413`` without reading it, and the connection is closed instead of drained;
-  a chunked one gets ``413`` from the worker as soon as its chunk sizes add up
-  to more (a malformed chunked body: ``400``), and is closed.
+  ``INGRESS_MAX_BODY_BYTES``) is not buffered: the request is served as soon
+  as its headers are in, the application answers ``413`` without reading it,
+  and the connection is closed instead of drained.
+- A body must come with a ``Content-Length``: a chunked one gets ``411`` from
+  the worker as soon as the headers are in, before a byte of it is read (any
+  other ``Transfer-Encoding``, or one with a ``Content-Length``: ``400``), and
+  the connection is closed. Every request thus costs work in proportion to its
+  bytes, at most the header and body limits of them
+  (ingress/framing.py says why chunked bodies did not).
 - While serving, a read the parser still makes from the socket (it should
   not: the request is in) gives up THREAD_READ_TIMEOUT after the hand-over,
   and a send to a client that does not read gives up after THREAD_IO_TIMEOUT
@@ -58,7 +62,16 @@ from gunicorn import http
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers import gthread
 
-from ingress.framing import BAD_BODY, BODY_TOO_LARGE, COMPLETE, HEADERS_TOO_LARGE, NEED_MORE, RequestFraming
+from ingress.framing import (
+    BAD_FRAMING,
+    BAD_FRAMING_DETAIL,
+    COMPLETE,
+    HEADERS_TOO_LARGE,
+    LENGTH_REQUIRED,
+    LENGTH_REQUIRED_DETAIL,
+    NEED_MORE,
+    RequestFraming,
+)
 
 # A request must be in (headers and body) this long after its first byte; a new
 # connection's first request this long after the accept. LINE sends a webhook in
@@ -95,8 +108,9 @@ _MORE = object()
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-def _answer(status: int, reason: str) -> bytes:
-    body = json.dumps({"error": reason.lower()}).encode()
+def _answer(status: int, reason: str, detail: str | None = None) -> bytes:
+    error = {"error": reason.lower()} | ({"detail": detail} if detail else {})
+    body = json.dumps(error).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
     return head.encode("latin-1") + body
@@ -106,8 +120,8 @@ REQUEST_TIMEOUT_ANSWER = _answer(408, "Request Timeout")
 # Requests refused by the worker itself, by RequestFraming's verdict: (answer, metric reason).
 REFUSALS = {
     HEADERS_TOO_LARGE: (_answer(431, "Request Header Fields Too Large"), "headers_too_large"),
-    BODY_TOO_LARGE: (_answer(413, "Request Entity Too Large"), "body_too_large"),
-    BAD_BODY: (_answer(400, "Bad Request"), "bad_body"),
+    LENGTH_REQUIRED: (_answer(411, "Length Required", LENGTH_REQUIRED_DETAIL), "length_required"),
+    BAD_FRAMING: (_answer(400, "Bad Request", BAD_FRAMING_DETAIL), "bad_framing"),
 }
 
 

@@ -7,17 +7,27 @@ client that sends its headers and then dribbles (or stalls) holds no thread.
 they arrive, it says when the request is complete. It does not validate the
 request: gunicorn's own parser does that, in the thread, on the same bytes.
 What it must never do is call a request complete before gunicorn would (the
-thread would then wait on the socket). Where a request cannot be buffered it
-says so, with what to do:
+thread would then wait on the socket).
+
+A body is framed by ``Content-Length`` only. LINE always sends one, and so do
+the admin clients; a ``Transfer-Encoding`` (chunked) body is refused as soon
+as the headers are in, before a byte of it is read. Decoding chunked bodies
+cost work out of proportion to their size (gunicorn's chunked reader copies
+what is left of a buffered body once per chunk: quadratic), and chunk-line
+extensions made a small body cost a lot of buffer. So the work per request
+is the scan of its bytes, once, and at most ``max_header_bytes`` plus
+``max_body_bytes`` of them are ever kept.
+
+Where a request cannot be buffered the verdict says what to do:
 
 - ``UNBUFFERED``: hand it over as it is, once its headers are in. Either the
   declared ``Content-Length`` is over the limit (the application answers 413
-  without reading the body) or the headers frame the body in a way gunicorn
-  refuses (two lengths, a length with Transfer-Encoding, a Transfer-Encoding
-  not ending in chunked: gunicorn answers 400 before reading a body byte).
-- ``BODY_TOO_LARGE`` / ``BAD_BODY``: a chunked body over the limit, or with a
-  malformed chunk line; the worker answers 413 / 400 itself, without a thread
-  ever waiting for the rest.
+  without reading the body) or it is not one length gunicorn accepts (two of
+  them, not digits: gunicorn answers 400 before reading a body byte).
+- ``LENGTH_REQUIRED``: a chunked body; the worker answers 411 and closes.
+- ``BAD_FRAMING``: a ``Transfer-Encoding`` that does not end in chunked, or
+  one with a ``Content-Length`` too (ambiguous, a request-smuggling classic);
+  the worker answers 400 and closes.
 - ``HEADERS_TOO_LARGE``: the worker answers 431.
 
 Pure: no sockets, no clock. Incremental: each byte is scanned about once.
@@ -29,17 +39,18 @@ from __future__ import annotations
 NEED_MORE = "need_more"                  # keep reading
 COMPLETE = "complete"                    # the whole request is in `data` (maybe more behind it)
 UNBUFFERED = "unbuffered"                # hand it over once its headers are in: nothing more will be read
-                                         # (Content-Length over the limit: 413; framing gunicorn refuses: 400)
+                                         # (Content-Length over the limit: 413; lengths gunicorn refuses: 400)
 HEADERS_TOO_LARGE = "headers_too_large"  # no end of headers within the limit: answer 431 and close
-BODY_TOO_LARGE = "body_too_large"        # a chunked body over the limit: answer 413 and close
-BAD_BODY = "bad_body"                    # a malformed chunked body: answer 400 and close
+LENGTH_REQUIRED = "length_required"      # a chunked body: answer 411 and close
+BAD_FRAMING = "bad_framing"              # a Transfer-Encoding not ending in chunked, or with a Content-Length:
+                                         # answer 400 and close
 
-# A chunk-size line (hex digits and extensions) longer than this is not a chunk-size line.
-MAX_CHUNK_LINE = 1024
+# What a client refused with 411 or 400 is told (by the worker, or by the webhook under another server).
+LENGTH_REQUIRED_DETAIL = "send the body with a Content-Length; chunked bodies are not accepted"
+BAD_FRAMING_DETAIL = "a body is framed by one Content-Length, never by Transfer-Encoding"
 
 _CRLF = b"\r\n"
 _HEADERS_END = b"\r\n\r\n"
-_HEX = b"0123456789abcdefABCDEF"
 
 
 class RequestFraming:
@@ -57,11 +68,7 @@ class RequestFraming:
         self.state = NEED_MORE
         self.expects_continue = False
         self._headers_end = -1     # offset of the first body byte, once the headers are in
-        self._length: int | None = None  # Content-Length, when the body has one
-        self._chunked = False
-        self._pos = 0              # chunked: offset of the next chunk-size (or trailer) line
-        self._body = 0             # chunked: body bytes announced so far
-        self._trailers = False     # chunked: past the last chunk, reading trailer lines
+        self._length = 0           # Content-Length (0: no body)
 
     def feed(self, chunk: bytes) -> str:
         """Add bytes; return the state (NEED_MORE until the request is complete or handed over)."""
@@ -83,9 +90,7 @@ class RequestFraming:
             self._read_headers(bytes(self.data[:end]))
             if self.state != NEED_MORE:
                 return self.state
-        if self._chunked:
-            self.state = self._scan_chunks()
-        elif len(self.data) >= self._headers_end + (self._length or 0):
+        if len(self.data) >= self._headers_end + self._length:
             self.state = COMPLETE
         return self.state
 
@@ -109,13 +114,10 @@ class RequestFraming:
             elif name == b"expect":
                 expect = value.strip().lower()
         if codings:
-            # gunicorn accepts a Transfer-Encoding that ends in chunked (and only then), never with Content-Length.
-            if codings[-1] != b"chunked" or lengths:
-                self.state = UNBUFFERED
-                return
-            self._chunked = True
-            self._pos = self._headers_end
-        elif lengths:
+            # RFC 9112 6.1: a coding list not ending in chunked, or with a Content-Length: 400.
+            self.state = LENGTH_REQUIRED if codings[-1] == b"chunked" and not lengths else BAD_FRAMING
+            return
+        if lengths:
             if len(lengths) > 1 or not lengths[0].isdigit():
                 self.state = UNBUFFERED
                 return
@@ -123,39 +125,6 @@ class RequestFraming:
             if self._length > self.max_body_bytes:
                 self.state = UNBUFFERED
                 return
-        # (No length and not chunked: a request without a body, for gunicorn as for HTTP.)
-        body_expected = self._chunked or bool(self._length)
-        self.expects_continue = (body_expected and expect == b"100-continue"
+        # (No length: a request without a body, for gunicorn as for HTTP.)
+        self.expects_continue = (self._length > 0 and expect == b"100-continue"
                                  and request_line.rstrip().endswith(b"HTTP/1.1"))
-
-    def _scan_chunks(self) -> str:
-        data = self.data
-        while True:
-            eol = data.find(_CRLF, self._pos)
-            if eol < 0:
-                return BAD_BODY if len(data) - self._pos > MAX_CHUNK_LINE else NEED_MORE
-            line = bytes(data[self._pos:eol])
-            if self._trailers:
-                if not line:
-                    return COMPLETE
-                if eol - self._headers_end > self.max_body_bytes + self.max_header_bytes:
-                    return BAD_BODY
-                self._pos = eol + 2
-                continue
-            if len(line) > MAX_CHUNK_LINE:
-                return BAD_BODY
-            size_text = line.split(b";", 1)[0].rstrip(b" \t")
-            if not size_text or size_text.translate(None, _HEX):
-                return BAD_BODY  # not hex digits: gunicorn refuses it too
-            size = int(size_text, 16)
-            if size == 0:
-                self._trailers = True
-                self._pos = eol + 2
-                continue
-            self._body += size
-            if self._body > self.max_body_bytes:
-                return BODY_TOO_LARGE
-            end = eol + 2 + size + 2
-            if len(data) < end:
-                return NEED_MORE
-            self._pos = end

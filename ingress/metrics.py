@@ -11,7 +11,8 @@ any worker's answer covers all of them. The variable must be set before
   linesync_ingress_request_duration_seconds      POST /line/events latency (histogram)
   linesync_ingress_connections_cut_total{reason} connections closed by the worker before a request
                                                  was in: read_timeout (408), headers_too_large (431),
-                                                 body_too_large (413, chunked), bad_body (400, chunked)
+                                                 length_required (411, a chunked body),
+                                                 bad_framing (400, another Transfer-Encoding)
 
 plus the pipeline's health read from Redis at scrape time (ingress/pipeline_metrics.py).
 """
@@ -36,12 +37,13 @@ ACCEPTED = "accepted"          # 200, body queued
 VERIFY_ONLY = "verify_only"    # 200, events: [] (LINE's "Verify" button), nothing queued
 UNAUTHORIZED = "unauthorized"  # 401, signature missing or wrong
 TOO_LARGE = "too_large"        # 413, body over INGRESS_MAX_BODY_BYTES
+LENGTH_REQUIRED = "length_required"  # 411, a body without Content-Length (chunked); served by another server
 INVALID = "invalid"            # 400, signed but not the envelope; body kept in the rejected stream
 UNAVAILABLE = "unavailable"    # 503, Redis could not take the body
 REDIS_FULL = "redis_full"      # 503, Redis's memory is above INGRESS_MEMORY_HIGH_WATERMARK; nothing stored
-OUTCOMES = (ACCEPTED, VERIFY_ONLY, UNAUTHORIZED, TOO_LARGE, INVALID, UNAVAILABLE, REDIS_FULL)
+OUTCOMES = (ACCEPTED, VERIFY_ONLY, UNAUTHORIZED, TOO_LARGE, LENGTH_REQUIRED, INVALID, UNAVAILABLE, REDIS_FULL)
 # Why ingress/buffered_worker.py closed a connection before its request was in.
-CUT_REASONS = ("read_timeout", "headers_too_large", "body_too_large", "bad_body")
+CUT_REASONS = ("read_timeout", "headers_too_large", "length_required", "bad_framing")
 
 # LINE gives up after 2 s: the buckets are dense below that.
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0)

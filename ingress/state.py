@@ -14,6 +14,7 @@ from shared.config import Settings
 from shared.keys import Keys
 
 from ingress.auth_throttle import FailureLimiter
+from ingress.log_summary import LogSummary
 from ingress.memory_guard import MemoryWatermark
 
 EXTENSION = "linesync"
@@ -27,6 +28,7 @@ class IngressState:
     secret: bytes = field(repr=False)  # LINE_CHANNEL_SECRET, encoded once; kept out of repr
     memory: MemoryWatermark = field(default_factory=lambda: MemoryWatermark(0), repr=False, compare=False)  # 0: off
     admin_failures: FailureLimiter = field(default_factory=FailureLimiter, repr=False, compare=False)
+    unauthorized_log: LogSummary = field(default_factory=LogSummary, repr=False, compare=False)  # 401s, summed
     _threads: threading.local = field(default_factory=threading.local, repr=False, compare=False)
 
     @property

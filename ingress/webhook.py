@@ -2,8 +2,9 @@
 
 No per-event work happens here; the workers do it. Outcomes:
 
-  401  X-Line-Signature missing or wrong             nothing stored
+  401  X-Line-Signature missing or wrong             nothing stored; counted, logged as a summary a minute
   413  body over INGRESS_MAX_BODY_BYTES               nothing stored
+  411  body without Content-Length (chunked)          nothing stored, the body is not read
   400  signed, but not the envelope                   raw body kept in the rejected stream
   200  events: [] (LINE's "Verify" button)            nothing queued
   200  queued                                         raw body in the webhook stream
@@ -38,12 +39,14 @@ from shared.signature import verify
 from shared.webhook_queue import enqueue_pinned, reject
 
 from ingress import metrics
+from ingress.framing import LENGTH_REQUIRED_DETAIL
 from ingress.state import EXTENSION, IngressState, current
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
 
 PATH = "/line/events"
+LENGTH_REQUIRED = {"error": "length required", "detail": LENGTH_REQUIRED_DETAIL}
 SIGNATURE_ENVIRON = "HTTP_X_LINE_SIGNATURE"  # the X-Line-Signature header, any case
 
 StartResponse = Callable[..., Any]
@@ -89,13 +92,16 @@ def serve(st: IngressState, environ: dict[str, Any], start_response: StartRespon
 
 def receive(st: IngressState, environ: dict[str, Any]) -> tuple[str, int, dict[str, str], int]:
     """Handle one delivery; return (metrics outcome, HTTP status, JSON payload, events queued)."""
+    if environ.get("HTTP_TRANSFER_ENCODING"):
+        # linesync's worker refuses these before the app (ingress/framing.py); other servers may not.
+        return metrics.LENGTH_REQUIRED, 411, LENGTH_REQUIRED, 0
     body = read_body(environ, st.settings.ingress_max_body_bytes)
     if body is None:
         return metrics.TOO_LARGE, 413, {"error": "body too large"}, 0
 
     signature = environ.get(SIGNATURE_ENVIRON)
     if not verify(st.secret, body, signature):
-        log.info("unauthorized webhook: signature %s (%d bytes)", "wrong" if signature else "missing", len(body))
+        _log_unauthorized(st, "wrong" if signature else "missing")
         return metrics.UNAUTHORIZED, 401, {"error": "invalid signature"}, 0
 
     try:
@@ -118,22 +124,17 @@ def receive(st: IngressState, environ: dict[str, Any]) -> tuple[str, int, dict[s
 
 
 def read_body(environ: dict[str, Any], limit: int) -> bytes | None:
-    """The raw body, or None when it is longer than ``limit`` bytes.
+    """The raw body (its Content-Length bytes), or None when it is longer than ``limit`` bytes.
 
     A declared Content-Length over the limit is refused before reading, and no
     more than the declared length is ever read (the server may not bound the
-    stream itself). A body without one (chunked) is read up to ``limit + 1``
-    bytes when the server frames it (``wsgi.input_terminated``); otherwise WSGI
-    says there is no body.
+    stream itself). No Content-Length: no body (a chunked one is refused
+    before this is called).
     """
     length = _content_length(environ)
-    stream = environ["wsgi.input"]
-    if length is not None:
-        return None if length > limit else _read_up_to(stream, length)
-    if not environ.get("wsgi.input_terminated"):
+    if length is None:
         return b""
-    body = _read_up_to(stream, limit + 1)
-    return None if len(body) > limit else body
+    return None if length > limit else _read_up_to(environ["wsgi.input"], length)
 
 
 def _content_length(environ: dict[str, Any]) -> int | None:
@@ -157,6 +158,17 @@ def _read_up_to(stream: Any, size: int) -> bytes:
         chunks.append(chunk)
         got += len(chunk)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _log_unauthorized(st: IngressState, kind: str) -> None:
+    """Anyone may send these: counted (the metric), logged a minute's worth per line (ingress/log_summary.py)."""
+    summary = st.unauthorized_log.note(kind)
+    if summary is not None:
+        log.warning("unauthorized webhooks (401, nothing stored): %d in the last %.0f s "
+                    "(signature missing: %d, wrong: %d); at most one such line every %.0f s, "
+                    "each one counted in linesync_ingress_requests_total{outcome=\"unauthorized\"}",
+                    summary.total, summary.seconds, summary.counts.get("missing", 0),
+                    summary.counts.get("wrong", 0), st.unauthorized_log.interval)
 
 
 def _keep_rejected(st: IngressState, body: bytes, reason: str) -> tuple[str, int, dict[str, str], int]:

@@ -18,6 +18,12 @@ hello-world req/s and p99 <= 2x hello-world p99. Exit status 0 when both met.
 Also prints the server CPU per request (gunicorn processes plus Redis, from
 /proc), which moves less than req/s when other work shares the machine.
 Not a test: numbers depend on the machine (wrk, Redis and gunicorn share it).
+
+``--also granian,gevent`` adds the same app under other servers, for comparison
+(docs/ingress-proxy.md): granian's WSGI mode (``pip install granian``; public
+bind only) and gunicorn's ``gevent`` worker (``pip install gevent``). Neither is
+a dependency of linesync; bench/ingress/drills.py puts them through the
+slow-client and chunked drills.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,6 +66,18 @@ done = function(summary, latency, requests)
     summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
 end
 """
+
+
+def other_server(name: str, workers: int, threads: int, port: int) -> list[str]:
+    """The ingress app under another server (for comparison only), listening on ``port``."""
+    if name == "granian":
+        return [str(Path(sys.executable).with_name("granian")), "--interface", "wsgi", "--factory",
+                "--workers", str(workers), "--blocking-threads", str(threads), "--no-access-log",
+                "--host", "127.0.0.1", "--port", str(port), "ingress:create_app"]
+    if name == "gevent":
+        return [sys.executable, "-m", "gunicorn", "-c", "python:ingress.gunicorn_conf", "--worker-class", "gevent",
+                "--workers", str(workers), "--bind", f"127.0.0.1:{port}", "ingress:create_app()"]
+    raise SystemExit(f"unknown server {name!r}: granian or gevent")
 
 
 def lua_string(s: str) -> str:
@@ -179,6 +198,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--workers", type=int, default=DEFAULT_WORKERS)
     ap.add_argument("--threads", type=int, default=None, help="gunicorn threads per worker (default: gunicorn_conf)")
+    ap.add_argument("--also", default="", help="comma-separated: granian, gevent (the ingress under another server)")
     ap.add_argument("--python-client", action="store_true", help="use the Python load generator even if wrk exists")
     args = ap.parse_args()
 
@@ -197,11 +217,13 @@ def main() -> int:
     if args.threads:
         env["GUNICORN_CMD_ARGS"] = f"--threads {args.threads}"
     targets = {
-        "hello": [sys.executable, "-m", "gunicorn", "-c", "python:ingress.gunicorn_conf",
-                  "--workers", str(args.workers), "hello:app"],
-        "ingress": [sys.executable, "-m", "linesync.cli", "ingress", "--workers", str(args.workers),
-                    "--admin-bind", f"127.0.0.1:{free_port()}"],
+        "hello": lambda port: [sys.executable, "-m", "gunicorn", "-c", "python:ingress.gunicorn_conf",
+                               "--workers", str(args.workers), "hello:app", "--bind", f"127.0.0.1:{port}"],
+        "ingress": lambda port: [sys.executable, "-m", "linesync.cli", "ingress", "--workers", str(args.workers),
+                                 "--admin-bind", f"127.0.0.1:{free_port()}", "--bind", f"127.0.0.1:{port}"],
     }
+    for name in filter(None, args.also.split(",")):
+        targets[name] = partial(other_server, name, args.workers, args.threads or DEFAULT_THREADS)
     print(f"load: {'wrk' if use_wrk else 'python threads'}, {args.connections} connections, "
           f"{args.duration:g}s per target in {args.rounds} alternating rounds (+{args.warmup:g}s warm-up); gunicorn "
           f"{worker_class.rsplit('.', 1)[-1]}, "
@@ -211,7 +233,7 @@ def main() -> int:
     try:
         for name, cmd in targets.items():
             port = free_port()
-            procs[name] = (start(cmd + ["--bind", f"127.0.0.1:{port}"], env, port, work / f"{name}.log"), port)
+            procs[name] = (start(cmd(port), env, port, work / f"{name}.log"), port)
 
         def measure(port: int, seconds: float) -> dict[str, float]:
             if use_wrk:
@@ -243,6 +265,10 @@ def main() -> int:
     for name, m in results.items():
         print(f"{name:<8} {m['rps']:>9.0f} {m['p50']:>8.2f} {m['p99']:>8.2f} {m['requests']:>9} "
               f"{m['non2xx']:>8} {m['errors']:>7} {m['cpu_us']:>18.0f}")
+    for name in results.keys() - {"hello", "ingress"}:
+        print(f"{name}/hello req/s ratio {results[name]['rps'] / results['hello']['rps']:.2f}, "
+              f"p99 ratio {results[name]['p99'] / results['hello']['p99']:.2f}, "
+              f"CPU per request ratio {results[name]['cpu_us'] / results['hello']['cpu_us']:.2f}")
     hello, ing = results["hello"], results["ingress"]
     rps_ratio, p99_ratio = ing["rps"] / hello["rps"], ing["p99"] / hello["p99"]
     ok = rps_ratio >= TARGET_RPS_RATIO and p99_ratio <= TARGET_P99_RATIO and ing["non2xx"] == 0

@@ -77,7 +77,8 @@ def test_calls_are_logged_with_who_what_and_how_many_without_secrets(admin, capl
     assert "admin-secret" not in text and "very-secret-nonce" not in text and U1 not in text
 
 
-def test_ten_bad_tokens_in_a_minute_are_followed_by_429_for_a_minute(settings, r, keys, caplog):
+def test_ten_bad_tokens_in_a_minute_are_followed_by_429_for_a_minute_but_never_for_the_right_token(
+        settings, r, keys, caplog):
     from ingress.state import EXTENSION
 
     app = create_app(settings.replace(admin_token="admin-secret"))
@@ -93,18 +94,24 @@ def test_ten_bad_tokens_in_a_minute_are_followed_by_429_for_a_minute(settings, r
     assert [call("guess-%d" % i).status_code for i in range(10)] == [401] * 10
     resp = call("guess-10")
     assert resp.status_code == 429 and resp.headers["Retry-After"] == "60"
-    assert call("admin-secret").status_code == 429  # the right token too: guessing stops
-    assert call("admin-secret", addr="10.0.0.1").status_code == 200  # per address
-    clock[0] += 59
-    assert call("admin-secret").status_code == 429
-    clock[0] += 1.5
+    # The right token from the same address is not locked out, however many bad ones keep coming.
     assert call("admin-secret").status_code == 200
+    assert [call("guess-%d" % i).status_code for i in range(11, 100)] == [429] * 89
+    assert call("admin-secret").status_code == 200
+    assert call("", addr="10.9.9.9").status_code == 429  # no token at all is a bad one too
+    assert call("guess", addr="10.0.0.1").status_code == 401  # per address
+    clock[0] += 59
+    assert call("guess-100").status_code == 429
+    clock[0] += 1.5
+    assert call("guess-101").status_code == 401  # the block is over
     assert r.hlen(keys.links_ext) == 1
     warnings = [rec.getMessage() for rec in caplog.records if rec.levelname == "WARNING"]
-    assert len(warnings) == 10  # one per 401; the 429s are not logged one by one
+    assert len(warnings) == 12  # one per 401; the 429s are not logged one by one
     assert warnings[0] == "admin API: wrong token from 10.9.9.9 on POST /v1/links (1 in the last 60 s)"
-    assert warnings[-1].endswith("(10 in the last 60 s); 429 for 60 s")
+    assert warnings[9].endswith("(10 in the last 60 s); its bad tokens get 429 for 60 s")
     assert not any("guess" in w or "admin-secret" in w for w in warnings)
+    infos = [rec.getMessage() for rec in caplog.records if rec.levelname == "INFO"]
+    assert infos == ["admin API: POST /v1/links from 10.9.9.9: 1 items, answered 200"] * 2
 
 
 def test_failures_spread_over_more_than_a_minute_are_not_blocked():

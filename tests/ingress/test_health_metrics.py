@@ -59,5 +59,6 @@ def test_metrics_count_outcomes_events_and_latency(client, post, follow_body, tw
 
 def test_metrics_text_has_every_outcome_from_the_start(client):
     text = client.get("/metrics").get_data(as_text=True)
-    for outcome in ("accepted", "unauthorized", "too_large", "invalid", "unavailable", "verify_only"):
+    for outcome in ("accepted", "unauthorized", "too_large", "length_required", "invalid", "unavailable",
+                    "verify_only", "redis_full"):
         assert re.search(rf'linesync_ingress_requests_total\{{outcome="{outcome}"\}}', text)

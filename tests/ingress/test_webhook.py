@@ -139,31 +139,20 @@ def test_body_at_limit_is_accepted(settings, r, keys):
     assert resp.status_code == 413
 
 
-def test_chunked_body_over_limit_is_413_on_read(settings, r, keys):
-    """No Content-Length (chunked): the limit is enforced while reading."""
-    from ingress import create_app
-
-    client = create_app(settings.replace(ingress_max_body_bytes=64)).test_client()
-    body = b'{"destination":"U1","events":[]}' + b" " * 100
+@pytest.mark.parametrize("coding", ["chunked", "gzip, chunked"])
+def test_a_chunked_body_is_411_and_not_read(client, r, keys, follow_body, coding):
+    """Under a server that hands chunked bodies to the app (linesync's worker refuses them first)."""
+    stream_ = io.BytesIO(follow_body)
     resp = client.post(
         "/line/events",
-        input_stream=io.BytesIO(body),
-        headers={"X-Line-Signature": sign(TEST_SECRET, body), "Transfer-Encoding": "chunked"},
+        input_stream=stream_,
+        headers={"X-Line-Signature": sign(TEST_SECRET, follow_body), "Transfer-Encoding": coding},
         environ_overrides={"wsgi.input_terminated": True},
     )
-    assert resp.status_code == 413
+    assert resp.status_code == 411
+    assert resp.get_json()["error"] == "length required" and "Content-Length" in resp.get_json()["detail"]
+    assert stream_.tell() == 0  # not a byte read
     assert r.xlen(keys.webhooks) == 0 and r.xlen(keys.rejected) == 0
-
-
-def test_chunked_body_under_limit_is_accepted(client, r, keys, follow_body):
-    resp = client.post(
-        "/line/events",
-        input_stream=io.BytesIO(follow_body),
-        headers={"X-Line-Signature": sign(TEST_SECRET, follow_body), "Transfer-Encoding": "chunked"},
-        environ_overrides={"wsgi.input_terminated": True},
-    )
-    assert resp.status_code == 200
-    assert stream(r, keys.webhooks)[0][BODY_FIELD] == follow_body
 
 
 def test_other_methods_and_paths_answer_json(client):
@@ -171,6 +160,32 @@ def test_other_methods_and_paths_answer_json(client):
     assert resp.status_code == 405 and resp.is_json
     resp = client.get("/nowhere")
     assert resp.status_code == 404 and resp.get_json() == {"error": "not found"}
+
+
+def test_unsigned_requests_are_counted_and_logged_as_one_summary_a_minute(app, post, follow_body, caplog):
+    """Anyone can send them: no log line each (a flood would fill the log), a metric and a summary instead."""
+    from prometheus_client import REGISTRY
+
+    from ingress.state import EXTENSION
+
+    def unauthorized() -> float:
+        return REGISTRY.get_sample_value("linesync_ingress_requests_total", {"outcome": "unauthorized"}) or 0.0
+
+    now = [5000.0]
+    app.extensions[EXTENSION].unauthorized_log.clock = lambda: now[0]
+    before = unauthorized()
+    with caplog.at_level("DEBUG", logger="ingress"):
+        statuses = {post(follow_body, signature=None if i % 4 == 0 else "wrong").status_code for i in range(100)}
+        now[0] += 61
+        assert post(follow_body, signature=None).status_code == 401
+    assert statuses == {401}
+    assert unauthorized() - before == 101
+    lines = [(rec.levelname, rec.getMessage()) for rec in caplog.records if rec.name.startswith("ingress")]
+    assert [level for level, _ in lines] == ["WARNING", "WARNING"]  # the first at once, then one a minute
+    assert lines[0][1].startswith("unauthorized webhooks (401, nothing stored): 1 in the last 0 s "
+                                  "(signature missing: 1, wrong: 0)")
+    assert lines[1][1].startswith("unauthorized webhooks (401, nothing stored): 100 in the last 61 s "
+                                  "(signature missing: 25, wrong: 75)")
 
 
 def test_no_secret_or_signature_or_body_logged_at_info(post, follow_body, caplog):
@@ -210,13 +225,12 @@ def test_declared_length_is_never_read_past(client, r, keys, follow_body):
 
 
 @pytest.mark.parametrize("declared", ["", "-5", "ten"])
-def test_unusable_content_length_means_no_declared_length(declared):
+def test_unusable_content_length_means_no_body(declared):
     from ingress.webhook import read_body
 
-    environ = {"CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO(b"abc"), "wsgi.input_terminated": True}
-    assert read_body(environ, 10) == b"abc"
-    environ = {"CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO(b"abc")}
-    assert read_body(environ, 10) == b""
+    for terminated in (True, False):
+        environ = {"CONTENT_LENGTH": declared, "wsgi.input": io.BytesIO(b"abc"), "wsgi.input_terminated": terminated}
+        assert read_body(environ, 10) == b""
 
 
 def test_post_skips_flask_request_handling_other_routes_do_not(app, client, post, follow_body):
