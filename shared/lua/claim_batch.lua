@@ -10,11 +10,14 @@
 -- KEYS[6] {P}:links:line      HASH  user -> newline-separated external ids
 -- KEYS[7] {P}:outbox:events   LIST  forwarded custom events (JSON with field q = enqueue ms)
 -- KEYS[8] {P}:batches:retry   ZSET  batch id -> retry time (ms), for batches waiting after a failure
+-- KEYS[9] {P}:batches:owner   HASH  batch id -> token of the sender holding its lease
 --
 -- ARGV[1] now ms   ARGV[2] max objects per batch   ARGV[3] flush delay ms
 -- ARGV[4] id for a new batch   ARGV[5] lease ms   ARGV[6] max open batches
 -- ARGV[7] '1' = the caller will probe a failing Braze: with no batch due, take the
 --         batch waiting longest to retry, even early (its success ends the outage for all)
+-- ARGV[8] the claiming sender's token: it becomes the batch's owner (a batch taken over
+--         changes owner, so the sender that lost it can no longer settle it)
 --
 -- Returns {'old', id, json} | {'new', id, json} | {'wait', ms} | {'full'} | {'empty'}
 local now = tonumber(ARGV[1])
@@ -31,9 +34,11 @@ if due[1] then
   redis.call('ZREM', KEYS[8], due[1])
   if body then
     redis.call('ZADD', KEYS[5], now + lease, due[1])
+    redis.call('HSET', KEYS[9], due[1], ARGV[8])
     return {'old', due[1], body}
   end
   redis.call('ZREM', KEYS[5], due[1])
+  redis.call('HDEL', KEYS[9], due[1])
 end
 if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then
   return {'full'}
@@ -102,4 +107,5 @@ if #items == 0 and #events == 0 then return {'empty'} end
 local body = cjson.encode({id = id, items = items, events = events, attempts = 0, created = now})
 redis.call('HSET', KEYS[4], id, body)
 redis.call('ZADD', KEYS[5], now + lease, id)
+redis.call('HSET', KEYS[9], id, ARGV[8])
 return {'new', id, body}
