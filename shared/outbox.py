@@ -1,6 +1,8 @@
 """The coalescing outbox and the batches being delivered from it.
 
-Lifecycle of a batch (shared/lua/claim_batch.lua, finish_batch.lua, reschedule_batch.lua):
+The stored batch value and its items are shared/batch.py's (the one codec).
+Lifecycle of a batch (shared/lua/claim_batch.lua, renew_batch.lua, reschedule_batch.lua,
+finish_batch.lua):
 
 1. *claim*: the oldest dirty users not already in flight are taken, with their
    newest state read at that moment (so waiting updates are coalesced), into a
@@ -29,11 +31,13 @@ import os
 import socket
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import redis
 
+from shared import batch as codec
 from shared import rates
+from shared.batch import Batch, Item  # noqa: F401 (re-exported: the outbox's batches)
 from shared.keys import Keys
 from shared.scripts import script
 
@@ -50,74 +54,6 @@ DEFAULT_MAX_OPEN = 4096
 RELEASE_SPACING_MS = 5
 # Who claims when the caller names nobody (tools, tests): this host and process.
 DEFAULT_OWNER = f"{socket.gethostname().split('.')[0]}:{os.getpid()}"
-
-
-@dataclass
-class Item:
-    user: str
-    state: str | None            # S / U, or None (linked profiles only, no state yet)
-    version: str | None
-    external_ids: list[str] = field(default_factory=list)
-
-
-@dataclass
-class Batch:
-    id: str
-    items: list[Item]
-    events: list[dict]
-    attempts: int
-    created: int
-    last_error: str = ""
-    taken_over: bool = False
-    retry_at: int = 0  # after a failure: when its own backoff lets it go again (ms)
-    config_checked: bool = False  # once rejected whole as a configuration error: bisect fully next time
-    # The lease this sender holds (not stored in the JSON): its claim's token and expiry (ms).
-    owner: str = ""
-    lease_until: int = 0
-
-    def to_json(self) -> str:
-        return json.dumps({
-            "id": self.id,
-            "items": [_item_json(i) for i in self.items],
-            "events": [json.dumps(e) for e in self.events],
-            "attempts": self.attempts,
-            "created": self.created,
-            "last_error": self.last_error,
-            "retry_at": self.retry_at,
-            "config_checked": self.config_checked,
-        })
-
-    @property
-    def users(self) -> list[str]:
-        return [i.user for i in self.items]
-
-
-def _item_json(i: Item) -> dict:
-    d: dict = {"u": i.user, "x": "\n".join(i.external_ids)}
-    if i.version is not None and i.state is not None:
-        d["v"] = i.version + i.state
-    return d
-
-
-def _decode(body: bytes | str, taken_over: bool) -> Batch:
-    d = json.loads(body)
-    items = []
-    for it in d.get("items") or []:  # cjson encodes an empty list as {}
-        v = it.get("v")
-        items.append(Item(
-            user=it["u"],
-            state=v[-1] if v else None,
-            version=v[:-1] if v else None,
-            external_ids=[x for x in (it.get("x") or "").split("\n") if x],
-        ))
-    events = []
-    for e in d.get("events") or []:
-        ev = json.loads(e) if isinstance(e, str) else e
-        ev.pop("q", None)
-        events.append(ev)
-    return Batch(id=d["id"], items=items, events=events, attempts=int(d.get("attempts", 0)),
-                 created=int(d.get("created", 0)), last_error=d.get("last_error", ""), taken_over=taken_over,
-                 retry_at=int(d.get("retry_at", 0)), config_checked=bool(d.get("config_checked", False)))
 
 
 @dataclass(frozen=True)
@@ -149,7 +85,7 @@ def _claim_call(keys: Keys, *, now_ms: int, max_objects: int, flush_delay_ms: in
 def _claimed(res, args: list) -> Batch | Wait:
     kind = res[0].decode()
     if kind in ("old", "new"):
-        batch = _decode(res[2], taken_over=kind == "old")
+        batch = codec.decode(res[2], taken_over=kind == "old")
         batch.owner, batch.lease_until = args[7], int(args[0]) + int(args[4])
         return batch
     if kind == "wait":
@@ -173,6 +109,7 @@ def _finish_call(keys: Keys, batch: Batch, *, delivered: int, dead: Sequence[tup
     args: list[str | int] = [batch.id, batch.owner, delivered, len(dead), rates.TTL]
     for kind, reason, payload in dead:
         args += [kind, reason, json.dumps(payload)]
+    args += batch.users
     return ([keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats, keys.batches_retry,
              keys.batches_owner, rates.key(keys, rates.DELIVERED, now_ms / 1000)], args)
 

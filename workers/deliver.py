@@ -40,12 +40,13 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import outbox, payload
+from shared import dlq, outbox, payload
 from shared.backoff import compute_backoff
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import Keys
-from shared.outbox import Batch, Item, Wait
+from shared.batch import Batch, Item
+from shared.outbox import Wait
 from workers import braze as b
 from workers import metrics
 from workers import sending
@@ -198,7 +199,7 @@ class Deliverer:
                 named = {(arr, i): reason for arr, i, reason in outcome.errors}
                 for i, obj in enumerate(attributes):
                     if ("attributes", i) in named:
-                        dead.append(("track", named["attributes", i], {"user": owners[i], "object": obj}))
+                        dead.append(("track", named["attributes", i], dlq.track_payload(owners[i], [obj])))
                 for i, ev in enumerate(part.events):
                     if ("events", i) in named:
                         dead.append(("track_event", named["events", i], {"object": ev}))
@@ -274,7 +275,7 @@ class Deliverer:
     def _letters(self, part: _Part, reason: str) -> list[tuple[str, str, dict]]:
         out = []
         for it in part.items:
-            out.append(("track", reason, {"user": it.user, "objects": self._attributes([it])[0]}))
+            out.append(("track", reason, dlq.track_payload(it.user, self._attributes([it])[0])))
         for ev in part.events:
             out.append(("track_event", reason, {"object": ev}))
         return out

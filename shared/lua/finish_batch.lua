@@ -16,23 +16,25 @@
 -- ARGV[1] batch id   ARGV[2] the caller's token   ARGV[3] objects delivered
 -- ARGV[4] n dead letters   ARGV[5] rate bucket TTL s
 -- then per dead letter 3 values: kind, reason, payload JSON
+-- then the batch's users (the caller read them from the batch: the JSON is not decoded here)
 -- Returns 1 if the batch was finished here, 0 if the caller does not hold it (gone, or taken over).
 local id = ARGV[1]
 if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
-local body = redis.call('HGET', KEYS[2], id)
-if body then
-  local batch = cjson.decode(body)
-  for _, item in ipairs(batch.items) do
-    if redis.call('HGET', KEYS[1], item.u) == id then
-      redis.call('HDEL', KEYS[1], item.u)
-    end
+local ndead = tonumber(ARGV[4])
+local first = 6 + ndead * 3
+if first <= #ARGV then
+  -- Release the users in flight in this batch (all of them, unless something is badly wrong).
+  local inflight = redis.call('HMGET', KEYS[1], unpack(ARGV, first, #ARGV))
+  local mine = {}
+  for i = 1, #ARGV - first + 1 do
+    if inflight[i] == id then mine[#mine + 1] = ARGV[first + i - 1] end
   end
+  if #mine > 0 then redis.call('HDEL', KEYS[1], unpack(mine)) end
 end
 redis.call('HDEL', KEYS[2], id)
 redis.call('HDEL', KEYS[7], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', KEYS[6], id)
-local ndead = tonumber(ARGV[4])
 for i = 0, ndead - 1 do
   local o = 5 + i * 3
   redis.call('XADD', KEYS[4], '*', 'kind', ARGV[o + 1], 'reason', ARGV[o + 2], 'payload', ARGV[o + 3])

@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from shared import forward, outbox, state
+from shared import dlq, forward, outbox, state
 from shared.clock import FakeClock
 from shared.config import RateLimit
 from shared.events import make_version
@@ -273,6 +273,26 @@ def test_a_batch_lease_outlasts_one_request_twice(settings):
     assert 30_000 <= lease_ms(settings) <= 31_000            # default 10 s read timeout
     assert lease_ms(settings.replace(braze_timeout_seconds=60)) > 2 * 60_000
     assert lease_ms(settings.replace(braze_timeout_seconds=1)) == 20_000  # never below the floor
+
+
+
+def test_track_dead_letters_have_one_shape_and_old_ones_still_replay(r, keys, settings, clock):
+    def braze_answer(attrs, events):
+        if any(o.get("native_line_id") == "U2" for o in attrs):
+            return b.BadRequest("HTTP 400: bad")
+        return b.Delivered([("attributes", i, "invalid alias") for i, o in enumerate(attrs)
+                            if o.get("native_line_id") == "U1"])
+    braze = ScriptedBraze(*[braze_answer] * 20)
+    follow(r, keys, clock, "U0", "U1", "U2")
+    make(r, keys, settings, clock, braze).step()        # U1 named in a 2xx, U2 rejected alone (400)
+    payloads = {json.loads(f[b"payload"])["user"]: json.loads(f[b"payload"]) for _, f in r.xrange(keys.dlq)}
+    assert set(payloads) == {"U1", "U2"}
+    assert all(set(p) == {"user", "objects"} and p["objects"][0]["native_line_id"] == u
+               for u, p in payloads.items())
+    r.xadd(keys.dlq, dlq.entry("track", "x", {"user": "U9", "object": {}}))   # written by an older release
+    done = dlq.replay(r, keys, dlq.list_letters(r, keys), now_ms=int(clock.now() * 1000))
+    assert done.replayed == {"track": 3} and not done.kept
+    assert {u.decode() for u in r.zrange(keys.outbox_ready, 0, -1)} == {"U1", "U2", "U9"}
 
 
 class StalledClock:
