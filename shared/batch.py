@@ -8,16 +8,23 @@ read only here (:func:`decode`). tests/shared/test_batch.py round-trips it
 through the real scripts, so the two writers agree. Layout::
 
     {"id":       "<batch id>",
-     "items":    [{"u": "<LINE user id>",
-                   "x": "<external ids linked to it, newline-separated; '' if none>",
-                   "v": "<version><S|U>"}],      # absent: no state yet (linked profiles only)
+     "u":        ["<LINE user id>", ...],                 # the items, as parallel arrays:
+     "x":        ["<its linked external ids, newline-separated>" | false, ...],
+     "v":        ["<version><S|U>" | false, ...],         # false: no state yet (linked profiles only)
      "events":   ["<forwarded event JSON, as queued on {P}:outbox:events (q dropped once put back)>"],
      "attempts": 0, "created": <ms>,
      "last_error": "", "retry_at": <ms>, "config_checked": false}   # the last three: once put back
 
-Redis's cjson writes an empty list as ``{}``. Events stay JSON text inside the
-JSON: one Lua's cjson cannot read (a lone surrogate escape, which Python's json
-writes) then passes through the scripts untouched.
+Parallel arrays because the script builds them from its HMGET replies as they
+come, with no Lua table per user (that is most of a claim's Redis time). Batches
+stored by releases before this one hold ``"items": [{"u", "x", "v"}, ...]``
+instead: still read. Redis's cjson writes an empty list as ``{}``. Events stay
+JSON text inside the JSON: one Lua's cjson cannot read (a lone surrogate
+escape, which Python's json writes) then passes through the scripts untouched.
+
+How many /users/track objects an item makes (1 + its linked external ids, at
+most) is counted where the batch is filled, in claim_batch.lua; the objects
+themselves are shared/payload.py's.
 
 The lease (who holds the batch, until when) is not part of the value: it lives
 in ``{P}:batches:owner`` and ``{P}:batches:due`` (shared/outbox.py).
@@ -63,24 +70,19 @@ class Batch:
         return [i.user for i in self.items]
 
 
-def encode_item(i: Item) -> dict:
-    d: dict = {"u": i.user, "x": "\n".join(i.external_ids)}
-    if i.version is not None and i.state is not None:
-        d["v"] = i.version + i.state
-    return d
-
-
-def decode_item(d: dict) -> Item:
-    v = d.get("v")
-    return Item(user=d["u"], state=v[-1] if v else None, version=v[:-1] if v else None,
-                external_ids=[x for x in (d.get("x") or "").split("\n") if x])
+def _item(user: str, links: str | bool | None, v: str | bool | None) -> Item:
+    return Item(user=user, state=v[-1] if v else None, version=v[:-1] if v else None,
+                external_ids=[x for x in (links or "").split("\n") if x])
 
 
 def encode(batch: Batch) -> str:
     """The stored JSON of ``batch`` (what claim_batch.lua writes, plus what a retry keeps)."""
     return json.dumps({
         "id": batch.id,
-        "items": [encode_item(i) for i in batch.items],
+        "u": [i.user for i in batch.items],
+        "x": ["\n".join(i.external_ids) or False for i in batch.items],
+        "v": [i.version + i.state if i.version is not None and i.state is not None else False
+              for i in batch.items],
         "events": [json.dumps(e) for e in batch.events],
         "attempts": batch.attempts,
         "created": batch.created,
@@ -98,7 +100,12 @@ def decode(body: bytes | str, *, taken_over: bool = False) -> Batch:
         ev = json.loads(e) if isinstance(e, str) else e
         ev.pop(QUEUED_AT, None)
         events.append(ev)
-    return Batch(id=d["id"], items=[decode_item(it) for it in d.get("items") or []], events=events,
+    if "u" in d:
+        users = d["u"] or []  # cjson encodes an empty list as {}
+        items = [_item(u, x, v) for u, x, v in zip(users, d.get("x") or [], d.get("v") or [])]
+    else:  # stored by an earlier release
+        items = [_item(it["u"], it.get("x"), it.get("v")) for it in d.get("items") or []]
+    return Batch(id=d["id"], items=items, events=events,
                  attempts=int(d.get("attempts", 0)), created=int(d.get("created", 0)),
                  last_error=d.get("last_error", ""), taken_over=taken_over, retry_at=int(d.get("retry_at", 0)),
                  config_checked=bool(d.get("config_checked", False)))

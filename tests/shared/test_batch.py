@@ -34,8 +34,17 @@ def test_encode_and_decode_round_trip():
 
 
 def test_an_empty_list_from_lua_reads_as_empty():
-    body = json.dumps({"id": "b1", "items": {}, "events": {}, "attempts": 0, "created": 5})
+    body = json.dumps({"id": "b1", "u": {}, "x": {}, "v": {}, "events": {}, "attempts": 0, "created": 5})
     assert codec.decode(body) == Batch(id="b1", items=[], events=[], attempts=0, created=5)
+
+
+def test_a_batch_stored_by_an_earlier_release_still_reads():
+    body = json.dumps({"id": "b1", "items": [{"u": "U1", "x": "", "v": V1 + "S"}, {"u": "U2", "x": "crm-1\ncrm-2"}],
+                       "events": ['{"name": "line_postback", "q": 5}'], "attempts": 2, "created": 5,
+                       "last_error": "HTTP 500", "retry_at": 9, "config_checked": True})
+    assert codec.decode(body) == Batch(id="b1", items=[Item("U1", "S", V1), Item("U2", None, None, ["crm-1", "crm-2"])],
+                                       events=[{"name": "line_postback"}], attempts=2, created=5,
+                                       last_error="HTTP 500", retry_at=9, config_checked=True)
 
 
 def test_a_batch_lua_writes_decodes_to_what_was_in_redis(r, keys):
