@@ -101,8 +101,9 @@ def decode(body: bytes | str, *, taken_over: bool = False) -> Batch:
         ev.pop(QUEUED_AT, None)
         events.append(ev)
     if "u" in d:
-        users = d["u"] or []  # cjson encodes an empty list as {}
-        items = [_item(u, x, v) for u, x, v in zip(users, d.get("x") or [], d.get("v") or [])]
+        users, links, states = d["u"] or [], d.get("x") or [], d.get("v") or []  # cjson: [] is {}
+        items = [_item(u, links[i] if i < len(links) else None, states[i] if i < len(states) else None)
+                 for i, u in enumerate(users)]
     else:  # stored by an earlier release
         items = [_item(it["u"], it.get("x"), it.get("v")) for it in d.get("items") or []]
     return Batch(id=d["id"], items=items, events=events,

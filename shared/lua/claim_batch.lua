@@ -52,11 +52,12 @@ local oldest = nil
 -- Read the candidates a batch's worth at a time (most are not in flight: a claimed
 -- user leaves the ZSET), at most four batches' worth in all.
 local full = false
+local any_links = redis.call('EXISTS', KEYS[6]) == 1
 for chunk = 0, 3 do
   local scan = redis.call('ZRANGE', KEYS[1], chunk * max_objects, (chunk + 1) * max_objects - 1)
   if #scan == 0 then break end
   local flying = redis.call('HMGET', KEYS[3], unpack(scan))
-  local linked = redis.call('HMGET', KEYS[6], unpack(scan))
+  local linked = any_links and redis.call('HMGET', KEYS[6], unpack(scan)) or {}
   for j, user in ipairs(scan) do
     if not flying[j] then
       local cost = 1
@@ -66,7 +67,7 @@ for chunk = 0, 3 do
       if objects + cost > max_objects and objects > 0 then full = true break end
       if oldest == nil then oldest = tonumber(redis.call('ZSCORE', KEYS[1], user)) end
       users[#users + 1] = user
-      links[#links + 1] = linked[j]
+      links[#links + 1] = linked[j] or false
       objects = objects + cost
       if objects >= max_objects then full = true break end
     end

@@ -23,13 +23,9 @@ if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
 local ndead = tonumber(ARGV[4])
 local first = 6 + ndead * 3
 if first <= #ARGV then
-  -- Release the users in flight in this batch (all of them, unless something is badly wrong).
-  local inflight = redis.call('HMGET', KEYS[1], unpack(ARGV, first, #ARGV))
-  local mine = {}
-  for i = 1, #ARGV - first + 1 do
-    if inflight[i] == id then mine[#mine + 1] = ARGV[first + i - 1] end
-  end
-  if #mine > 0 then redis.call('HDEL', KEYS[1], unpack(mine)) end
+  -- Release its users: each is in flight in this batch alone (a claim marks only users not in
+  -- flight, and only the owner of their batch gets here), so no need to read whose they are.
+  redis.call('HDEL', KEYS[1], unpack(ARGV, first, #ARGV))
 end
 redis.call('HDEL', KEYS[2], id)
 redis.call('HDEL', KEYS[7], id)
