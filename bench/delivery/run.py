@@ -360,7 +360,9 @@ def run(ctx: dict[str, Any], *, workers: int, concurrency: int | None, latency_m
     per_profile, upper, redis_line = redis_time(stats0, stats1, got)
     print(f"  redis time per delivered profile (INFO commandstats after - before): {per_profile:.1f} µs in "
           f"scripts (they include the commands they run; target <= 10 µs); every command {upper:.1f} µs "
-          f"(an upper bound: commands run by scripts are counted again under their own names)")
+          f"(an upper bound: commands run by scripts are counted again under their own names); Redis's "
+          f"CPU {used['redis'] / max(1, got) * 1e6:.1f} µs (everything it did: commands, network, AOF). "
+          f"Command times are wall time: on a busy machine they include the time Redis was not running")
     print(f"  redis (server-side time, busiest): {redis_line}")
     print(f"  idle after the drain ({IDLE_WINDOW:.0f} s): workers use {idle_workers:.2f} cores, "
           f"Redis {idle_redis:.2f} cores")
