@@ -22,9 +22,10 @@ instead: still read. Redis's cjson writes an empty list as ``{}``. Events stay
 JSON text inside the JSON: one Lua's cjson cannot read (a lone surrogate
 escape, which Python's json writes) then passes through the scripts untouched.
 
-How many /users/track objects an item makes (1 + its linked external ids, at
-most) is counted where the batch is filled, in claim_batch.lua; the objects
-themselves are shared/payload.py's.
+How many /users/track objects an item makes (1 if it has a state, plus 1 per
+linked external id) is counted where the batch is filled, in claim_batch.lua,
+as shared/payload.py's ``objects_for`` makes them (a contract test checks the
+two agree).
 
 The lease (who holds the batch, until when) is not part of the value: it lives
 in ``{P}:batches:owner`` and ``{P}:batches:due`` (shared/outbox.py).

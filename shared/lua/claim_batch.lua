@@ -47,7 +47,7 @@ end
 -- Pick users oldest first, skipping those already in flight, until the batch is full.
 -- Redis is asked per batch, not per user: a handful of calls whatever the batch size,
 -- and the batch value is made of the replies as they come (no table per user).
-local users, links, objects = {}, {}, 0
+local users, links, states, objects = {}, {}, {}, 0
 local oldest = nil
 -- Read the candidates a batch's worth at a time (most are not in flight: a claimed
 -- user leaves the ZSET), at most four batches' worth in all.
@@ -58,9 +58,12 @@ for chunk = 0, 3 do
   if #scan == 0 then break end
   local flying = redis.call('HMGET', KEYS[3], unpack(scan))
   local linked = any_links and redis.call('HMGET', KEYS[6], unpack(scan)) or {}
+  local stated = redis.call('HMGET', KEYS[2], unpack(scan))
   for j, user in ipairs(scan) do
     if not flying[j] then
-      local cost = 1
+      -- The objects it makes (shared/payload.py objects_for): its alias profile if it has a
+      -- state, and each linked profile. None: nothing to send, it just leaves the outbox.
+      local cost = stated[j] and 1 or 0
       if linked[j] then
         for _ in string.gmatch(linked[j], '[^\n]+') do cost = cost + 1 end
       end
@@ -68,6 +71,7 @@ for chunk = 0, 3 do
       if oldest == nil then oldest = tonumber(redis.call('ZSCORE', KEYS[1], user)) end
       users[#users + 1] = user
       links[#links + 1] = linked[j] or false
+      states[#states + 1] = stated[j]
       objects = objects + cost
       if objects >= max_objects then full = true break end
     end
@@ -96,11 +100,10 @@ end
 local id = ARGV[4]
 local u, x, v = {}, {}, {}
 if #users > 0 then
-  local states = redis.call('HMGET', KEYS[2], unpack(users))
   redis.call('ZREM', KEYS[1], unpack(users))
   local flying, n = {}, 0
   for i, user in ipairs(users) do
-    if states[i] or links[i] then  -- neither: nothing to send (dropped from the outbox)
+    if states[i] or links[i] then
       n = n + 1
       u[n], x[n], v[n] = user, links[i], states[i]
       flying[2 * n - 1], flying[2 * n] = user, id

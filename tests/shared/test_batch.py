@@ -8,7 +8,7 @@ taken again, and what finish_batch.lua settles.
 import json
 
 from shared import batch as codec
-from shared import forward, outbox, state
+from shared import forward, outbox, payload, state
 from shared.batch import Batch, Item
 from shared.events import make_version
 from shared.state import Change
@@ -89,3 +89,14 @@ def test_an_events_only_batch_goes_through_every_script(r, keys):
     again = claim(r, keys, now=6000)
     assert again.events == b.events and outbox.finish(r, keys, again, delivered=1)
     assert r.hlen(keys.batches) == 0
+
+
+def test_claim_counts_objects_as_payload_makes_them(r, keys):
+    put(r, keys, "U0", "S")                           # its alias profile + 2 linked profiles: 3 objects
+    r.hset(keys.links_line, "U0", "crm-1\ncrm-2")
+    r.hset(keys.links_line, "U1", "crm-3")            # no state yet: only its linked profile, 1 object
+    r.zadd(keys.outbox_ready, {"U1": 1000})
+    put(r, keys, "U2", "U", now=1001)
+    b = claim(r, keys, size=4)
+    assert b.users == ["U0", "U1"]
+    assert sum(len(payload.objects_for(i.user, i.state, i.external_ids, "sg")) for i in b.items) == 4
