@@ -2,7 +2,9 @@
 
 Kinds:
   webhook      a stored body the consumer could not process (payload: body text, stream id)
-  track        a /users/track object Braze rejected or that ran out of retries (payload: user, object)
+  track        /users/track objects of one user Braze rejected or that ran out of retries (payload:
+               :func:`track_payload`; letters written before it hold one object under ``object``:
+               replay reads only ``user``, so both shapes replay alike)
   track_event  a forwarded custom event Braze rejected or that ran out of retries (payload: object)
   identify / merge  a /users/identify or /users/merge request item (payload: kind, external_id,
                line_user_id)
@@ -46,6 +48,11 @@ def entry(kind: str, reason: str, payload: dict) -> dict[str, str]:
     shared/lua/finish_batch.lua writes the same three fields for /users/track items.
     """
     return {"kind": kind, "reason": reason, "payload": json.dumps(payload)}
+
+
+def track_payload(user: str, objects: list[dict]) -> dict:
+    """The payload of a ``track`` letter: the LINE user and the objects of it given up on."""
+    return {"user": user, "objects": objects}
 
 
 def _letter(entry_id: bytes, fields: dict) -> Letter:

@@ -22,6 +22,9 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:outbox:events       LIST    forwarded custom-event objects (JSON) waiting to be sent
     {P}:batches             HASH    batch id -> JSON {items, events, attempts, ...}
     {P}:batches:due         ZSET    batch id scored by lease expiry / next retry (ms)
+    {P}:batches:owner       HASH    batch id -> token of the sender holding its lease; only that
+                                    sender may renew, finish, retry or dead-letter it (absent while
+                                    the batch waits to be claimed again)
     {P}:batches:retry       ZSET    batch ids waiting to retry after a failure, scored by their due
                                     time (ms); pulled forward together when Braze recovers
     {P}:dlq                 STREAM  dead letters: kind, reason, payload (JSON)
@@ -122,6 +125,10 @@ class Keys:
     @property
     def batches_due(self) -> str:
         return self._k("batches", "due")
+
+    @property
+    def batches_owner(self) -> str:
+        return self._k("batches", "owner")
 
     @property
     def dlq(self) -> str:

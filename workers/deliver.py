@@ -18,9 +18,17 @@ under the limiter and settles it:
    waits until every worker may send again (no attempt counted; nothing dropped).
 
 A batch's users stay "in flight" until it is settled, so a newer state of the
-same user can never be sent before an older one. Many Deliverers (one per
-sender thread, any number of processes) run at once: everything they share
-lives in Redis.
+same user can never be sent before an older one. Each claim leases the batch to
+this Deliverer's ``owner`` (a unique token per claim) for :func:`lease_ms`: only
+that claim may settle the batch (finish, retry, dead-letter; shared/outbox.py).
+A sender held up (a stalled Redis call, the limiter's wait, a paused process)
+checks its lease right before each request: with less than :func:`margin_ms`
+left it renews it, and if another worker has taken the batch over meanwhile it
+drops it without sending; the new owner sends it. A slow sender therefore never
+sends an older state after the newer one that followed the takeover.
+
+Many Deliverers (one per worker process, shared by its sender threads, any number
+of processes) run at once: everything they share lives in Redis.
 """
 
 from __future__ import annotations
@@ -32,12 +40,13 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import outbox, payload
+from shared import dlq, outbox, payload
 from shared.backoff import compute_backoff
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import Keys
-from shared.outbox import Batch, Item, Wait
+from shared.batch import Batch, Item
+from shared.outbox import Wait
 from workers import braze as b
 from workers import metrics
 from workers import sending
@@ -93,13 +102,23 @@ def lease_ms(settings: Settings) -> int:
     return max(MIN_LEASE_MS, int(2 * one_request * 1000))
 
 
+def margin_ms(settings: Settings) -> int:
+    """A request goes only with at least this much of its batch's lease left (ms): Braze's
+    connect and read timeouts, so the request is over before another worker may take the batch
+    over. 13 s with the default 10 s timeout, well inside :func:`lease_ms`: a fresh claim has room
+    for its limiter wait and request without renewing."""
+    return int((b.CONNECT_TIMEOUT + settings.braze_timeout_seconds) * 1000)
+
+
 class Deliverer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, client: b.BrazeClient,
-                 sender: Sender, clock: Clock):
+                 sender: Sender, clock: Clock, *, owner: str = outbox.DEFAULT_OWNER):
         self.r, self.keys, self.settings = r, keys, settings
         self.client, self.sender, self.clock = client, sender, clock
+        self.owner = owner  # whose claims these are (the worker's name); each claim adds a unique part
         self.group = settings.braze_subscription_group_id or ""
         self.lease_ms = lease_ms(settings)
+        self.margin_ms = margin_ms(settings)
         self._tally = [0, 0]  # batches finished, objects delivered (by this Deliverer, all threads)
         self._tally_lock = threading.Lock()
         # While the outbox has nothing to send, one thread watches it and the others wait.
@@ -124,6 +143,7 @@ class Deliverer:
         got = outbox.claim(
             self.r, self.keys, now_ms=now_ms(self.clock), max_objects=self.settings.braze_track_batch_size,
             flush_delay_ms=self.settings.flush_delay_ms, probe=gate.probe, lease_ms=self.lease_ms,
+            owner=self.owner,
         )
         if isinstance(got, Wait):
             return self._nothing_to_send(got)
@@ -170,14 +190,16 @@ class Deliverer:
             attributes, owners = self._attributes(part.items)
             if not attributes and not part.events:
                 continue
-            if part is not root:  # bisecting: keep the lease while the halves go out
-                outbox.reschedule(self.r, self.keys, batch, due_ms=now_ms(self.clock) + self.lease_ms)
-            outcome = self.sender.send(lambda: self.client.track(attributes, part.events, now=self.clock.now()))
+            outcome = self.sender.send(lambda: self.client.track(attributes, part.events, now=self.clock.now()),
+                                       keep=lambda: self._hold(batch))
+            if isinstance(outcome, sending.Lost):
+                self._lost(batch, "before sending")
+                return 0.0, None
             if isinstance(outcome, b.Delivered):
                 named = {(arr, i): reason for arr, i, reason in outcome.errors}
                 for i, obj in enumerate(attributes):
                     if ("attributes", i) in named:
-                        dead.append(("track", named["attributes", i], {"user": owners[i], "object": obj}))
+                        dead.append(("track", named["attributes", i], dlq.track_payload(owners[i], [obj])))
                 for i, ev in enumerate(part.events):
                     if ("events", i) in named:
                         dead.append(("track_event", named["events", i], {"object": ev}))
@@ -193,12 +215,16 @@ class Deliverer:
             elif isinstance(outcome, b.Retryable):
                 return self._retry_later(batch, outcome.reason), None
             else:  # 429, auth failure, or held by the limiter: wait with every worker, no attempt counted
-                outbox.reschedule(self.r, self.keys, batch, due_ms=self.sender.wait_after(outcome))
+                if not outbox.reschedule(self.r, self.keys, batch, due_ms=self.sender.wait_after(outcome)):
+                    self._lost(batch, "putting it back")
                 return IDLE_SLEEP, None
         if not delivered and root.size() >= CONFIG_SUSPECT_LEAVES and len(dead) == root.size():
             return self._configuration_error(batch, dead[-1][1]), None  # every item rejected
-        nxt = self._finish(batch, delivered, dead, claim_next=claim_next)
-        metrics.delivered(delivered)
+        finished, nxt = self._finish(batch, delivered, dead, claim_next=claim_next)
+        metrics.delivered(delivered)  # Braze took them, whoever settles the batch
+        if not finished:
+            self._lost(batch, "finishing it")
+            return 0.0, nxt
         metrics.dead_lettered(kind for kind, _, _ in dead)
         with self._tally_lock:
             self._tally[0] += 1
@@ -207,16 +233,35 @@ class Deliverer:
             log.debug("batch %s: %d objects delivered, %d dead-lettered", batch.id, delivered, len(dead))
         return 0.0, nxt
 
-    def _finish(self, batch: Batch, delivered: int, dead: list, *, claim_next: bool) -> Batch | None:
+    def _finish(self, batch: Batch, delivered: int, dead: list, *, claim_next: bool) -> tuple[bool, Batch | None]:
+        """Finish the batch (and claim the next, with ``claim_next`` and an open gate).
+        Returns (finished here: False if another worker took it over; the next batch or None)."""
         now = now_ms(self.clock)
         gate = self.sender.gate() if claim_next else None
         if gate is None or gate.wait_ms or gate.probe:
-            outbox.finish(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now)
-            return None
-        got = outbox.finish_and_claim(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now,
-                                      max_objects=self.settings.braze_track_batch_size,
-                                      flush_delay_ms=self.settings.flush_delay_ms, lease_ms=self.lease_ms)
-        return got if isinstance(got, Batch) else None
+            return outbox.finish(self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now), None
+        finished, got = outbox.finish_and_claim(
+            self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now,
+            max_objects=self.settings.braze_track_batch_size, flush_delay_ms=self.settings.flush_delay_ms,
+            lease_ms=self.lease_ms, owner=self.owner)
+        return finished, got if isinstance(got, Batch) else None
+
+    # -- the lease ----------------------------------------------------------
+    def _hold(self, batch: Batch) -> bool:
+        """Right before a request: is the batch still ours, with room for the whole request?
+
+        With at least ``margin_ms`` of lease left, yes (no Redis call: a fresh claim always
+        has). Otherwise the lease is renewed for ``lease_ms``, atomically, only if no other
+        worker has taken the batch over meanwhile.
+        """
+        now = now_ms(self.clock)
+        if batch.lease_until - now >= self.margin_ms:
+            return True
+        return outbox.renew(self.r, self.keys, batch, until_ms=now + self.lease_ms)
+
+    def _lost(self, batch: Batch, doing: str) -> None:
+        log.warning("batch %s: its lease lapsed (this sender was held up) and another worker took it over; "
+                    "left to that worker instead of %s", batch.id, doing)
 
     # -- helpers ----------------------------------------------------------
     def _attributes(self, items: list[Item]) -> tuple[list[dict], list[str]]:
@@ -231,7 +276,7 @@ class Deliverer:
     def _letters(self, part: _Part, reason: str) -> list[tuple[str, str, dict]]:
         out = []
         for it in part.items:
-            out.append(("track", reason, {"user": it.user, "objects": self._attributes([it])[0]}))
+            out.append(("track", reason, dlq.track_payload(it.user, self._attributes([it])[0])))
         for ev in part.events:
             out.append(("track_event", reason, {"object": ev}))
         return out
@@ -246,7 +291,8 @@ class Deliverer:
                      (until - now) / 1000)
         self.sender.pause(until, f"every item rejected: {reason}", "config", now_ms=now)
         batch.config_checked = True
-        outbox.reschedule(self.r, self.keys, batch, due_ms=until, save=True)
+        if not outbox.reschedule(self.r, self.keys, batch, due_ms=until, save=True):
+            self._lost(batch, "putting it back")
         return IDLE_SLEEP
 
     def _retry_later(self, batch: Batch, reason: str) -> float:
@@ -254,19 +300,23 @@ class Deliverer:
         if now < batch.retry_at:
             # Sent early as the probe of a failing Braze: the outage failed, not this batch.
             # It keeps its attempt count and goes back to wait for its own time.
-            outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, retry=True)
+            if not outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, retry=True):
+                self._lost(batch, "putting it back")
             return IDLE_SLEEP
         batch.attempts += 1
         batch.last_error = reason
         if batch.attempts >= self.settings.braze_retry_max_attempts:
             log.error("batch %s dead-lettered after %d attempts: %s", batch.id, batch.attempts, reason)
             letters = self._letters(_Part(batch.items, batch.events), f"gave up after {batch.attempts} attempts: {reason}")
-            outbox.finish(self.r, self.keys, batch, delivered=0, dead=letters, now_ms=now)
-            metrics.dead_lettered(kind for kind, _, _ in letters)
+            if outbox.finish(self.r, self.keys, batch, delivered=0, dead=letters, now_ms=now):
+                metrics.dead_lettered(kind for kind, _, _ in letters)
+            else:
+                self._lost(batch, "dead-lettering it")
             return 0.0
         delay = compute_backoff(batch.attempts, base=self.settings.braze_retry_base_seconds,
                                 max_backoff=self.settings.braze_retry_max_seconds)
         log.info("batch %s attempt %d failed (%s); retry in %.1f s", batch.id, batch.attempts, reason, delay)
         batch.retry_at = now + int(delay * 1000)
-        outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, save=True, retry=True)
+        if not outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, save=True, retry=True):
+            self._lost(batch, "scheduling its retry")
         return IDLE_SLEEP

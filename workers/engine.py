@@ -81,7 +81,8 @@ class Engine:
         # Only a process that serves /metrics competes for the right to export the cluster figures.
         self.exporter = Lease(rt.r, rt.keys.metrics_exporter, LEASE_MS)
         self.exporting = False
-        self.deliverer = Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_sender, rt.clock)
+        self.deliverer = Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_sender, rt.clock,
+                                   owner=self.name)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._redis_down: set[str] = set()

@@ -10,7 +10,10 @@ and ``/users/merge`` in workers/identity.py) go through :class:`Sender`:
    When the breaker is half-open the gate says ``probe``: the sender may take
    a batch waiting to retry early, since its answer ends the outage for all.
 2. :meth:`Sender.send` reserves a slot of the limiter at most 2 s away (one
-   script call) and waits for it, makes the request, and applies what the answer means for *every* worker:
+   script call) and waits for it; then, if the caller gave a ``keep`` check
+   (workers/deliver.py: is the batch's lease still ours, with room for a whole
+   request?), asks it last thing before the request and returns :class:`Lost`
+   without sending when it says no. Then it makes the request, and applies what the answer means for *every* worker:
    - 2xx / whole-request 400: a successful probe closes the breaker (and calls
      ``on_recovered``); ``X-RateLimit-Remaining: 0`` pauses until the reset;
    - 429: every worker pauses until ``X-RateLimit-Reset``;
@@ -61,7 +64,12 @@ class Gate:
     probe: bool = False  # half-open breaker: this sender may probe
 
 
-Outcome = b.Outcome | Held
+@dataclass(frozen=True)
+class Lost:
+    """Not sent: the caller no longer holds the work (its lease lapsed and another sender took it)."""
+
+
+Outcome = b.Outcome | Held | Lost
 
 
 class Sender:
@@ -85,10 +93,14 @@ class Sender:
         metrics.gate_closed(self.limiter.name, not d.allowed)
         return Gate(0 if d.allowed else max(1, d.wait_ms), probe=d.probe)
 
-    def send(self, call: Callable[[], b.Outcome]) -> Outcome:
+    def send(self, call: Callable[[], b.Outcome], *, keep: Callable[[], bool] | None = None) -> Outcome:
+        """Make the request ``call`` under the limiter; ``keep`` (if given) is asked after the
+        limiter's wait, right before the request: False means the work is no longer ours."""
         decision = self._token()
         if isinstance(decision, Held):
             return decision
+        if keep is not None and not keep():
+            return Lost()
         outcome = call()
         now = now_ms(self.clock)
         if not isinstance(outcome, b.Delivered) or outcome.pause_until:

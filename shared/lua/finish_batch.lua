@@ -1,6 +1,8 @@
 #!lua flags=allow-oom
--- Finish a batch: release its users and delete it. Idempotent: finishing a
--- batch that is gone (another worker finished it) changes nothing.
+-- Finish a batch: release its users and delete it. Only the sender holding the
+-- batch's lease may: one whose lease lapsed and was taken over (or a batch
+-- already finished) changes nothing, so a late sender never releases users the
+-- new owner still has in flight.
 --
 -- KEYS[1] {P}:outbox:inflight HASH  user -> batch id
 -- KEYS[2] {P}:batches         HASH  batch id -> JSON
@@ -8,33 +10,36 @@
 -- KEYS[4] {P}:dlq             STREAM dead letters
 -- KEYS[5] {P}:stats           HASH  counters
 -- KEYS[6] {P}:batches:retry   ZSET  batches waiting after a failure
--- KEYS[7] {P}:rate:delivered:<t> STRING objects delivered in this 10 s bucket
+-- KEYS[7] {P}:batches:owner   HASH  batch id -> token of the sender holding its lease
+-- KEYS[8] {P}:rate:delivered:<t> STRING objects delivered in this 10 s bucket
 --
--- ARGV[1] batch id   ARGV[2] objects delivered   ARGV[3] n dead letters
--- ARGV[4] rate bucket TTL s
+-- ARGV[1] batch id   ARGV[2] the caller's token   ARGV[3] objects delivered
+-- ARGV[4] n dead letters   ARGV[5] rate bucket TTL s
 -- then per dead letter 3 values: kind, reason, payload JSON
--- Returns 1 if the batch was finished here, 0 if it was already gone.
+-- then the batch's users (the caller read them from the batch: the JSON is not decoded here)
+-- Returns 1 if the batch was finished here, 0 if the caller does not hold it (gone, or taken over).
 local id = ARGV[1]
-local body = redis.call('HGET', KEYS[2], id)
-if not body then return 0 end
-local batch = cjson.decode(body)
-for _, item in ipairs(batch.items) do
-  if redis.call('HGET', KEYS[1], item.u) == id then
-    redis.call('HDEL', KEYS[1], item.u)
-  end
+if redis.call('HGET', KEYS[7], id) ~= ARGV[2] then return 0 end
+local ndead = tonumber(ARGV[4])
+local first = 6 + ndead * 3
+if first <= #ARGV then
+  -- Release its users: each is in flight in this batch alone (a claim marks only users not in
+  -- flight, and only the owner of their batch gets here), so no need to read whose they are.
+  redis.call('HDEL', KEYS[1], unpack(ARGV, first, #ARGV))
 end
 redis.call('HDEL', KEYS[2], id)
+redis.call('HDEL', KEYS[7], id)
 redis.call('ZREM', KEYS[3], id)
 redis.call('ZREM', KEYS[6], id)
-local ndead = tonumber(ARGV[3])
 for i = 0, ndead - 1 do
-  local o = 4 + i * 3
+  local o = 5 + i * 3
   redis.call('XADD', KEYS[4], '*', 'kind', ARGV[o + 1], 'reason', ARGV[o + 2], 'payload', ARGV[o + 3])
 end
-redis.call('HINCRBY', KEYS[5], 'delivered_objects', tonumber(ARGV[2]))
-if tonumber(ARGV[2]) > 0 then
-  redis.call('INCRBY', KEYS[7], tonumber(ARGV[2]))
-  redis.call('EXPIRE', KEYS[7], tonumber(ARGV[4]))
+local delivered = tonumber(ARGV[3])
+redis.call('HINCRBY', KEYS[5], 'delivered_objects', delivered)
+if delivered > 0 then
+  redis.call('INCRBY', KEYS[8], delivered)
+  redis.call('EXPIRE', KEYS[8], tonumber(ARGV[5]))
 end
 redis.call('HINCRBY', KEYS[5], 'batches_sent', 1)
 if ndead > 0 then redis.call('HINCRBY', KEYS[5], 'dead_lettered', ndead) end

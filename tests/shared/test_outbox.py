@@ -135,7 +135,8 @@ def test_finishing_a_retried_batch_forgets_it(r, keys):
     put(r, keys, "U1", 1, "S")
     b = claim(r, keys, 5000)
     outbox.reschedule(r, keys, b, due_ms=6000, save=True, retry=True)
-    assert outbox.finish(r, keys, b, delivered=1, now_ms=6000)
+    again = claim(r, keys, 6000)
+    assert outbox.finish(r, keys, again, delivered=1, now_ms=6000)
     assert outbox.sizes(r, keys) == {"pending_profiles": 0, "inflight_profiles": 0, "open_batches": 0,
                                      "pending_events": 0, "retrying_batches": 0}
     assert int(r.get(keys.rate("delivered", 0))) == 1  # counted in the 10 s bucket of now_ms=6000
@@ -145,7 +146,8 @@ def test_a_pause_wait_is_not_a_retry(r, keys):
     put(r, keys, "U1", 1, "S")
     b = claim(r, keys, 5000)
     outbox.reschedule(r, keys, b, due_ms=9000, save=True, retry=True)
-    outbox.reschedule(r, keys, b, due_ms=9500)  # then held by a 429 pause instead
+    again = claim(r, keys, 9000)
+    assert outbox.reschedule(r, keys, again, due_ms=9500)  # then held by a 429 pause instead
     assert outbox.sizes(r, keys)["retrying_batches"] == 0
 
 
@@ -169,8 +171,39 @@ def test_finish_and_claim_in_one_round_trip_even_after_a_script_flush(r, keys):
         put(r, keys, f"U{i}", 1, "S")
     first = claim(r, keys, 5000, size=2)
     r.script_flush()                       # Redis forgot the scripts (a restart without its cache)
-    nxt = outbox.finish_and_claim(r, keys, first, delivered=2, now_ms=5000, max_objects=2, flush_delay_ms=0)
-    assert isinstance(nxt, Batch) and nxt.users == ["U2", "U3"]
+    done, nxt = outbox.finish_and_claim(r, keys, first, delivered=2, now_ms=5000, max_objects=2, flush_delay_ms=0)
+    assert done and isinstance(nxt, Batch) and nxt.users == ["U2", "U3"]
     assert not r.hexists(keys.batches, first.id) and r.hget(keys.stats, "delivered_objects") == b"2"
     assert outbox.finish_and_claim(r, keys, nxt, delivered=2, now_ms=5000, max_objects=2,
-                                   flush_delay_ms=0) == Wait(0, "empty")
+                                   flush_delay_ms=0) == (True, Wait(0, "empty"))
+
+
+def test_only_the_claim_holding_a_batch_may_settle_or_renew_it(r, keys):
+    put(r, keys, "U1", 1, "S")
+    slow = claim(r, keys, 5000, lease_ms=1000, owner="worker-a")
+    assert outbox.renew(r, keys, slow, until_ms=5900) and slow.lease_until == 5900
+    took = claim(r, keys, 6000, lease_ms=1000, owner="worker-b")   # A's lease lapsed: B takes the batch over
+    assert took.id == slow.id and took.taken_over and took.owner != slow.owner
+    assert r.hget(keys.batches_owner, took.id).decode().startswith("worker-b/")
+    # A, late, can neither renew, retry, dead-letter nor finish it: B's users stay in flight.
+    assert not outbox.renew(r, keys, slow, until_ms=99_000)
+    assert not outbox.reschedule(r, keys, slow, due_ms=99_000, save=True, retry=True)
+    assert not outbox.finish(r, keys, slow, delivered=0, dead=[("track", "late", {"user": "U1"})])
+    assert not outbox.finish_and_claim(r, keys, slow, delivered=1, now_ms=6000, max_objects=75, flush_delay_ms=0)[0]
+    assert r.hget(keys.outbox_inflight, "U1") == took.id.encode() and r.xlen(keys.dlq) == 0
+    assert r.zscore(keys.batches_due, took.id) == 7000 and outbox.sizes(r, keys)["retrying_batches"] == 0
+    assert outbox.finish(r, keys, took, delivered=1)               # the owner may
+    assert r.hlen(keys.outbox_inflight) == 0 and r.hlen(keys.batches_owner) == 0
+
+
+def test_a_lapsed_lease_nobody_took_is_renewed_and_a_put_back_batch_has_no_owner(r, keys):
+    put(r, keys, "U1", 1, "S")
+    b = claim(r, keys, 5000, lease_ms=1000)
+    assert outbox.renew(r, keys, b, until_ms=9000)             # lapsed at 6000, but still nobody else's
+    assert claim(r, keys, 8000, lease_ms=1000) == Wait(0, "empty")
+    assert outbox.reschedule(r, keys, b, due_ms=9500)
+    assert not r.hexists(keys.batches_owner, b.id)             # waiting: nobody holds it
+    assert not outbox.renew(r, keys, b, until_ms=20_000)       # so the one that put it back can't send it
+    assert not outbox.finish(r, keys, b, delivered=1)
+    again = claim(r, keys, 9500)
+    assert again.id == b.id and outbox.finish(r, keys, again, delivered=1)

@@ -1,16 +1,18 @@
 """Delivery decisions with a scripted Braze and a fake clock (no HTTP, no sleeps)."""
 
 import json
+import threading
 
 import pytest
 
-from shared import forward, outbox, state
+from shared import dlq, forward, outbox, state
 from shared.clock import FakeClock
+from shared.config import RateLimit
 from shared.events import make_version
 from shared.limiter import Limiter
 from shared.state import Change
 from workers import braze as b
-from workers.deliver import Deliverer
+from workers.deliver import Deliverer, lease_ms
 from workers.sending import Sender
 
 
@@ -271,3 +273,73 @@ def test_a_batch_lease_outlasts_one_request_twice(settings):
     assert 30_000 <= lease_ms(settings) <= 31_000            # default 10 s read timeout
     assert lease_ms(settings.replace(braze_timeout_seconds=60)) > 2 * 60_000
     assert lease_ms(settings.replace(braze_timeout_seconds=1)) == 20_000  # never below the floor
+
+
+
+def test_track_dead_letters_have_one_shape_and_old_ones_still_replay(r, keys, settings, clock):
+    def braze_answer(attrs, events):
+        if any(o.get("native_line_id") == "U2" for o in attrs):
+            return b.BadRequest("HTTP 400: bad")
+        return b.Delivered([("attributes", i, "invalid alias") for i, o in enumerate(attrs)
+                            if o.get("native_line_id") == "U1"])
+    braze = ScriptedBraze(*[braze_answer] * 20)
+    follow(r, keys, clock, "U0", "U1", "U2")
+    make(r, keys, settings, clock, braze).step()        # U1 named in a 2xx, U2 rejected alone (400)
+    payloads = {json.loads(f[b"payload"])["user"]: json.loads(f[b"payload"]) for _, f in r.xrange(keys.dlq)}
+    assert set(payloads) == {"U1", "U2"}
+    assert all(set(p) == {"user", "objects"} and p["objects"][0]["native_line_id"] == u
+               for u, p in payloads.items())
+    r.xadd(keys.dlq, dlq.entry("track", "x", {"user": "U9", "object": {}}))   # written by an older release
+    done = dlq.replay(r, keys, dlq.list_letters(r, keys), now_ms=int(clock.now() * 1000))
+    assert done.replayed == {"track": 3} and not done.kept
+    assert {u.decode() for u in r.zrange(keys.outbox_ready, 0, -1)} == {"U1", "U2", "U9"}
+
+
+class StalledClock:
+    """The shared fake clock, seen by a sender that stalls in its next sleep (a limiter wait, a
+    stalled Redis call, GC) until the test lets it go: meanwhile the test moves time on."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.stalled, self.go = threading.Event(), threading.Event()
+
+    def now(self):
+        return self.clock.now()
+
+    def sleep(self, seconds):
+        self.stalled.set()
+        assert self.go.wait(10), "the test never let the stalled sender go"
+
+
+def test_a_sender_stalled_past_its_lease_never_sends_the_older_state_last(r, keys, settings, braze, clock):
+    from tests.workers.conftest import API_KEY, GROUP
+    s = settings.replace(braze_rest_endpoint=braze.url, braze_api_key=API_KEY, braze_subscription_group_id=GROUP,
+                         flush_delay_ms=0, braze_track_rate_limit=RateLimit(1, 1.0))
+
+    def worker(name, clk):
+        lim = Limiter(r, keys, "track", s.braze_track_rate_limit, retry_base=1, probe_max=s.braze_probe_max_seconds,
+                      pause_max=s.braze_pause_max_seconds)
+        sender = Sender(lim, clk, auth_retry_seconds=s.braze_auth_retry_seconds, what="/users/track")
+        return Deliverer(r, keys, s, b.BrazeClient(braze.url, API_KEY, timeout=s.braze_timeout_seconds),
+                         sender, clk, owner=name)
+
+    stalled = StalledClock(clock)
+    slow, other = worker("worker-a", stalled), worker("worker-b", clock)
+    follow(r, keys, clock, "U1", st="S", ts=1)
+    Limiter(r, keys, "track", s.braze_track_rate_limit).acquire(int(clock.now() * 1000))  # A will wait 1 s...
+    a = threading.Thread(target=slow.step)
+    a.start()
+    assert stalled.stalled.wait(10)                   # ...and stalls there, holding the batch (state S)
+    clock.advance(lease_ms(s) / 1000 + 1)             # past its lease
+    other.step()                                      # B takes the batch over and sends S
+    follow(r, keys, clock, "U1", st="U", ts=2)        # a newer state (U) arrives
+    other.step()                                      # and goes
+    assert braze.subscription_state(GROUP, alias_name="U1") == "unsubscribed"
+    stalled.go.set()                                  # A wakes up with the old state in hand
+    a.join(10)
+    assert not a.is_alive()
+    other.step()
+    history = [h["state"] for h in braze.profile(alias_name="U1")["history"]]
+    assert history[-1] == "unsubscribed", history     # Braze ends with the newest state
+    assert "subscribed" not in history[history.index("unsubscribed"):], history
+    assert r.hlen(keys.outbox_inflight) == 0 and r.hlen(keys.batches) == 0

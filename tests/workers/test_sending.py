@@ -6,7 +6,7 @@ from shared.clock import FakeClock
 from shared.config import RateLimit
 from shared.limiter import Limiter
 from workers import braze as b
-from workers.sending import Held, Sender
+from workers.sending import Held, Lost, Sender
 
 
 @pytest.fixture
@@ -95,3 +95,18 @@ def test_short_rate_waits_are_slept_through(r, keys, clock):
     for _ in range(5):
         assert s.send(lambda: b.Delivered()) == b.Delivered()
     assert clock.now() - t0 == pytest.approx(0.4, abs=0.01)  # spaced 100 ms apart, on the fake clock
+
+
+def test_work_no_longer_ours_after_the_limiter_wait_is_not_sent(r, keys, clock):
+    s = make(r, keys, clock, rate=RateLimit(10, 1.0))
+    s.send(lambda: b.Delivered())
+    asked = []
+
+    def keep():
+        asked.append(clock.now())
+        return False
+
+    t0 = clock.now()
+    assert isinstance(s.send(lambda: pytest.fail("sent work it no longer holds"), keep=keep), Lost)
+    assert asked == [pytest.approx(t0 + 0.1, abs=0.01)]   # asked after the limiter's wait, right before sending
+    assert s.gate().wait_ms == 0 and r.hlen(keys.breaker("track")) == 0  # no failure for anyone

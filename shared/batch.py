@@ -1,0 +1,113 @@
+"""A batch of the outbox and its items, as stored in Redis: the one codec.
+
+The stored value (``{P}:batches``: batch id -> JSON) is written by
+shared/lua/claim_batch.lua when it takes a new batch (the script must store it
+before anything is sent, in the same atomic step that marks its users in
+flight) and by :func:`encode` when a batch is put back with its attempts; it is
+read only here (:func:`decode`). tests/shared/test_batch.py round-trips it
+through the real scripts, so the two writers agree. Layout::
+
+    {"id":       "<batch id>",
+     "u":        ["<LINE user id>", ...],                 # the items, as parallel arrays:
+     "x":        ["<its linked external ids, newline-separated>" | false, ...],
+     "v":        ["<version><S|U>" | false, ...],         # false: no state yet (linked profiles only)
+     "events":   ["<forwarded event JSON, as queued on {P}:outbox:events (q dropped once put back)>"],
+     "attempts": 0, "created": <ms>,
+     "last_error": "", "retry_at": <ms>, "config_checked": false}   # the last three: once put back
+
+Parallel arrays because the script builds them from its HMGET replies as they
+come, with no Lua table per user (that is most of a claim's Redis time). Batches
+stored by releases before this one hold ``"items": [{"u", "x", "v"}, ...]``
+instead: still read. Redis's cjson writes an empty list as ``{}``. Events stay
+JSON text inside the JSON: one Lua's cjson cannot read (a lone surrogate
+escape, which Python's json writes) then passes through the scripts untouched.
+
+How many /users/track objects an item makes (1 if it has a state, plus 1 per
+linked external id) is counted where the batch is filled, in claim_batch.lua,
+as shared/payload.py's ``objects_for`` makes them (a contract test checks the
+two agree).
+
+The lease (who holds the batch, until when) is not part of the value: it lives
+in ``{P}:batches:owner`` and ``{P}:batches:due`` (shared/outbox.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+# The field of a queued event holding when it was queued (ms); dropped when the batch is read.
+QUEUED_AT = "q"
+
+
+@dataclass
+class Item:
+    user: str
+    state: str | None            # S / U, or None (linked profiles only, no state yet)
+    version: str | None
+    external_ids: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Batch:
+    id: str
+    items: list[Item]
+    events: list[dict]
+    attempts: int
+    created: int
+    last_error: str = ""
+    taken_over: bool = False
+    retry_at: int = 0  # after a failure: when its own backoff lets it go again (ms)
+    config_checked: bool = False  # once rejected whole as a configuration error: bisect fully next time
+    # The lease this sender holds (not stored in the JSON): its claim's token and expiry (ms).
+    owner: str = ""
+    lease_until: int = 0
+
+    def to_json(self) -> str:
+        return encode(self)
+
+    @property
+    def users(self) -> list[str]:
+        return [i.user for i in self.items]
+
+
+def _item(user: str, links: str | bool | None, v: str | bool | None) -> Item:
+    return Item(user=user, state=v[-1] if v else None, version=v[:-1] if v else None,
+                external_ids=[x for x in (links or "").split("\n") if x])
+
+
+def encode(batch: Batch) -> str:
+    """The stored JSON of ``batch`` (what claim_batch.lua writes, plus what a retry keeps)."""
+    return json.dumps({
+        "id": batch.id,
+        "u": [i.user for i in batch.items],
+        "x": ["\n".join(i.external_ids) or False for i in batch.items],
+        "v": [i.version + i.state if i.version is not None and i.state is not None else False
+              for i in batch.items],
+        "events": [json.dumps(e) for e in batch.events],
+        "attempts": batch.attempts,
+        "created": batch.created,
+        "last_error": batch.last_error,
+        "retry_at": batch.retry_at,
+        "config_checked": batch.config_checked,
+    })
+
+
+def decode(body: bytes | str, *, taken_over: bool = False) -> Batch:
+    """The batch stored as ``body`` (by claim_batch.lua or :func:`encode`)."""
+    d = json.loads(body)
+    events = []
+    for e in d.get("events") or []:  # cjson encodes an empty list as {}
+        ev = json.loads(e) if isinstance(e, str) else e
+        ev.pop(QUEUED_AT, None)
+        events.append(ev)
+    if "u" in d:
+        users, links, states = d["u"] or [], d.get("x") or [], d.get("v") or []  # cjson: [] is {}
+        items = [_item(u, links[i] if i < len(links) else None, states[i] if i < len(states) else None)
+                 for i, u in enumerate(users)]
+    else:  # stored by an earlier release
+        items = [_item(it["u"], it.get("x"), it.get("v")) for it in d.get("items") or []]
+    return Batch(id=d["id"], items=items, events=events,
+                 attempts=int(d.get("attempts", 0)), created=int(d.get("created", 0)),
+                 last_error=d.get("last_error", ""), taken_over=taken_over, retry_at=int(d.get("retry_at", 0)),
+                 config_checked=bool(d.get("config_checked", False)))
