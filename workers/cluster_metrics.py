@@ -21,7 +21,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared import outbox, status
+from shared import outbox, state, status
 from shared.keys import Keys
 from shared.redis_conn import REDIS_DOWN
 from shared.resync_runs import last_completed, resync_status
@@ -74,7 +74,7 @@ class ClusterCollector(Collector):
         for name, value in outbox.sizes(self.r, self.keys).items():
             yield _gauge(f"linesync_outbox_{name}", f"outbox: {name.replace('_', ' ')}", value)
         yield _gauge("linesync_dead_letters", "dead letters waiting for an operator", self.r.xlen(self.keys.dlq))
-        yield _gauge("linesync_profiles_known", "LINE users with a known state", self.r.hlen(self.keys.state))
+        yield _gauge("linesync_profiles_known", "LINE users with a known state", state.count(self.r, self.keys))
         paused = GaugeMetricFamily("linesync_braze_paused", "1 while every worker waits (429 or auth)",
                                    labels=["endpoint", "kind"])
         streak = GaugeMetricFamily("linesync_braze_failure_streak", "consecutive 5xx/timeout windows",
