@@ -1,17 +1,22 @@
 #!lua flags=allow-oom
+--#include lhash
+--#include state
+--#include dedupe
 -- Apply a batch of LINE events atomically: dedupe, newer-wins transition,
 -- outbox marking, forwarded events, stream acknowledgement, counters.
 --
--- KEYS[1]  {P}:state            HASH  user -> version..state
+-- KEYS[1]  {P}:state            prefix of the state buckets (lib/state.lua); itself the old HASH
 -- KEYS[2]  {P}:outbox:ready     ZSET  user -> first-dirty ms
 -- KEYS[3]  {P}:outbox:events    LIST  forwarded custom events (JSON)
 -- KEYS[4]  {P}:stats            HASH  counters
 -- KEYS[5]  {P}:webhooks         STREAM entries to XACK and XDEL
--- KEYS[6..] {P}:seen:<eventId>  STRING dedupe marks, referenced by index below
+-- KEYS[6]  {P}:dedupe           prefix of the remembered event ids (lib/dedupe.lua)
+-- KEYS[7]  {P}:seen             prefix of the old dedupe marks {P}:seen:<eventId>, read until migrated
+-- KEYS[8]  {P}:migrate          HASH  migration progress (shared/migrate.py): seen = done once moved
 --
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
 -- ARGV[4] n events    ARGV[5] n stream ids to ack   ARGV[6] n counter pairs
--- then per event, 5 values: user, version, state (S|U|''), seen-key index (0 = none), forward JSON ('' = none)
+-- then per event, 5 values: user, version, state (S|U|''), event id ('' = not deduped), forward JSON ('' = none)
 -- then the stream ids, then counter name/increment pairs.
 --
 -- Returns {applied, duplicates, stale, unchanged, forwarded}.
@@ -23,28 +28,39 @@ local nack = tonumber(ARGV[5])
 local nstat = tonumber(ARGV[6])
 local applied, dups, stale, unchanged, forwarded = 0, 0, 0, 0, 0
 local base = 6
+local st = st_open(KEYS[1])
+local dd = nil
+local old_seen = nil
 for i = 0, n - 1 do
   local o = base + i * 5
-  local user, version, state, seen, fwd = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], tonumber(ARGV[o + 4]), ARGV[o + 5]
+  local user, version, state, eid, fwd = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
   local fresh = true
-  if seen > 0 then
-    fresh = redis.call('SET', KEYS[seen], '1', 'NX', 'EX', ttl) ~= false
+  if eid ~= '' then
+    if not dd then
+      dd = dd_open(KEYS[6], now, ttl * 1000)
+      old_seen = redis.call('HGET', KEYS[8], 'seen') ~= 'done'
+    end
+    if old_seen and redis.call('EXISTS', KEYS[7] .. ':' .. eid) == 1 then
+      fresh = false
+    else
+      fresh = dd_remember(dd, eid)
+    end
   end
   if not fresh then
     dups = dups + 1
   else
     if state ~= '' then
-      local cur = redis.call('HGET', KEYS[1], user)
-      local newval = version .. state
+      local cur, key, f = st_read(st, user)
       if not cur then
-        redis.call('HSET', KEYS[1], user, newval)
+        st_write(st, key, f, st_pack(version, state), true)
         redis.call('ZADD', KEYS[2], 'NX', now, user)
         applied = applied + 1
-      elseif string.sub(cur, 1, -2) >= version then
+      elseif not st_newer(version, cur) then
         stale = stale + 1
       else
-        redis.call('HSET', KEYS[1], user, newval)
-        if string.sub(cur, -1) ~= state then
+        local _, cur_state = st_unpack(cur)
+        st_write(st, key, f, st_pack(version, state), false)
+        if cur_state ~= state then
           redis.call('ZADD', KEYS[2], 'NX', now, user)
           applied = applied + 1
         else
@@ -58,6 +74,8 @@ for i = 0, n - 1 do
     end
   end
 end
+st_close(st)
+if dd then dd_close(dd) end
 local o = base + n * 5
 if nack > 0 and group ~= '' then
   local ids = {}

@@ -1,9 +1,11 @@
 #!lua flags=allow-oom
+--#include lhash
+--#include state
 -- Take the next batch to deliver: an overdue batch (crashed sender or a retry
 -- whose time has come) first, else a new batch from the outbox.
 --
 -- KEYS[1] {P}:outbox:ready    ZSET  user -> first-dirty ms (oldest first)
--- KEYS[2] {P}:state           HASH  user -> version..state (read: always the newest)
+-- KEYS[2] {P}:state           prefix of the state buckets (lib/state.lua; read: always the newest)
 -- KEYS[3] {P}:outbox:inflight HASH  user -> batch id
 -- KEYS[4] {P}:batches         HASH  batch id -> JSON
 -- KEYS[5] {P}:batches:due     ZSET  batch id -> lease expiry / retry time (ms)
@@ -53,12 +55,22 @@ local oldest = nil
 -- user leaves the ZSET), at most four batches' worth in all.
 local full = false
 local any_links = redis.call('EXISTS', KEYS[6]) == 1
+local st = st_open(KEYS[2])
 for chunk = 0, 3 do
   local scan = redis.call('ZRANGE', KEYS[1], chunk * max_objects, (chunk + 1) * max_objects - 1)
   if #scan == 0 then break end
   local flying = redis.call('HMGET', KEYS[3], unpack(scan))
   local linked = any_links and redis.call('HMGET', KEYS[6], unpack(scan)) or {}
-  local stated = redis.call('HMGET', KEYS[2], unpack(scan))
+  local stated = {}
+  for j, user in ipairs(scan) do
+    local cur = st_read(st, user)
+    if cur then
+      local version, state = st_unpack(cur)
+      stated[j] = version .. state
+    else
+      stated[j] = false
+    end
+  end
   for j, user in ipairs(scan) do
     if not flying[j] then
       -- The objects it makes (shared/payload.py objects_for): its alias profile if it has a
@@ -78,6 +90,7 @@ for chunk = 0, 3 do
   end
   if full or #scan < max_objects then break end
 end
+st_close(st)
 local nevents = 0
 if objects < max_objects then
   nevents = math.min(redis.call('LLEN', KEYS[7]), max_objects - objects)

@@ -1,0 +1,71 @@
+-- Linear hashing over many small hashes (shared/buckets.py is the Python side).
+-- A family of buckets <prefix>:<b> (b = 0 .. N-1) grows one bucket at a time:
+-- when the family holds more than LH_LOAD entries per bucket, bucket s = N - 2^L
+-- (2^L <= N < 2^(L+1)) is split and the entries whose hash has bit L set move to
+-- the new bucket N. No stop-the-world rehash; a walk over buckets 0..N-1 in order
+-- sees an entry at least once (entries only move to the new last bucket).
+-- Fields are raw bytes whose last 4 bytes are the entry's hash (uniform: random
+-- or sequential ids). The count N and the number of entries live in <meta>
+-- (HASH: buckets, entries).
+-- No string literal in a library holds two dashes: scripts.py joins it on one line.
+local LH_LOAD = 96
+local function lh_hash(field)
+  local a, b, c, d = string.byte(field, -4, -1)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+local function lh_pow(n)
+  local p = 1
+  while p * 2 <= n do p = p * 2 end
+  return p
+end
+local function lh_bucket(h, n)
+  local p = lh_pow(n)
+  local b = h % (2 * p)
+  if b >= n then b = h % p end
+  return b
+end
+local function lh_meta(meta)
+  local m = redis.call('HMGET', meta, 'buckets', 'entries')
+  return tonumber(m[1]) or 1, tonumber(m[2]) or 0
+end
+-- Split buckets until the load is under LH_LOAD; returns the new bucket count.
+-- expire_ms (or nil): the time to live set on a bucket made here.
+local function lh_grow(prefix, n, entries, expire_ms)
+  while entries > LH_LOAD * n do
+    local p = lh_pow(n)
+    local s = n - p
+    local old = prefix .. ':' .. s
+    local new = prefix .. ':' .. n
+    local all = redis.call('HGETALL', old)
+    local moved, gone = {}, {}
+    for i = 1, #all, 2 do
+      if lh_hash(all[i]) % (2 * p) == n then
+        moved[#moved + 1] = all[i]
+        moved[#moved + 1] = all[i + 1]
+        gone[#gone + 1] = all[i]
+      end
+    end
+    if #gone > 0 then
+      redis.call('HDEL', old, unpack(gone))
+      redis.call('HSET', new, unpack(moved))
+      if expire_ms then redis.call('PEXPIRE', new, expire_ms) end
+    end
+    n = n + 1
+  end
+  return n
+end
+-- 32 lowercase hex digits to 16 bytes.
+local function lh_hex2bin(hex)
+  local out = {}
+  for i = 1, 32, 8 do
+    local v = tonumber(string.sub(hex, i, i + 7), 16)
+    out[#out + 1] = math.floor(v / 16777216)
+    out[#out + 1] = math.floor(v / 65536) % 256
+    out[#out + 1] = math.floor(v / 256) % 256
+    out[#out + 1] = v % 256
+  end
+  return string.char(unpack(out))
+end
+local function lh_bin2hex(bin)
+  return (string.format(string.rep('%02x', #bin), string.byte(bin, 1, -1)))
+end

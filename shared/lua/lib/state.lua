@@ -1,0 +1,116 @@
+-- The state of one LINE user, as stored (shared/state.py is the Python side, and
+-- the contract tests run both). Needs lhash.
+-- Where: a user id "U" + 32 lowercase hex digits lives in bucket <P>:state:<b> under
+-- its 16 bytes (linear hashing, meta <P>:state:meta); any other id in <P>:state:x
+-- under the id itself. The buckets stay listpacks (hash-max-listpack-entries 512 by
+-- default): about 30 B per user.
+-- Value, packed: a version made by shared/events.py make_version (36 digits:
+-- timestamp 13, arrival ms 13, stream seq and index 10) with its state S/U as
+-- 6 bytes big-endian (timestamp * 8 + flags: 1 = S, 2 = arrival before timestamp,
+-- 4 reserved), then varint |arrival - timestamp|, then varint seq*10000+index
+-- (7 bits a byte, low first, high bit = more). Any other version: byte 255, the
+-- state, the version as given. The old layout (<P>:state HASH user -> version..state)
+-- is read as a fallback while it exists (shared/migrate.py moves it).
+local function st_varint(x)
+  local out = {}
+  while x >= 128 do
+    local low = x % 128
+    out[#out + 1] = low + 128
+    x = (x - low) / 128
+  end
+  out[#out + 1] = x
+  return string.char(unpack(out))
+end
+local function st_unvarint(s, i)
+  local x, mul = 0, 1
+  while true do
+    local byte = string.byte(s, i)
+    i = i + 1
+    if byte < 128 then return x + byte * mul, i end
+    x = x + (byte - 128) * mul
+    mul = mul * 128
+  end
+end
+-- (timestamp, arrival, seq*10000+index) of a standard version, or nil.
+local function st_parts(version)
+  if #version ~= 36 or string.find(version, '[^0-9]') then return nil end
+  return tonumber(string.sub(version, 1, 13)), tonumber(string.sub(version, 14, 26)), tonumber(string.sub(version, 27, 36))
+end
+local function st_pack(version, state)
+  local ts, arr, si = st_parts(version)
+  if not ts then return string.char(255) .. state .. version end
+  local d, flags = arr - ts, (state == 'S') and 1 or 0
+  if d < 0 then d = -d flags = flags + 2 end
+  local h = ts * 8 + flags
+  local out = {}
+  for i = 6, 1, -1 do
+    out[i] = h % 256
+    h = (h - out[i]) / 256
+  end
+  return string.char(unpack(out)) .. st_varint(d) .. st_varint(si)
+end
+-- version, state, and for a standard version its parts (timestamp, arrival, seq*10000+index).
+local function st_unpack(v)
+  if string.byte(v, 1) == 255 then return string.sub(v, 3), string.sub(v, 2, 2) end
+  local h = 0
+  for i = 1, 6 do h = h * 256 + string.byte(v, i) end
+  local flags = h % 8
+  local ts = (h - flags) / 8
+  local d, i = st_unvarint(v, 7)
+  local si = st_unvarint(v, i)
+  if flags % 4 >= 2 then d = -d end
+  local arr = ts + d
+  local state = (flags % 2 == 1) and 'S' or 'U'
+  return string.format('%013d%013d%010d', ts, arr, si), state, ts, arr, si
+end
+-- Is version (as given) newer than the stored value cur?
+local function st_newer(version, cur)
+  local cv, _, cts, carr, csi = st_unpack(cur)
+  local ts, arr, si = st_parts(version)
+  if ts and cts then
+    if ts ~= cts then return ts > cts end
+    if arr ~= carr then return arr > carr end
+    return si > csi
+  end
+  return version > cv
+end
+-- The state store of one script run: st = st_open(prefix) with KEYS' {P}:state.
+local function st_open(prefix)
+  local n, entries = lh_meta(prefix .. ':meta')
+  return {prefix = prefix, n = n, entries = entries, added = 0, legacy = redis.call('EXISTS', prefix) == 1}
+end
+-- key and field where user lives.
+local function st_where(st, user)
+  if #user == 33 and string.sub(user, 1, 1) == 'U' and not string.find(user, '[^0-9a-f]', 2) then
+    local f = lh_hex2bin(string.sub(user, 2))
+    return st.prefix .. ':' .. lh_bucket(lh_hash(f), st.n), f
+  end
+  return st.prefix .. ':x', user
+end
+-- The stored value of user (packed), or false; moves it from the old layout if it is there.
+local function st_read(st, user)
+  local key, f = st_where(st, user)
+  local cur = redis.call('HGET', key, f)
+  if not cur and st.legacy then
+    local old = redis.call('HGET', st.prefix, user)
+    if old then
+      cur = st_pack(string.sub(old, 1, -2), string.sub(old, -1))
+      redis.call('HSET', key, f, cur)
+      redis.call('HDEL', st.prefix, user)
+      st.added = st.added + 1
+    end
+  end
+  return cur, key, f
+end
+local function st_write(st, key, f, value, new)
+  redis.call('HSET', key, f, value)
+  if new then st.added = st.added + 1 end
+end
+-- Persist the count and grow the buckets: once per script run, after the writes.
+local function st_close(st)
+  if st.added == 0 then return end
+  st.entries = st.entries + st.added
+  st.n = lh_grow(st.prefix, st.n, st.entries, nil)
+  redis.call('HSET', st.prefix .. ':meta', 'buckets', st.n, 'entries', st.entries)
+  st.added = 0
+end
