@@ -24,7 +24,7 @@ class EngineStep(bootsteps.StartStopStep):
         self.engine = None
 
     def start(self, worker):
-        from shared import redis_checks
+        from shared import migrate, redis_checks
         from shared.errors import ConfigError
         from shared.payload import describe
         from workers.engine import Engine
@@ -37,6 +37,9 @@ class EngineStep(bootsteps.StartStopStep):
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code
+        # State and dedupe marks of the layout before buckets move once, leased (shared/migrate.py).
+        migrate.run(rt.r, rt.keys, now_ms=int(rt.clock.now() * 1000), dedupe_ttl=rt.settings.dedupe_ttl_seconds,
+                    log=log)
         log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
         self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
 
