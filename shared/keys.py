@@ -30,9 +30,12 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:stats               HASH    counters (events by type, duplicates, stale, transitions...)
 
   Outbox and delivery (shared/outbox.py, shared/lua/*.lua)
-    {P}:outbox:ready        ZSET    LINE user id whose state must be sent, scored by when it first
-                                    became dirty (ms); the state itself is read from {P}:state at
-                                    claim time, so waiting updates coalesce to the newest
+    {P}:outbox:buckets      ZSET    state bucket b holding users whose state must be sent (the dirty
+                                    flag in their value, lib/state.lua), scored by when it first became
+                                    dirty (ms): the outbox costs no memory per user; the state itself is
+                                    read at claim time, so waiting updates coalesce to the newest
+    {P}:outbox:ready        ZSET    a user listed alone to be sent (an id of another form, a user with no
+                                    state yet: links, DLQ replays), scored the same way
     {P}:outbox:inflight     HASH    LINE user id -> batch id it is being delivered in
     {P}:outbox:events       LIST    forwarded custom-event objects (JSON) waiting to be sent
     {P}:batches             HASH    batch id -> JSON {items, events, attempts, ...}
@@ -159,6 +162,10 @@ class Keys:
     @property
     def outbox_ready(self) -> str:
         return self._k("outbox", "ready")
+
+    @property
+    def outbox_buckets(self) -> str:
+        return self._k("outbox", "buckets")
 
     @property
     def outbox_inflight(self) -> str:

@@ -67,7 +67,8 @@ def run(r: redis.Redis, keys: Keys, *, now_ms: int, dedupe_ttl: int, chunk: int 
                 if not lease.renew():
                     return "busy"
                 if part == "state":
-                    _, n = script(r, "migrate_state")(keys=[keys.state, keys.migrate], args=[cursor, chunk])
+                    _, n = script(r, "migrate_state")(keys=[keys.state, keys.migrate, keys.outbox_buckets],
+                                                 args=[cursor, chunk])
                 else:
                     _, n = script(r, "migrate_seen")(
                         keys=[keys.seen_prefix, keys.dedupe, keys.migrate],

@@ -31,6 +31,7 @@ from shared.scripts import script
 
 LINE_USER = re.compile(r"U[0-9a-f]{32}")
 _RAW = 255
+DIRTY = 4  # the flag of a user waiting in the outbox (shared/outbox.py)
 @dataclass(frozen=True)
 class Change:
     """One event's effect: a state for ``user`` at ``version`` and/or an event to forward."""
@@ -67,7 +68,7 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
     stats = [x for kv in (counters or {}).items() for x in kv]
     res = script(r, "apply_events")(
         keys=[keys.state, keys.outbox_ready, keys.outbox_events, keys.stats, keys.webhooks, keys.dedupe,
-              keys.seen_prefix, keys.migrate],
+              keys.seen_prefix, keys.migrate, keys.outbox_buckets],
         args=[now_ms, dedupe_ttl, group, len(changes), len(acks), len(stats) // 2, *args, *acks, *stats],
     )
     if isinstance(r, redis.client.Pipeline):
@@ -102,14 +103,17 @@ def _unvarint(b: bytes, i: int) -> tuple[int, int]:
         mul *= 128
 
 
-def pack(version: str, state: str) -> bytes:
-    """The stored value of ``state`` (S/U) at ``version`` (what lib/state.lua st_pack writes)."""
+def pack(version: str, state: str, dirty: bool = False) -> bytes:
+    """The stored value of ``state`` (S/U) at ``version`` (what lib/state.lua st_pack writes);
+    ``dirty``: waiting in the outbox (a version of another form cannot carry it)."""
     if len(version) != 36 or not version.isascii() or not version.isdigit():
         return bytes([_RAW]) + state.encode() + version.encode()
     ts, arr, si = int(version[:13]), int(version[13:26]), int(version[26:])
     d, flags = arr - ts, 1 if state == "S" else 0
     if d < 0:
         d, flags = -d, flags + 2
+    if dirty:
+        flags += DIRTY
     return (ts * 8 + flags).to_bytes(6, "big") + _varint(d) + _varint(si)
 
 
@@ -123,6 +127,24 @@ def unpack(value: bytes) -> tuple[str, str]:
     si, _ = _unvarint(value, i)
     arr = ts - d if flags & 2 else ts + d
     return f"{ts:013d}{arr:013d}{si:010d}", "S" if flags & 1 else "U"
+
+
+def is_dirty(value: bytes) -> bool:
+    """Is the user of this stored value waiting in the outbox (its bucket listed in {P}:outbox:buckets)?"""
+    return value[0] != _RAW and bool(value[5] & DIRTY)
+
+
+def dirty_many(r: redis.Redis, keys: Keys, users: Sequence[str]) -> list[bool]:
+    """Whether each of ``users`` carries the dirty flag (listed alone in {P}:outbox:ready is apart)."""
+    if not users:
+        return []
+    res = script(r, "get_state")(keys=[keys.state], args=list(users))
+    return [bool(value) and is_dirty(value) for value in res[0::2]]
+
+
+def dirty_count(r: redis.Redis, keys: Keys) -> int:
+    """How many users carry the dirty flag."""
+    return int(r.hget(keys.state_meta, "dirty") or 0)
 
 
 def field(user: str) -> bytes | None:
@@ -206,7 +228,7 @@ def effective_ms(version: str) -> int:
 
 
 def mark_dirty(r: redis.Redis, keys: Keys, users: Iterable[str], *, now_ms: int) -> int:
-    """Queue ``users`` for (re)sending their current state (links, DLQ replay)."""
+    """Queue ``users`` for (re)sending their current state (links, DLQ replay): listed alone."""
     users = list(users)
     if not users:
         return 0

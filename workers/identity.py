@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import redis
 
-from shared import identity, links
+from shared import identity, links, outbox
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import Keys
@@ -96,13 +96,8 @@ class IdentityDeliverer:
         """
         if not entries:
             return []
-        p = self.r.pipeline(transaction=False)
-        for _, f in entries:
-            uid = f.get(b"line_user_id", b"")
-            p.zscore(self.keys.outbox_ready, uid)
-            p.hexists(self.keys.outbox_inflight, uid)
-        res = p.execute()
-        return [e for i, e in enumerate(entries) if res[2 * i] is None and not res[2 * i + 1]]
+        waiting = outbox.pending(self.r, self.keys, [_s(f.get(b"line_user_id", b"")) for _, f in entries])
+        return [e for e, w in zip(entries, waiting) if not w]
 
     def _send(self, kind: str, group: list) -> float:
         """Send one group under the shared policy; returns how long to sleep (0: go on)."""

@@ -6,13 +6,14 @@
 -- outbox marking, forwarded events, stream acknowledgement, counters.
 --
 -- KEYS[1]  {P}:state            prefix of the state buckets (lib/state.lua); itself the old HASH
--- KEYS[2]  {P}:outbox:ready     ZSET  user -> first-dirty ms
+-- KEYS[2]  {P}:outbox:ready     ZSET  user -> first-dirty ms (users whose value cannot carry the dirty flag)
 -- KEYS[3]  {P}:outbox:events    LIST  forwarded custom events (JSON)
 -- KEYS[4]  {P}:stats            HASH  counters
 -- KEYS[5]  {P}:webhooks         STREAM entries to XACK and XDEL
 -- KEYS[6]  {P}:dedupe           prefix of the remembered event ids (lib/dedupe.lua)
 -- KEYS[7]  {P}:seen             prefix of the old dedupe marks {P}:seen:<eventId>, read until migrated
 -- KEYS[8]  {P}:migrate          HASH  migration progress (shared/migrate.py): seen = done once moved
+-- KEYS[9]  {P}:outbox:buckets   ZSET  state bucket holding dirty users -> first-dirty ms
 --
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
 -- ARGV[4] n events    ARGV[5] n stream ids to ack   ARGV[6] n counter pairs
@@ -28,7 +29,7 @@ local nack = tonumber(ARGV[5])
 local nstat = tonumber(ARGV[6])
 local applied, dups, stale, unchanged, forwarded = 0, 0, 0, 0, 0
 local base = 6
-local st = st_open(KEYS[1])
+local st = st_open(KEYS[1], KEYS[9], now)
 local dd = nil
 local old_seen = nil
 for i = 0, n - 1 do
@@ -50,18 +51,26 @@ for i = 0, n - 1 do
     dups = dups + 1
   else
     if state ~= '' then
-      local cur, key, f = st_read(st, user)
-      if not cur then
-        st_write(st, key, f, st_pack(version, state), true)
-        redis.call('ZADD', KEYS[2], 'NX', now, user)
-        applied = applied + 1
-      elseif not st_newer(version, cur) then
+      local cur, key, f, b = st_read(st, user)
+      local was_dirty = cur and st_is_dirty(cur) or false
+      if cur and not st_newer(version, cur) then
         stale = stale + 1
       else
-        local _, cur_state = st_unpack(cur)
-        st_write(st, key, f, st_pack(version, state), false)
-        if cur_state ~= state then
-          redis.call('ZADD', KEYS[2], 'NX', now, user)
+        local _, cur_state = false, nil
+        if cur then _, cur_state = st_unpack(cur) end
+        local changed = cur_state ~= state
+        local value = st_pack(version, state, b ~= nil and (changed or was_dirty))
+        if not st_packed(value) then
+          if was_dirty then
+            st.dirtied = st.dirtied - 1
+            redis.call('ZADD', KEYS[2], 'NX', now, user)
+            was_dirty = false
+          end
+          b = nil
+        end
+        st_write(st, key, f, value, not cur)
+        if changed then
+          st_mark(st, b, was_dirty, user, KEYS[2])
           applied = applied + 1
         else
           unchanged = unchanged + 1

@@ -7,10 +7,11 @@
 --
 -- KEYS[1] {P}:state     prefix of the state buckets (lib/state.lua); itself the old HASH
 -- KEYS[2] {P}:migrate   HASH  progress: state = the HSCAN cursor to go on from, or done
+-- KEYS[3] {P}:outbox:buckets ZSET state buckets holding dirty users (a split may move some)
 -- ARGV[1] HSCAN cursor   ARGV[2] chunk size
 -- Returns {next cursor ('0' = walked), users moved}.
 local res = redis.call('HSCAN', KEYS[1], ARGV[1], 'COUNT', tonumber(ARGV[2]))
-local st = st_open(KEYS[1])
+local st = st_open(KEYS[1], KEYS[3], 0)
 st.legacy = false
 local moved, gone = 0, {}
 local entries = res[2]
@@ -19,9 +20,9 @@ for i = 1, #entries, 2 do
   local version, state = string.sub(old, 1, -2), string.sub(old, -1)
   local cur, key, f = st_read(st, user)
   if not cur then
-    st_write(st, key, f, st_pack(version, state), true)
+    st_write(st, key, f, st_pack(version, state, false), true)
   elseif st_newer(version, cur) then
-    st_write(st, key, f, st_pack(version, state), false)
+    st_write(st, key, f, st_pack(version, state, st_is_dirty(cur)), false)
   end
   gone[#gone + 1] = user
   moved = moved + 1

@@ -9,7 +9,9 @@ import pytest
 import redis
 
 from sandboxes.line import LineSandbox, follower_id
-from shared import state
+from shared import outbox, state
+from tests.support.outbox import deliver_all
+from tests.support.outbox import pending as outbox_pending
 from shared.clock import FakeClock, now_ms
 from shared.config import Settings
 from shared.errors import LineExpiredToken
@@ -72,7 +74,7 @@ def test_pages_to_the_end(r, keys, sandbox, clock):
     run = run_of(r, keys)
     assert (run.status, run.pages, run.followers, run.subscribed, run.next) == ("completed", 3, 2500, 2500, "")
     assert set(states(r, keys, all_followers())) == {"S"}
-    assert r.zcard(keys.outbox_ready) == 2500  # every new profile queued for Braze once
+    assert outbox_pending(r, keys) == 2500  # every new profile queued for Braze once
     assert not r.exists(keys.resync_lock) and not r.exists(keys.resync_lease)
     hist = [json.loads(x) for x in r.lrange(keys.resync_history, 0, -1)]
     assert len(hist) == 1 and hist[0]["status"] == "completed" and hist[0]["followers"] == 2500
@@ -119,11 +121,11 @@ def test_already_subscribed_users_are_not_sent_again(r, keys, sandbox, clock):
     users = all_followers()
     state.apply(r, keys, [state.Change(u, make_version(1, 1, 0, i), "S") for i, u in enumerate(users[:1000])],
                 now_ms=1, dedupe_ttl=60)
-    r.delete(keys.outbox_ready)  # delivered
+    deliver_all(r, keys)  # delivered
     begin(r, keys, clock)
     make(r, keys, sandbox, clock).run_chunk()
     assert run_of(r, keys).subscribed == 1500
-    assert r.zcard(keys.outbox_ready) == 1500 and r.zscore(keys.outbox_ready, users[0]) is None
+    assert outbox_pending(r, keys) == 1500 and not outbox.pending(r, keys, [users[0]])[0]
 
 
 def test_forbidden_fails_once_with_the_reason(r, keys, sandbox, clock, caplog):
@@ -218,14 +220,14 @@ def test_mark_missing_is_off_by_default(r, keys, sandbox, clock):
 def test_mark_missing_unsubscribes_users_absent_from_a_complete_pass(r, keys, sandbox, clock):
     run = begin(r, keys, clock, mark_missing=True)
     gone, newer, already = known_users(r, keys, clock, run.started_ms)
-    r.delete(keys.outbox_ready)
+    deliver_all(r, keys)
     assert make(r, keys, sandbox, clock, missing_chunk=50).run_chunk() == "completed"
     assert set(states(r, keys, gone)) == {"U"}
     assert states(r, keys, [newer, already]) == ["S", "U"]  # a newer event wins; U stays U
     assert set(states(r, keys, all_followers())) == {"S"}
     done = run_of(r, keys)
     assert done.unsubscribed == 30 and done.followers == 2500
-    assert r.zcard(keys.outbox_ready) == 2500 + 30
+    assert outbox_pending(r, keys) == 2500 + 30
     assert not r.exists(keys.resync_seen(run.id))  # the pass's id set is gone
 
 
@@ -431,12 +433,12 @@ def test_a_cancel_during_mark_missing_unsubscribes_nobody(r, keys, sandbox, cloc
         return flags
 
     monkeypatch.setattr(r, "smismember", smismember)
-    r.delete(keys.outbox_ready)
+    deliver_all(r, keys)
     with pytest.raises(resync._Lost):
         rs.step(run, token)
     assert set(states(r, keys, all_followers())) == {"S"}  # no real follower unsubscribed
     assert set(states(r, keys, gone)) == {"S"}  # nor anyone else: the run had ended
-    assert r.zcard(keys.outbox_ready) == 0
+    assert outbox_pending(r, keys) == 0
     done = run_of(r, keys)
     assert (done.status, done.phase, done.unsubscribed) == ("failed", resync.MISSING, 0)
     assert r.llen(keys.resync_history) == 1 and not r.exists(keys.resync_seen(run.id))

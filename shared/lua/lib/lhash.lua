@@ -29,8 +29,9 @@ local function lh_meta(meta)
   return tonumber(m[1]) or 1, tonumber(m[2]) or 0
 end
 -- Split buckets until the load is under LH_LOAD; returns the new bucket count.
--- expire_ms (or nil): the time to live set on a bucket made here.
-local function lh_grow(prefix, n, entries, expire_ms)
+-- expire_ms (or nil): the time to live set on a bucket made here; on_move (or nil):
+-- called with (old bucket, new bucket, moved field/value list) after each split that moves.
+local function lh_grow(prefix, n, entries, expire_ms, on_move)
   while entries > LH_LOAD * n do
     local p = lh_pow(n)
     local s = n - p
@@ -49,6 +50,7 @@ local function lh_grow(prefix, n, entries, expire_ms)
       redis.call('HDEL', old, unpack(gone))
       redis.call('HSET', new, unpack(moved))
       if expire_ms then redis.call('PEXPIRE', new, expire_ms) end
+      if on_move then on_move(s, n, moved) end
     end
     n = n + 1
   end

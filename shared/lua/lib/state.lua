@@ -7,7 +7,8 @@
 -- Value, packed: a version made by shared/events.py make_version (36 digits:
 -- timestamp 13, arrival ms 13, stream seq and index 10) with its state S/U as
 -- 6 bytes big-endian (timestamp * 8 + flags: 1 = S, 2 = arrival before timestamp,
--- 4 reserved), then varint |arrival - timestamp|, then varint seq*10000+index
+-- 4 = dirty: waiting in the outbox, its bucket listed in <P>:outbox:buckets),
+-- then varint |arrival - timestamp|, then varint seq*10000+index
 -- (7 bits a byte, low first, high bit = more). Any other version: byte 255, the
 -- state, the version as given. The old layout (<P>:state HASH user -> version..state)
 -- is read as a fallback while it exists (shared/migrate.py moves it).
@@ -36,11 +37,12 @@ local function st_parts(version)
   if #version ~= 36 or string.find(version, '[^0-9]') then return nil end
   return tonumber(string.sub(version, 1, 13)), tonumber(string.sub(version, 14, 26)), tonumber(string.sub(version, 27, 36))
 end
-local function st_pack(version, state)
+local function st_pack(version, state, dirty)
   local ts, arr, si = st_parts(version)
   if not ts then return string.char(255) .. state .. version end
   local d, flags = arr - ts, (state == 'S') and 1 or 0
   if d < 0 then d = -d flags = flags + 2 end
+  if dirty then flags = flags + 4 end
   local h = ts * 8 + flags
   local out = {}
   for i = 6, 1, -1 do
@@ -63,6 +65,16 @@ local function st_unpack(v)
   local state = (flags % 2 == 1) and 'S' or 'U'
   return string.format('%013d%013d%010d', ts, arr, si), state, ts, arr, si
 end
+-- Can the value carry the dirty flag (a packed version)? Is it set?
+local function st_packed(v)
+  return string.byte(v, 1) ~= 255
+end
+local function st_is_dirty(v)
+  return string.byte(v, 1) ~= 255 and string.byte(v, 6) % 8 >= 4
+end
+local function st_clean(v)
+  return string.sub(v, 1, 5) .. string.char(string.byte(v, 6) - 4) .. string.sub(v, 7)
+end
 -- Is version (as given) newer than the stored value cur?
 local function st_newer(version, cur)
   local cv, _, cts, carr, csi = st_unpack(cur)
@@ -74,22 +86,25 @@ local function st_newer(version, cur)
   end
   return version > cv
 end
--- The state store of one script run: st = st_open(prefix) with KEYS' {P}:state.
-local function st_open(prefix)
-  local n, entries = lh_meta(prefix .. ':meta')
-  return {prefix = prefix, n = n, entries = entries, added = 0, legacy = redis.call('EXISTS', prefix) == 1}
+-- The state store of one script run: st = st_open(prefix, buckets, now) with KEYS' {P}:state
+-- and {P}:outbox:buckets (ZSET bucket -> first-dirty ms), the time (ms) a bucket becomes dirty.
+local function st_open(prefix, dirty_buckets, now)
+  local m = redis.call('HMGET', prefix .. ':meta', 'buckets', 'entries', 'dirty')
+  return {prefix = prefix, n = tonumber(m[1]) or 1, entries = tonumber(m[2]) or 0, dirty = tonumber(m[3]) or 0,
+          added = 0, dirtied = 0, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now}
 end
--- key and field where user lives.
+-- key and field where user lives, and its bucket (nil: in <P>:state:x).
 local function st_where(st, user)
   if #user == 33 and string.sub(user, 1, 1) == 'U' and not string.find(user, '[^0-9a-f]', 2) then
     local f = lh_hex2bin(string.sub(user, 2))
-    return st.prefix .. ':' .. lh_bucket(lh_hash(f), st.n), f
+    local b = lh_bucket(lh_hash(f), st.n)
+    return st.prefix .. ':' .. b, f, b
   end
-  return st.prefix .. ':x', user
+  return st.prefix .. ':x', user, nil
 end
 -- The stored value of user (packed), or false; moves it from the old layout if it is there.
 local function st_read(st, user)
-  local key, f = st_where(st, user)
+  local key, f, b = st_where(st, user)
   local cur = redis.call('HGET', key, f)
   if not cur and st.legacy then
     local old = redis.call('HGET', st.prefix, user)
@@ -100,17 +115,41 @@ local function st_read(st, user)
       st.added = st.added + 1
     end
   end
-  return cur, key, f
+  return cur, key, f, b
 end
 local function st_write(st, key, f, value, new)
   redis.call('HSET', key, f, value)
   if new then st.added = st.added + 1 end
 end
--- Persist the count and grow the buckets: once per script run, after the writes.
+-- Mark a stored user dirty: in its bucket's value if it has one (value as just written,
+-- packed with dirty set by the caller), else listed alone in ready (ZSET user -> ms).
+local function st_mark(st, b, was_dirty, user, ready)
+  if b then
+    if not was_dirty then st.dirtied = st.dirtied + 1 end
+    redis.call('ZADD', st.buckets, 'NX', st.now, b)
+  else
+    redis.call('ZADD', ready, 'NX', st.now, user)
+  end
+end
+-- A split moved dirty users: their new bucket waits in the outbox as long as the old one.
+local function st_moved(st)
+  return function(old, new, moved)
+    for i = 2, #moved, 2 do
+      if st_is_dirty(moved[i]) then
+        local since = redis.call('ZSCORE', st.buckets, old) or st.now
+        redis.call('ZADD', st.buckets, 'NX', since, new)
+        return
+      end
+    end
+  end
+end
+-- Persist the counts and grow the buckets: once per script run, after the writes.
 local function st_close(st)
-  if st.added == 0 then return end
+  if st.added == 0 and st.dirtied == 0 then return end
   st.entries = st.entries + st.added
-  st.n = lh_grow(st.prefix, st.n, st.entries, nil)
-  redis.call('HSET', st.prefix .. ':meta', 'buckets', st.n, 'entries', st.entries)
+  st.dirty = st.dirty + st.dirtied
+  st.n = lh_grow(st.prefix, st.n, st.entries, nil, st_moved(st))
+  redis.call('HSET', st.prefix .. ':meta', 'buckets', st.n, 'entries', st.entries, 'dirty', st.dirty)
   st.added = 0
+  st.dirtied = 0
 end
