@@ -78,6 +78,7 @@ def main() -> int:
         sizes = outbox.sizes(r, keys)
         t0 = time.perf_counter()
         batches = 0
+        r.config_resetstat()
         while True:
             got = outbox.claim(r, keys, now_ms=int(time.time() * 1000), max_objects=75, flush_delay_ms=0)
             if isinstance(got, outbox.Wait):
@@ -85,6 +86,9 @@ def main() -> int:
             outbox.finish(r, keys, got, delivered=len(got.items), now_ms=int(time.time() * 1000))
             batches += 1
         drain_s = time.perf_counter() - t0
+        stats = r.info("commandstats")
+        script_us = sum(int(v["usec"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
+        script_calls = sum(int(v["calls"]) for k, v in stats.items() if k in ("cmdstat_evalsha", "cmdstat_eval"))
         rest = used(r) - base
         before = used(r)
         for i in range(0, m, args.chunk):
@@ -96,7 +100,9 @@ def main() -> int:
         print(f"memory benchmark: Redis {version}, {n:,} followers, {m:,} event ids; "
               f"load {os.getloadavg()[0]:.1f}")
         print(f"  state pass {pass_s:.1f} s ({n / pass_s:,.0f} followers/s); outbox then {sizes}")
-        print(f"  delivery drain (claim + finish, nothing sent) {drain_s:.1f} s, {batches:,} batches")
+        print(f"  delivery drain (claim + finish, nothing sent) {drain_s:.1f} s, {batches:,} batches; Redis time in "
+              f"the scripts {script_us / n:.1f} µs per profile ({script_calls:,} calls, {script_us / max(1, script_calls):.0f} "
+              f"µs each; INFO commandstats)")
         print(f"  used_memory per follower: peak {peak / n:.1f} B (target <= {2 * 40}), at rest {rest / n:.1f} B "
               f"(target <= 40)")
         print(f"  used_memory per remembered event id: {per_id:.1f} B (target <= 32)")

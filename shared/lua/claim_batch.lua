@@ -55,10 +55,10 @@ end
 local limit = 4 * max_objects
 local st = st_open(KEYS[2], KEYS[10], now)
 local any_links = redis.call('EXISTS', KEYS[6]) == 1
--- per candidate: user, "<version><S|U>" or false, first-dirty ms, bucket (false: listed alone),
--- where its value is (key, field) and the value
-local cu, cv, cscore, cfrom, ckey, cfield, ccur = {}, {}, {}, {}, {}, {}, {}
-local left = {}  -- bucket -> dirty users looked at and not taken
+-- per candidate: user, first-dirty ms, bucket (false: listed alone), where its value is
+-- (key, field) and the value (false: none)
+local cu, cscore, cfrom, ckey, cfield, ccur = {}, {}, {}, {}, {}, {}
+local left = {}  -- bucket read -> its dirty users not taken
 local alone = redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
 local ai, bpage, bi, blist = 1, 0, 1, {}
 local function next_page()
@@ -66,36 +66,34 @@ local function next_page()
   bpage, bi = bpage + 1, 1
 end
 next_page()
-while #cu < limit do
-  local as = alone[ai + 1] and tonumber(alone[ai + 1])
-  local bs = blist[bi + 1] and tonumber(blist[bi + 1])
-  if not as and not bs then break end
-  if as and (not bs or as <= bs) then
-    local user = alone[ai]
-    ai = ai + 2
-    local cur, key, f = st_read(st, user)
-    local n = #cu + 1
-    cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = user, as, false, key, f, cur
-    cv[n] = false
-    if cur then
-      local version, state = st_unpack(cur)
-      cv[n] = version .. state
-    end
-  else
-    local b = blist[bi]
-    bi = bi + 2
-    if bi > #blist and #blist == 32 then next_page() end
-    local key = st.prefix .. ':' .. b
-    local all = redis.call('HGETALL', key)
-    left[b] = left[b] or 0
-    for i = 1, #all, 2 do
-      local cur = all[i + 1]
-      if st_is_dirty(cur) then
-        local n = #cu + 1
-        local version, state = st_unpack(cur)
-        cu[n], cv[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] =
-          'U' .. lh_bin2hex(all[i]), version .. state, bs, b, key, all[i], cur
-        left[b] = left[b] + 1
+-- Add candidates, oldest first, until there are upto (or none left).
+local function gather(upto)
+  while #cu < upto do
+    local as = alone[ai + 1] and tonumber(alone[ai + 1])
+    local bs = blist[bi + 1] and tonumber(blist[bi + 1])
+    if not as and not bs then return end
+    if as and (not bs or as <= bs) then
+      local user = alone[ai]
+      ai = ai + 2
+      local cur, key, f = st_read(st, user)
+      local n = #cu + 1
+      cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = user, as, false, key, f, cur or false
+    else
+      local b = blist[bi]
+      bi = bi + 2
+      if bi > #blist and #blist == 32 then next_page() end
+      local key = st.prefix .. ':' .. b
+      local all = redis.call('HGETALL', key)
+      left[b] = left[b] or 0
+      for i = 1, #all, 2 do
+        local cur = all[i + 1]
+        if st_is_dirty(cur) then
+          left[b] = left[b] + 1
+          if #cu < upto then
+            local n = #cu + 1
+            cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = 'U' .. lh_bin2hex(all[i]), bs, b, key, all[i], cur
+          end
+        end
       end
     end
   end
@@ -104,32 +102,43 @@ end
 local users, links, states, objects = {}, {}, {}, 0
 local taken, picked = {}, {}
 local oldest = nil
-if #cu > 0 then
-  local flying = redis.call('HMGET', KEYS[3], unpack(cu))
-  local linked = any_links and redis.call('HMGET', KEYS[6], unpack(cu)) or {}
-  for j, user in ipairs(cu) do
-    if not flying[j] then
+local looked, full = 0, false
+while not full and looked < limit do
+  gather(math.min(limit, looked + max_objects))
+  if #cu == looked then break end
+  local slice = {unpack(cu, looked + 1, #cu)}
+  local flying = redis.call('HMGET', KEYS[3], unpack(slice))
+  local linked = any_links and redis.call('HMGET', KEYS[6], unpack(slice)) or {}
+  for k, user in ipairs(slice) do
+    local j = looked + k
+    if not flying[k] then
       if picked[user] then
         taken[#taken + 1] = j
       else
+        local v = false
+        if ccur[j] then
+          local version, state = st_unpack(ccur[j])
+          v = version .. state
+        end
         -- The objects it makes (shared/payload.py objects_for): its alias profile if it has a
         -- state, and each linked profile. None: nothing to send, it just leaves the outbox.
-        local cost = cv[j] and 1 or 0
-        if linked[j] then
-          for _ in string.gmatch(linked[j], '[^\n]+') do cost = cost + 1 end
+        local cost = v and 1 or 0
+        if linked[k] then
+          for _ in string.gmatch(linked[k], '[^\n]+') do cost = cost + 1 end
         end
-        if objects + cost > max_objects and objects > 0 then break end
+        if objects + cost > max_objects and objects > 0 then full = true break end
         picked[user] = true
         taken[#taken + 1] = j
         if oldest == nil or cscore[j] < oldest then oldest = cscore[j] end
         users[#users + 1] = user
-        links[#links + 1] = linked[j] or false
-        states[#states + 1] = cv[j]
+        links[#links + 1] = linked[k] or false
+        states[#states + 1] = v
         objects = objects + cost
-        if objects >= max_objects then break end
+        if objects >= max_objects then full = true break end
       end
     end
   end
+  looked = #cu
 end
 -- Buckets listed with no dirty user left (all taken earlier, or moved by a split) leave the list.
 local function forget_clean_buckets()

@@ -18,8 +18,9 @@ local function lh_pow(n)
   while p * 2 <= n do p = p * 2 end
   return p
 end
-local function lh_bucket(h, n)
-  local p = lh_pow(n)
+-- p: lh_pow(n), if the caller has it.
+local function lh_bucket(h, n, p)
+  p = p or lh_pow(n)
   local b = h % (2 * p)
   if b >= n then b = h % p end
   return b
@@ -56,18 +57,14 @@ local function lh_grow(prefix, n, entries, expire_ms, on_move)
   end
   return n
 end
--- 32 lowercase hex digits to 16 bytes.
+-- 32 lowercase hex digits to 16 bytes, and back.
 local function lh_hex2bin(hex)
-  local out = {}
-  for i = 1, 32, 8 do
-    local v = tonumber(string.sub(hex, i, i + 7), 16)
-    out[#out + 1] = math.floor(v / 16777216)
-    out[#out + 1] = math.floor(v / 65536) % 256
-    out[#out + 1] = math.floor(v / 256) % 256
-    out[#out + 1] = v % 256
-  end
-  return string.char(unpack(out))
+  local a, b, c, d = tonumber(string.sub(hex, 1, 8), 16), tonumber(string.sub(hex, 9, 16), 16), tonumber(string.sub(hex, 17, 24), 16), tonumber(string.sub(hex, 25, 32), 16)
+  local f = math.floor
+  return string.char(f(a / 16777216), f(a / 65536) % 256, f(a / 256) % 256, a % 256, f(b / 16777216), f(b / 65536) % 256, f(b / 256) % 256, b % 256, f(c / 16777216), f(c / 65536) % 256, f(c / 256) % 256, c % 256, f(d / 16777216), f(d / 65536) % 256, f(d / 256) % 256, d % 256)
 end
+local LH_HEX16 = string.rep('%02x', 16)
 local function lh_bin2hex(bin)
+  if #bin == 16 then return (string.format(LH_HEX16, string.byte(bin, 1, 16))) end
   return (string.format(string.rep('%02x', #bin), string.byte(bin, 1, -1)))
 end

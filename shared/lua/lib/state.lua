@@ -13,6 +13,8 @@
 -- state, the version as given. The old layout (<P>:state HASH user -> version..state)
 -- is read as a fallback while it exists (shared/migrate.py moves it).
 local function st_varint(x)
+  if x < 128 then return string.char(x) end
+  if x < 16384 then return string.char(x % 128 + 128, (x - x % 128) / 128) end
   local out = {}
   while x >= 128 do
     local low = x % 128
@@ -44,18 +46,16 @@ local function st_pack(version, state, dirty)
   if d < 0 then d = -d flags = flags + 2 end
   if dirty then flags = flags + 4 end
   local h = ts * 8 + flags
-  local out = {}
-  for i = 6, 1, -1 do
-    out[i] = h % 256
-    h = (h - out[i]) / 256
-  end
-  return string.char(unpack(out)) .. st_varint(d) .. st_varint(si)
+  local lo = h % 16777216
+  local hi = (h - lo) / 16777216
+  local f = math.floor
+  return string.char(f(hi / 65536), f(hi / 256) % 256, hi % 256, f(lo / 65536), f(lo / 256) % 256, lo % 256) .. st_varint(d) .. st_varint(si)
 end
 -- version, state, and for a standard version its parts (timestamp, arrival, seq*10000+index).
 local function st_unpack(v)
   if string.byte(v, 1) == 255 then return string.sub(v, 3), string.sub(v, 2, 2) end
-  local h = 0
-  for i = 1, 6 do h = h * 256 + string.byte(v, i) end
+  local b1, b2, b3, b4, b5, b6 = string.byte(v, 1, 6)
+  local h = ((b1 * 256 + b2) * 256 + b3) * 16777216 + (b4 * 256 + b5) * 256 + b6
   local flags = h % 8
   local ts = (h - flags) / 8
   local d, i = st_unvarint(v, 7)
@@ -90,14 +90,15 @@ end
 -- and {P}:outbox:buckets (ZSET bucket -> first-dirty ms), the time (ms) a bucket becomes dirty.
 local function st_open(prefix, dirty_buckets, now)
   local m = redis.call('HMGET', prefix .. ':meta', 'buckets', 'entries', 'dirty')
-  return {prefix = prefix, n = tonumber(m[1]) or 1, entries = tonumber(m[2]) or 0, dirty = tonumber(m[3]) or 0,
+  local n = tonumber(m[1]) or 1
+  return {prefix = prefix, n = n, p = lh_pow(n), entries = tonumber(m[2]) or 0, dirty = tonumber(m[3]) or 0,
           added = 0, dirtied = 0, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now}
 end
 -- key and field where user lives, and its bucket (nil: in <P>:state:x).
 local function st_where(st, user)
   if #user == 33 and string.sub(user, 1, 1) == 'U' and not string.find(user, '[^0-9a-f]', 2) then
     local f = lh_hex2bin(string.sub(user, 2))
-    local b = lh_bucket(lh_hash(f), st.n)
+    local b = lh_bucket(lh_hash(f), st.n, st.p)
     return st.prefix .. ':' .. b, f, b
   end
   return st.prefix .. ':x', user, nil
