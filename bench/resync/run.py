@@ -33,6 +33,7 @@ import redis  # noqa: E402
 
 from shared.clock import SystemClock, now_ms  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from shared import outbox, state  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from workers import resync  # noqa: E402
 from workers.line_api import LineClient  # noqa: E402
@@ -100,7 +101,8 @@ def main() -> int:
         per = (mem_after - mem_before) / max(1, run.followers)
         print(f"resync pass: {outcome}, {run.followers:,} followers in {run.pages:,} pages, "
               f"{secs:.2f} s -> {rate:,.0f} followers/s (target >= {TARGET:,})")
-        print(f"  state entries {r.hlen(keys.state):,}, profiles queued for Braze {r.zcard(keys.outbox_ready):,}"
+        print(f"  state entries {state.count(r, keys):,}, profiles queued for Braze "
+              f"{outbox.sizes(r, keys)['pending_profiles']:,}"
               f"{', mark-missing on' if args.mark_missing else ''}")
         print(f"  per page: {secs / max(1, run.pages) * 1000:.1f} ms wall, {cpu / max(1, run.pages) * 1000:.1f} ms CPU "
               f"in this process, {exec_us / max(1, run.pages) / 1000:.1f} ms in Redis (MULTI/EXEC)")
