@@ -63,8 +63,8 @@ local function lh_hex2bin(hex)
   local f = math.floor
   return string.char(f(a / 16777216), f(a / 65536) % 256, f(a / 256) % 256, a % 256, f(b / 16777216), f(b / 65536) % 256, f(b / 256) % 256, b % 256, f(c / 16777216), f(c / 65536) % 256, f(c / 256) % 256, c % 256, f(d / 16777216), f(d / 65536) % 256, f(d / 256) % 256, d % 256)
 end
-local LH_HEX16 = string.rep('%02x', 16)
 local function lh_bin2hex(bin)
-  if #bin == 16 then return (string.format(LH_HEX16, string.byte(bin, 1, 16))) end
-  return (string.format(string.rep('%02x', #bin), string.byte(bin, 1, -1)))
+  if #bin ~= 16 then return (string.format(string.rep('%02x', #bin), string.byte(bin, 1, -1))) end
+  local a1, a2, a3, a4, b1, b2, b3, b4, c1, c2, c3, c4, d1, d2, d3, d4 = string.byte(bin, 1, 16)
+  return (string.format('%08x%08x%08x%08x', ((a1 * 256 + a2) * 256 + a3) * 256 + a4, ((b1 * 256 + b2) * 256 + b3) * 256 + b4, ((c1 * 256 + c2) * 256 + c3) * 256 + c4, ((d1 * 256 + d2) * 256 + d3) * 256 + d4))
 end
