@@ -61,9 +61,15 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
     With a pipeline the script is only queued and None is returned; its result
     comes with the pipeline's ``execute()`` (see :func:`applied`).
     """
-    args: list[str | int] = []
+    args: list[str | int | bytes] = []
     for c in changes:
-        args += [c.user, c.version, c.state, c.event_id or "", c.forward]
+        f = field(c.user) or b""
+        if c.state:  # the value packed here, so the script only compares and flags it
+            parts = _parts(c.version)
+            args += [c.user, f, c.version, c.state, pack(c.version, c.state), *(parts or ("", "", ""))]
+        else:
+            args += [c.user, f, c.version, c.state, "", "", "", ""]
+        args += [c.event_id or "", c.forward]
     acks = list(ack_ids)
     stats = [x for kv in (counters or {}).items() for x in kv]
     res = script(r, "apply_events")(
@@ -103,12 +109,20 @@ def _unvarint(b: bytes, i: int) -> tuple[int, int]:
         mul *= 128
 
 
+def _parts(version: str) -> tuple[int, int, int] | None:
+    """(timestamp, arrival, seq * 10000 + index) of a version made by make_version, else None."""
+    if len(version) != 36 or not version.isascii() or not version.isdigit():
+        return None
+    return int(version[:13]), int(version[13:26]), int(version[26:])
+
+
 def pack(version: str, state: str, dirty: bool = False) -> bytes:
     """The stored value of ``state`` (S/U) at ``version`` (what lib/state.lua st_pack writes);
     ``dirty``: waiting in the outbox (a version of another form cannot carry it)."""
-    if len(version) != 36 or not version.isascii() or not version.isdigit():
+    parts = _parts(version)
+    if parts is None:
         return bytes([_RAW]) + state.encode() + version.encode()
-    ts, arr, si = int(version[:13]), int(version[13:26]), int(version[26:])
+    ts, arr, si = parts
     d, flags = arr - ts, 1 if state == "S" else 0
     if d < 0:
         d, flags = -d, flags + 2

@@ -17,7 +17,9 @@
 --
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
 -- ARGV[4] n events    ARGV[5] n stream ids to ack   ARGV[6] n counter pairs
--- then per event, 5 values: user, version, state (S|U|''), event id ('' = not deduped), forward JSON ('' = none)
+-- then per event, 10 values: user, its bucket field ('' = an id of another form), version, state (S|U|''),
+-- the value to store (packed by shared/state.py pack, not dirty), the version's timestamp, arrival and
+-- seq*10000+index ('' if it is of another form), event id ('' = not deduped), forward JSON ('' = none)
 -- then the stream ids, then counter name/increment pairs.
 --
 -- Returns {applied, duplicates, stale, unchanged, forwarded}.
@@ -33,8 +35,8 @@ local st = st_open(KEYS[1], KEYS[9], now)
 local dd = nil
 local old_seen = nil
 for i = 0, n - 1 do
-  local o = base + i * 5
-  local user, version, state, eid, fwd = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 5]
+  local o = base + i * 10
+  local user, field, version, state, eid, fwd = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 9], ARGV[o + 10]
   local fresh = true
   if eid ~= '' then
     if not dd then
@@ -51,15 +53,15 @@ for i = 0, n - 1 do
     dups = dups + 1
   else
     if state ~= '' then
-      local cur, key, f, b = st_read(st, user)
+      local cur, key, f, b = st_read(st, user, field)
       local was_dirty = cur and st_is_dirty(cur) or false
-      if cur and not st_newer(version, cur) then
+      local newer, cur_state = true, nil
+      if cur then newer, cur_state = st_newer(version, cur, tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8])) end
+      if not newer then
         stale = stale + 1
       else
-        local _, cur_state = false, nil
-        if cur then _, cur_state = st_unpack(cur) end
         local changed = cur_state ~= state
-        local value = st_pack(version, state, b ~= nil and (changed or was_dirty))
+        local value = ARGV[o + 5]
         if not st_packed(value) then
           if was_dirty then
             st.dirtied = st.dirtied - 1
@@ -67,6 +69,8 @@ for i = 0, n - 1 do
             was_dirty = false
           end
           b = nil
+        elseif b ~= nil and (changed or was_dirty) then
+          value = st_dirty(value)
         end
         st_write(st, key, f, value, not cur)
         if changed then
@@ -85,7 +89,7 @@ for i = 0, n - 1 do
 end
 st_close(st)
 if dd then dd_close(dd) end
-local o = base + n * 5
+local o = base + n * 10
 if nack > 0 and group ~= '' then
   local ids = {}
   for i = 1, nack do ids[i] = ARGV[o + i] end

@@ -21,7 +21,7 @@ for i = 1, #entries, 2 do
   local cur, key, f = st_read(st, user)
   if not cur then
     st_write(st, key, f, st_pack(version, state, false), true)
-  elseif st_newer(version, cur) then
+  elseif (st_newer(version, cur)) then
     st_write(st, key, f, st_pack(version, state, st_is_dirty(cur)), false)
   end
   gone[#gone + 1] = user

@@ -9,8 +9,9 @@
 -- (HASH: buckets, entries).
 -- No string literal in a library holds two dashes: scripts.py joins it on one line.
 local LH_LOAD = 96
+local sbyte, schar, ssub, sfind, sformat, floor = string.byte, string.char, string.sub, string.find, string.format, math.floor
 local function lh_hash(field)
-  local a, b, c, d = string.byte(field, -4, -1)
+  local a, b, c, d = sbyte(field, -4, -1)
   return ((a * 256 + b) * 256 + c) * 256 + d
 end
 local function lh_pow(n)
@@ -59,12 +60,16 @@ local function lh_grow(prefix, n, entries, expire_ms, on_move)
 end
 -- 32 lowercase hex digits to 16 bytes, and back.
 local function lh_hex2bin(hex)
-  local a, b, c, d = tonumber(string.sub(hex, 1, 8), 16), tonumber(string.sub(hex, 9, 16), 16), tonumber(string.sub(hex, 17, 24), 16), tonumber(string.sub(hex, 25, 32), 16)
-  local f = math.floor
-  return string.char(f(a / 16777216), f(a / 65536) % 256, f(a / 256) % 256, a % 256, f(b / 16777216), f(b / 65536) % 256, f(b / 256) % 256, b % 256, f(c / 16777216), f(c / 65536) % 256, f(c / 256) % 256, c % 256, f(d / 16777216), f(d / 65536) % 256, f(d / 256) % 256, d % 256)
+  local a, b, c, d = tonumber(ssub(hex, 1, 8), 16), tonumber(ssub(hex, 9, 16), 16), tonumber(ssub(hex, 17, 24), 16), tonumber(ssub(hex, 25, 32), 16)
+  local a3, b3, c3, d3 = a % 256, b % 256, c % 256, d % 256
+  a, b, c, d = (a - a3) / 256, (b - b3) / 256, (c - c3) / 256, (d - d3) / 256
+  local a2, b2, c2, d2 = a % 256, b % 256, c % 256, d % 256
+  a, b, c, d = (a - a2) / 256, (b - b2) / 256, (c - c2) / 256, (d - d2) / 256
+  local a1, b1, c1, d1 = a % 256, b % 256, c % 256, d % 256
+  return schar((a - a1) / 256, a1, a2, a3, (b - b1) / 256, b1, b2, b3, (c - c1) / 256, c1, c2, c3, (d - d1) / 256, d1, d2, d3)
 end
 local function lh_bin2hex(bin)
   if #bin ~= 16 then return (string.format(string.rep('%02x', #bin), string.byte(bin, 1, -1))) end
-  local a1, a2, a3, a4, b1, b2, b3, b4, c1, c2, c3, c4, d1, d2, d3, d4 = string.byte(bin, 1, 16)
-  return (string.format('%08x%08x%08x%08x', ((a1 * 256 + a2) * 256 + a3) * 256 + a4, ((b1 * 256 + b2) * 256 + b3) * 256 + b4, ((c1 * 256 + c2) * 256 + c3) * 256 + c4, ((d1 * 256 + d2) * 256 + d3) * 256 + d4))
+  local a1, a2, a3, a4, b1, b2, b3, b4, c1, c2, c3, c4, d1, d2, d3, d4 = sbyte(bin, 1, 16)
+  return (sformat('%08x%08x%08x%08x', ((a1 * 256 + a2) * 256 + a3) * 256 + a4, ((b1 * 256 + b2) * 256 + b3) * 256 + b4, ((c1 * 256 + c2) * 256 + c3) * 256 + c4, ((d1 * 256 + d2) * 256 + d3) * 256 + d4))
 end

@@ -13,8 +13,8 @@
 -- state, the version as given. The old layout (<P>:state HASH user -> version..state)
 -- is read as a fallback while it exists (shared/migrate.py moves it).
 local function st_varint(x)
-  if x < 128 then return string.char(x) end
-  if x < 16384 then return string.char(x % 128 + 128, (x - x % 128) / 128) end
+  if x < 128 then return schar(x) end
+  if x < 16384 then return schar(x % 128 + 128, (x - x % 128) / 128) end
   local out = {}
   while x >= 128 do
     local low = x % 128
@@ -27,7 +27,7 @@ end
 local function st_unvarint(s, i)
   local x, mul = 0, 1
   while true do
-    local byte = string.byte(s, i)
+    local byte = sbyte(s, i)
     i = i + 1
     if byte < 128 then return x + byte * mul, i end
     x = x + (byte - 128) * mul
@@ -36,8 +36,8 @@ local function st_unvarint(s, i)
 end
 -- (timestamp, arrival, seq*10000+index) of a standard version, or nil.
 local function st_parts(version)
-  if #version ~= 36 or string.find(version, '[^0-9]') then return nil end
-  return tonumber(string.sub(version, 1, 13)), tonumber(string.sub(version, 14, 26)), tonumber(string.sub(version, 27, 36))
+  if #version ~= 36 or sfind(version, '[^0-9]') then return nil end
+  return tonumber(ssub(version, 1, 13)), tonumber(ssub(version, 14, 26)), tonumber(ssub(version, 27, 36))
 end
 local function st_pack(version, state, dirty)
   local ts, arr, si = st_parts(version)
@@ -48,13 +48,12 @@ local function st_pack(version, state, dirty)
   local h = ts * 8 + flags
   local lo = h % 16777216
   local hi = (h - lo) / 16777216
-  local f = math.floor
-  return string.char(f(hi / 65536), f(hi / 256) % 256, hi % 256, f(lo / 65536), f(lo / 256) % 256, lo % 256) .. st_varint(d) .. st_varint(si)
+  return schar(floor(hi / 65536), floor(hi / 256) % 256, hi % 256, floor(lo / 65536), floor(lo / 256) % 256, lo % 256) .. st_varint(d) .. st_varint(si)
 end
 -- version, state, and for a standard version its parts (timestamp, arrival, seq*10000+index).
 local function st_unpack(v)
   if string.byte(v, 1) == 255 then return string.sub(v, 3), string.sub(v, 2, 2) end
-  local b1, b2, b3, b4, b5, b6 = string.byte(v, 1, 6)
+  local b1, b2, b3, b4, b5, b6 = sbyte(v, 1, 6)
   local h = ((b1 * 256 + b2) * 256 + b3) * 16777216 + (b4 * 256 + b5) * 256 + b6
   local flags = h % 8
   local ts = (h - flags) / 8
@@ -75,16 +74,19 @@ end
 local function st_clean(v)
   return string.sub(v, 1, 5) .. string.char(string.byte(v, 6) - 4) .. string.sub(v, 7)
 end
--- Is version (as given) newer than the stored value cur?
-local function st_newer(version, cur)
-  local cv, _, cts, carr, csi = st_unpack(cur)
-  local ts, arr, si = st_parts(version)
+local function st_dirty(v)
+  return ssub(v, 1, 5) .. schar(sbyte(v, 6) + 4) .. ssub(v, 7)
+end
+-- Is version (as given, or its parts if known) newer than the stored value cur? And cur's state.
+local function st_newer(version, cur, ts, arr, si)
+  local cv, cstate, cts, carr, csi = st_unpack(cur)
+  if not ts then ts, arr, si = st_parts(version) end
   if ts and cts then
-    if ts ~= cts then return ts > cts end
-    if arr ~= carr then return arr > carr end
-    return si > csi
+    if ts ~= cts then return ts > cts, cstate end
+    if arr ~= carr then return arr > carr, cstate end
+    return si > csi, cstate
   end
-  return version > cv
+  return version > cv, cstate
 end
 -- The state store of one script run: st = st_open(prefix, buckets, now) with KEYS' {P}:state
 -- and {P}:outbox:buckets (ZSET bucket -> first-dirty ms), the time (ms) a bucket becomes dirty.
@@ -92,20 +94,28 @@ local function st_open(prefix, dirty_buckets, now)
   local m = redis.call('HMGET', prefix .. ':meta', 'buckets', 'entries', 'dirty')
   local n = tonumber(m[1]) or 1
   return {prefix = prefix, n = n, p = lh_pow(n), entries = tonumber(m[2]) or 0, dirty = tonumber(m[3]) or 0,
-          added = 0, dirtied = 0, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now}
+          added = 0, dirtied = 0, listed = {}, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now}
 end
 -- key and field where user lives, and its bucket (nil: in <P>:state:x).
 local function st_where(st, user)
-  if #user == 33 and string.sub(user, 1, 1) == 'U' and not string.find(user, '[^0-9a-f]', 2) then
+  if #user == 33 and sbyte(user, 1) == 85 and not sfind(user, '[^0-9a-f]', 2) then
     local f = lh_hex2bin(string.sub(user, 2))
     local b = lh_bucket(lh_hash(f), st.n, st.p)
     return st.prefix .. ':' .. b, f, b
   end
   return st.prefix .. ':x', user, nil
 end
+-- Where the caller computed the field (shared/state.py field: '' for an id of another form).
+local function st_at(st, user, f)
+  if f == '' then return st.prefix .. ':x', user, nil end
+  local b = lh_bucket(lh_hash(f), st.n, st.p)
+  return st.prefix .. ':' .. b, f, b
+end
 -- The stored value of user (packed), or false; moves it from the old layout if it is there.
-local function st_read(st, user)
-  local key, f, b = st_where(st, user)
+-- f: its field if the caller knows it (else computed here).
+local function st_read(st, user, f)
+  local key, b
+  if f then key, f, b = st_at(st, user, f) else key, f, b = st_where(st, user) end
   local cur = redis.call('HGET', key, f)
   if not cur and st.legacy then
     local old = redis.call('HGET', st.prefix, user)
@@ -127,7 +137,10 @@ end
 local function st_mark(st, b, was_dirty, user, ready)
   if b then
     if not was_dirty then st.dirtied = st.dirtied + 1 end
-    redis.call('ZADD', st.buckets, 'NX', st.now, b)
+    if not st.listed[b] then
+      redis.call('ZADD', st.buckets, 'NX', st.now, b)
+      st.listed[b] = true
+    end
   else
     redis.call('ZADD', ready, 'NX', st.now, user)
   end
