@@ -210,3 +210,14 @@ def test_library_lines_keep_the_scripts_line_numbers():
         src = (Path(scripts.__file__).with_name("lua") / f"{name}.lua").read_text()
         assert len(scripts._source(name).split("\n")) == len(src.split("\n"))
         assert "--#include" not in scripts._source(name)
+
+
+def test_lua_packs_what_python_packs_when_it_moves_the_old_layout(r, keys):
+    from shared import migrate
+    users = [line_user(i) for i in range(len(VERSIONS))] + [f"u-{i}" for i in range(len(VERSIONS))]
+    olds = {u: (VERSIONS[i % len(VERSIONS)], "SU"[i % 2]) for i, u in enumerate(users)}
+    r.hset(keys.state, mapping={u: v + s for u, (v, s) in olds.items()})
+    assert migrate.run(r, keys, now_ms=1, dedupe_ttl=60) == "done"  # lib/state.lua st_pack, not Python's
+    for u, (v_, s) in olds.items():
+        assert stored(r, keys, u) == state.pack(v_, s)
+        assert state.get(r, keys, u) == (v_, s)
