@@ -13,9 +13,10 @@ WORKDIR /app
 
 # The pinned dependencies first (requirements.lock, made by `python3 dev.py lock`),
 # so this layer is cached until the lock file changes (a code change rebuilds only
-# the last layers). --no-deps: exactly the lock, nothing resolved at build time.
+# the last layers). --require-hashes: every downloaded file must match the lock's
+# sha256; --no-deps: exactly the lock, nothing resolved at build time.
 COPY requirements.lock ./
-RUN pip install --no-deps --requirement requirements.lock
+RUN pip install --require-hashes --no-deps --requirement requirements.lock
 
 # pip check: the lock satisfies linesync's requirements (pyproject.toml) and its own.
 COPY . .
