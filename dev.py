@@ -216,7 +216,8 @@ def lock(root: Path = ROOT, install_uv=install_uv, run=subprocess.run) -> None:
                 die(f"uv pip compile failed (exit {proc.returncode}); the lock files were not changed",
                     proc.returncode)
         for name in (TEST_LOCK, LOCK):
-            write_atomically(root / name, (tmp / name).read_text())
+            # uv's "via -c <file>" names the throw-away copy: name the committed file instead.
+            write_atomically(root / name, (tmp / name).read_text().replace(str(tmp / TEST_LOCK), TEST_LOCK))
     print(f"dev.py: wrote {TEST_LOCK} and {LOCK} (hashed)", file=sys.stderr)
 
 

@@ -153,7 +153,8 @@ def _fake_compile(fail_on: str = ""):
         out = Path(argv[argv.index("--output-file") + 1])
         if out.name == fail_on:
             return _Done(1)
-        out.write_text(f"# made for {out.name}\nx==1 \\\n    --hash=sha256:{'0' * 64}\n")
+        via = argv[argv.index("--constraint") + 1] if "--constraint" in argv else "pyproject.toml"
+        out.write_text(f"# made for {out.name}\nx==1 \\\n    --hash=sha256:{'0' * 64}\n    # via -c {via}\n")
         return _Done(0)
     return run, calls
 
@@ -166,6 +167,7 @@ def test_lock_writes_both_files_with_uv(dev, tmp_path):
     assert [c[0] for c in calls] == ["/x/uv", "/x/uv"]
     assert (root / dev.TEST_LOCK).read_text().startswith(f"# made for {dev.TEST_LOCK}")
     assert (root / dev.LOCK).read_text().startswith(f"# made for {dev.LOCK}")
+    assert (root / dev.LOCK).read_text().endswith(f"# via -c {dev.TEST_LOCK}\n")  # not the throw-away copy
     assert not list(root.glob("*.tmp"))
 
 
@@ -285,3 +287,6 @@ def test_ci_runs_the_readme_test_command():
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
     assert "python3 dev.py test\n" in text
+    # ... and the integration tests once more against the embedded Valkey (the first run: redis-server).
+    assert "LINESYNC_TEST_REDIS_SERVER=embedded python3 dev.py test tests/integration\n" in text
+    assert "need+=(redis-server)" in text
