@@ -205,8 +205,8 @@ def test_dockerfile_installs_the_project_on_python_311_slim():
 
 def test_dockerfile_installs_exactly_the_lock_file_then_the_project_without_dependencies():
     text = (ROOT / "Dockerfile").read_text()
-    lock = re.search(r"^RUN pip install --no-deps --requirement requirements\.lock\s*$", text, re.M)
-    assert lock, "install requirements.lock (made by `python3 dev.py lock`) with --no-deps"
+    lock = re.search(r"^RUN pip install --require-hashes --no-deps --requirement requirements\.lock\s*$", text, re.M)
+    assert lock, "install requirements.lock (made by `python3 dev.py lock`) with --require-hashes --no-deps"
     assert re.search(r"^COPY requirements\.lock \./\s*$", text, re.M).start() < lock.start()
     assert lock.start() < text.index("COPY . .")  # cached apart from the code
     project = re.search(r"pip install --no-deps \.(\s|$)", text)
