@@ -75,7 +75,8 @@ def _admin_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Admin address: /metrics, /v1/... (LINESYNC_ADMIN_TOKEN), /status, health. Keep it private "
                    "(unix:PATH works too).")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help=f"Worker processes (default: usable CPUs, at least 2; here {gunicorn_conf.workers}).")
+              help=f"Worker processes (default: usable CPUs, lowered to a container CPU quota, at least 2; "
+                   f"here {gunicorn_conf.workers}).")
 def ingress(bind: str, admin_bind: str, workers: int | None) -> None:
     """Serve LINE's webhook on --bind and the admin surface on --admin-bind (gunicorn)."""
     settings = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
