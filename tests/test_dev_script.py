@@ -290,3 +290,4 @@ def test_ci_runs_the_readme_test_command():
     # ... and the integration tests once more against the embedded Valkey (the first run: redis-server).
     assert "LINESYNC_TEST_REDIS_SERVER=embedded python3 dev.py test tests/integration\n" in text
     assert "need+=(redis-server)" in text
+    assert "LINESYNC_TEST_IMAGE=1 python3 dev.py test tests/test_image.py" in text

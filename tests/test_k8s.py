@@ -201,3 +201,9 @@ def test_shutdown_timings_match_the_code():
 def test_beat_is_one_replica_recreated():
     spec = deployment("beat")["spec"]
     assert spec["replicas"] == 1 and spec["strategy"]["type"] == "Recreate"
+
+
+def test_the_images_default_command_serves_the_admin_bind_to_the_pod_network():
+    """Run without args (docker run, compose), the image's ingress is scrapeable like the manifests' one."""
+    cmd = json.loads(re.search(r"^CMD (\[.*\])\s*$", (ROOT / "Dockerfile").read_text(), re.M).group(1))
+    assert cmd == container("ingress")["args"]
