@@ -82,3 +82,31 @@ def test_code_and_settings_do_not_cite_the_old_spec():
                 if re.search(r"\bSPEC\b|SPEC\.md|§|scripts/lock\.py", path.read_text(errors="replace")):
                     hits.append(str(path.relative_to(ROOT)))
     assert not hits, f"cite what is not in the repository: {hits}"
+
+
+def _commands():
+    """(full name, click command) of every `linesync` command and subcommand."""
+    import click
+
+    from linesync.cli import COMMANDS, cli
+
+    out = []
+    for name in COMMANDS:
+        cmd = cli.get_command(None, name)
+        out.append((name, cmd))
+        if isinstance(cmd, click.Group):
+            out.extend((f"{name} {sub}", cmd.commands[sub]) for sub in cmd.commands)
+    return out
+
+
+def test_the_reference_lists_every_command_and_option():
+    text = REFERENCE.read_text()
+    missing = []
+    for name, cmd in _commands():
+        if f"`linesync {name}" not in text and f"linesync {name}" not in text:
+            missing.append(f"linesync {name}")
+        for param in cmd.params:
+            for opt in getattr(param, "opts", []) + getattr(param, "secondary_opts", []):
+                if opt.startswith("--") and opt != "--help" and opt not in text:
+                    missing.append(f"linesync {name} {opt}")
+    assert not missing, f"docs/reference.md does not document {missing}"
