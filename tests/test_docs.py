@@ -110,3 +110,21 @@ def test_the_reference_lists_every_command_and_option():
                 if opt.startswith("--") and opt != "--help" and opt not in text:
                     missing.append(f"linesync {name} {opt}")
     assert not missing, f"docs/reference.md does not document {missing}"
+
+
+def test_the_defaults_in_the_reference_are_the_codes():
+    from shared import config
+
+    rows = re.findall(r"^\| `([A-Z_]+)`[^|]*\| ([^|]*)\|", REFERENCE.read_text(), re.M)
+    fields = {f.env: (name, f) for name, f in config._FIELDS.items()}
+    checked = 0
+    for env, default in rows:
+        if env not in fields:
+            continue
+        m = re.match(r"\s*`([^`]+)`", default)
+        if not m:
+            continue  # unset, required, or said in words
+        name, field = fields[env]
+        assert field.parse(m.group(1)) == getattr(config.Settings(), name), f"{env}: the reference says {m.group(1)}"
+        checked += 1
+    assert checked >= 25
