@@ -115,8 +115,11 @@ def test_the_schemas_catch_a_misspelt_field_and_a_wrong_type():
 
 
 def test_images_and_labels_are_applied():
+    import tomllib
+
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
     for component in ("ingress", "worker", "beat"):
-        assert container(component)["image"] == "linesync:0.1.0"
+        assert container(component)["image"] == f"linesync:{version}"  # the release the base describes
         assert deployment(component)["metadata"]["labels"]["app.kubernetes.io/part-of"] == "linesync"
 
 
