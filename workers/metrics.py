@@ -20,7 +20,8 @@ its own registry :data:`REGISTRY`) and serves it on
   process_*, python_*                               prometheus_client's process and runtime collectors
 
 ``limiter`` is ``track`` (/users/track) or ``identify`` (/users/identify and
-/users/merge share Braze's budget), as in ``linesync_braze_paused{endpoint}``.
+/users/merge share Braze's budget), as in ``linesync_braze_paused{limiter,kind}``; ``endpoint``
+is always a Braze path.
 The cluster-wide figures read from Redis (backlog, dead letters, pauses,
 resync, live workers) are added by workers/cluster_metrics.py, in one process only.
 
