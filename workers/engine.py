@@ -18,9 +18,11 @@ workers/bootstep.py, or directly in tests and benchmarks):
 This module is the supervision: it starts the loops, restarts a step after an
 error, and stops them.
 
-It also serves the process's Prometheus ``/metrics`` on
-``LINESYNC_WORKER_METRICS_PORT`` (workers/metrics.py), with the cluster-wide
-figures read from Redis (workers/cluster_metrics.py) while it holds the exporter lease.
+It also serves the process's Prometheus ``/metrics`` and ``/healthz`` (the
+heartbeat's age, workers/health.py) on ``LINESYNC_WORKER_METRICS_PORT``
+(workers/metrics_server.py), with the cluster-wide figures read from Redis
+(workers/cluster_metrics.py) while it holds the exporter lease. A taken port
+stops :meth:`Engine.start` with a ConfigError naming that setting.
 
 Capacity grows with the processes: nothing counts loops cluster-wide. The
 cluster-wide limiter in Redis is the only ceiling. A process that dies loses
@@ -42,7 +44,9 @@ from workers.cluster_metrics import ClusterCollector
 from workers.consume import Consumer
 from workers.deliver import Deliverer
 from workers.exporter import ExporterElection
+from workers.health import Heartbeat
 from workers.identity import IdentityDeliverer
+from workers.metrics_server import MetricsServer, serve
 from workers.presence import Presence, worker_name
 from workers.runtime import Runtime
 from workers.summary import DeliverySummary
@@ -70,7 +74,8 @@ class Engine:
         self.housekeeping = list(housekeeping)
         self.presence = Presence(rt.r, rt.keys, rt.clock, self.name)
         self.metrics_port = rt.settings.worker_metrics_port if metrics_port is None else metrics_port
-        self.metrics_server: metrics.MetricsServer | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.heartbeat = Heartbeat()
         # Only a process that serves /metrics competes for the right to export the cluster figures.
         self.exporter = ExporterElection(rt.r, rt.keys, self.name)
         self.deliverer = Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_sender, rt.clock,
@@ -85,9 +90,11 @@ class Engine:
 
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> Engine:
+        self.metrics_server = serve(
+            self.metrics_port,
+            metrics.registry_with(ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)),
+            self._health, setting="LINESYNC_WORKER_METRICS_PORT")
         self.presence.register()
-        self.metrics_server = metrics.serve(self.metrics_port, metrics.registry_with(
-            ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)))
         try:
             self._claim_exporter()
         except REDIS_DOWN:
@@ -136,6 +143,10 @@ class Engine:
         """Does the worker process ``worker`` hold its lease? (Any name of ours counts as alive.)"""
         return self.presence.is_alive(worker)
 
+    def _health(self) -> tuple[bool, dict]:
+        fresh, body = self.heartbeat.report()
+        return fresh, {**body, "worker": self.name, "exporting": self.exporting}
+
     # -- loops --------------------------------------------------------------
     def _spawn(self, loop_name: str, target, *args) -> None:
         t = threading.Thread(target=target, args=args, name=f"linesync-{loop_name}", daemon=True)
@@ -168,14 +179,19 @@ class Engine:
 
     def _heartbeat(self) -> None:
         summary = DeliverySummary(self.deliverer.counts)
+        self.heartbeat.beat()
         while not self._stop.wait(HEARTBEAT):
+            state = "ok"
             try:
                 self.presence.renew()
                 self._claim_exporter()
                 for job in self.housekeeping:
                     job()
             except REDIS_DOWN as e:
+                state = "redis_down"
                 log.warning("heartbeat: Redis unavailable (%s)", type(e).__name__)
             except Exception:
+                state = "error"
                 log.exception("heartbeat failed")
             summary.tick()
+            self.heartbeat.beat(state)
