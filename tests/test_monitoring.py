@@ -88,3 +88,62 @@ def test_all_workers_dead_pages_once():
     assert at_10m.pop("LinesyncNoLiveWorkers") is True
     assert set(at_10m) == {r["alert"] for r in rules()} - {"LinesyncNoLiveWorkers"}
     assert not any(at_10m.values())
+
+
+# -- the dashboard ------------------------------------------------------------------------------
+
+SELECTOR = re.compile(r'(?<![\w$:{."])((?:linesync|process)_[\w:]*)(\{[^}]*\})?')
+RATE_UNITS = {"ops", "reqps", "percentunit"}  # percentunit: a rate of CPU seconds
+
+
+def panels() -> list[dict]:
+    return [p for p in json.loads(DASHBOARD.read_text())["panels"] if p["type"] != "row"]
+
+
+def cluster_metric_names(r, keys) -> set[str]:
+    from workers.cluster_metrics import ClusterCollector
+
+    r.lpush(keys.resync_history, json.dumps({"id": "x", "status": "completed", "finished_ms": 1, "followers": 1}))
+    return {fam.name for fam in ClusterCollector(lambda: r, keys).collect()}
+
+
+def test_the_dashboard_has_job_and_instance_variables():
+    variables = {v["name"]: v for v in json.loads(DASHBOARD.read_text())["templating"]["list"]}
+    assert {"datasource", "job", "instance"} <= set(variables)
+    assert "$job" in variables["instance"]["definition"]
+    assert variables["instance"]["includeAll"] and variables["instance"]["allValue"] == ".*"
+
+
+def test_every_query_selects_the_job_and_per_process_queries_the_instance(r, keys):
+    cluster = cluster_metric_names(r, keys) | {"linesync_worker_cluster_exporter"}
+    for p in panels():
+        for t in p["targets"]:
+            selectors = SELECTOR.findall(t["expr"])
+            assert selectors, (p["title"], t["expr"])
+            for name, labels in selectors:
+                assert 'job="$job"' in labels, (p["title"], t["expr"])
+                if name not in cluster:
+                    assert 'instance=~"$instance"' in labels, (p["title"], name)
+
+
+def test_one_unit_per_panel_and_per_axis():
+    for p in panels():
+        defaults = p["fieldConfig"]["defaults"]
+        assert defaults.get("unit"), p["title"]
+        assert not any(prop["id"] == "unit" for o in p["fieldConfig"].get("overrides", [])
+                       for prop in o.get("properties", [])), p["title"]
+        for t in p["targets"]:
+            expr = t["expr"]
+            assert not re.search(r"\*\s*1000\b", expr), (p["title"], "rescaled into another unit")
+            per_second = "rate(" in expr and "histogram_quantile" not in expr and "/" not in expr
+            assert per_second == (defaults["unit"] in RATE_UNITS), (p["title"], defaults["unit"], expr)
+
+
+def test_ingress_latency_is_graphed_against_lines_2_s():
+    (panel,) = [p for p in panels() if any("linesync_ingress_request_duration_seconds_bucket" in t["expr"]
+                                           for t in p["targets"])]
+    assert panel["fieldConfig"]["defaults"]["unit"] == "s"
+    assert all(t["expr"].startswith("histogram_quantile(") for t in panel["targets"])
+    assert {t["legendFormat"] for t in panel["targets"]} >= {"p50", "p99"}
+    steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
+    assert any(s["value"] == 2 for s in steps)
