@@ -147,3 +147,26 @@ def test_ingress_latency_is_graphed_against_lines_2_s():
     assert {t["legendFormat"] for t in panel["targets"]} >= {"p50", "p99"}
     steps = panel["fieldConfig"]["defaults"]["thresholds"]["steps"]
     assert any(s["value"] == 2 for s in steps)
+
+
+# -- the metrics list in docs/production.md ------------------------------------------------------
+
+def test_every_exported_metric_is_listed_in_the_production_guide(r, keys):
+    from ingress import metrics as ingress_metrics
+    from workers import beat_probe
+    from workers import metrics as worker_metrics
+    from workers.cluster_metrics import ClusterCollector
+
+    r.lpush(keys.resync_history, json.dumps({"id": "x", "status": "completed", "finished_ms": 1, "followers": 1}))
+    families = [*worker_metrics.REGISTRY.collect(), *beat_probe.REGISTRY.collect(),
+                *ClusterCollector(lambda: r, keys).collect(),
+                *(m for c in (ingress_metrics.REQUESTS, ingress_metrics.EVENTS, ingress_metrics.LATENCY,
+                              ingress_metrics.CUT) for m in c.collect())]
+    doc = PRODUCTION.read_text()
+    listed = doc[doc.index("### Metrics"):doc.index("## 8.")]
+    missing = {f.name for f in families if not f.name.startswith(("process_", "python_"))
+               and f"`{f.name}" not in listed}
+    assert missing == set()
+    # The removed duplicates are named as a change, not listed as current.
+    for gone in ("linesync_delivered_objects_total", "linesync_dead_lettered_total"):
+        assert f"`{gone}`" in listed[listed.index("Changed in this release"):]
