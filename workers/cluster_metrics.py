@@ -26,6 +26,7 @@ from shared.keys import Keys
 from shared.redis_conn import REDIS_DOWN
 from shared.resync_runs import FAILED, last_completed, resync_status
 from shared.clock import redis_now
+from workers.metrics import PAUSE_KINDS
 
 # Counters of the stats hash exported as linesync_<name>_total. The hash's ``delivered_objects``
 # and ``dead_lettered`` are not: every worker process counts those itself
@@ -38,8 +39,8 @@ COUNTERS = {
     "unchanged": "newer events that did not change the state",
     "batches_sent": "batches settled",
 }
-# linesync_braze_paused has one series per limiter and kind, 1 for the kind of the pause in force.
-PAUSE_KINDS = ("rate_limit", "auth", "config")
+# linesync_braze_paused has one series per limiter and kind (workers/metrics.py PAUSE_KINDS), 1 for
+# the kind of the pause in force.
 
 
 class ClusterCollector(Collector):
