@@ -21,7 +21,7 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared import outbox, status
+from shared import outbox, state, status
 from shared.keys import Keys
 from shared.redis_conn import REDIS_DOWN
 from shared.resync_runs import FAILED, last_completed, resync_status
@@ -81,7 +81,7 @@ class ClusterCollector(Collector):
                      self._oldest_pending_age(now))
         yield from self._memory()
         yield _gauge("linesync_dead_letters", "dead letters waiting for an operator", self.r.xlen(self.keys.dlq))
-        yield _gauge("linesync_profiles_known", "LINE users with a known state", self.r.hlen(self.keys.state))
+        yield _gauge("linesync_profiles_known", "LINE users with a known state", state.count(self.r, self.keys))
         paused = GaugeMetricFamily("linesync_braze_paused",
                                    "1 while every worker waits, for the pause's kind (rate_limit, auth, config)",
                                    labels=["limiter", "kind"])
