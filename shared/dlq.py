@@ -165,6 +165,15 @@ def summary(r: redis.Redis, keys: Keys, scan: int = 10_000) -> dict[str, int]:
     return {"total": r.xlen(keys.dlq), **dict(by.most_common())}
 
 
+def by_kind(r: redis.Redis, keys: Keys, scan: int = 10_000) -> Counter[str]:
+    """Dead letters by kind (the first ``scan`` of them)."""
+    return Counter(_s(f.get(b"kind", b"?")) for _, f in r.xrange(keys.dlq, count=scan))
+
+
+def _s(v: bytes) -> str:
+    return v.decode("utf-8", "replace")
+
+
 def remove(r: redis.Redis, keys: Keys, ids: list[str]) -> int:
     return r.xdel(keys.dlq, *ids) if ids else 0
 
