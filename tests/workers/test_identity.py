@@ -328,3 +328,24 @@ def test_a_failed_early_probe_counts_no_attempt(r, keys, make):
     d.step(block_ms=10)                              # half-open: the waiting item probes early, fails
     assert len(braze.calls) == 2
     assert identity.retry_states(r, keys, [eid]) == {eid: identity.RetryState(1, far)}
+
+
+def test_against_the_braze_sandbox_a_poisoned_item_is_split_out_and_the_rest_delivered(r, keys, rt, braze):
+    """Over real HTTP: Braze refuses a whole /users/identify request for one bad alias; halving
+    finds it, it is dead-lettered, and the rest of its batch reaches Braze."""
+    users = ["U" + f"{i:032x}" for i in range(8)]
+    rt.braze.track([{"user_alias": {"alias_name": u, "alias_label": "line_id"}, "_update_existing_only": False}
+                    for u in users], [], now=rt.clock.now())
+    braze.set_faults(poison_ids=[users[5]], poison_mode="400")
+    for i, u in enumerate(users):
+        identity.enqueue(r, keys, identity.IDENTIFY, f"crm-{i}", u)
+    d = IdentityDeliverer(r, keys, rt.settings, rt.braze, rt.identify_sender, rt.clock,
+                          consumer="h:1:test/identity")
+    d.step(block_ms=10)
+    answers = [e["status"] for e in braze.requests() if e["path"] == "/users/identify"]
+    assert answers == [400, 201, 400, 400, 201, 400, 201]   # halves, quarters, then the bad one alone
+    assert all(braze.profile(external_id=f"crm-{i}") for i in range(8) if i != 5)
+    assert braze.profile(external_id="crm-5") is None
+    [letter] = dlq.list_letters(r, keys)
+    assert letter.kind == "identify" and dlq.read_identity(letter)[0] == identity.Request("identify", "crm-5", users[5])
+    assert r.xlen(keys.identity) == 0 and links.line_user(r, keys, "crm-0") == users[0]
