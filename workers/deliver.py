@@ -184,37 +184,7 @@ class Deliverer:
     def _deliver(self, batch: Batch, *, claim_next: bool) -> tuple[float, Batch | None]:
         """Send and settle one batch (workers/settle.py); with ``claim_next`` (and an open gate),
         finish it and claim the next in one round trip. Returns (pause, the next batch or None)."""
-        work = _TrackWork(self, batch)
-        stop = settle.send_unit(work, self.sender)
-        if stop is not None:
-            v = stop.verdict
-            if isinstance(v, settle.Lost):
-                self._lost(batch, "before sending")
-                return 0.0, None
-            if isinstance(v, settle.Reject):  # too many items refused alone, none delivered
-                return self._configuration_error(batch, v.reason), None
-            if isinstance(v, settle.Failed):
-                return self._retry_later(batch, v.reason), None
-            # Wait: 429, auth failure, or held by the limiter: with every worker, no attempt counted
-            if not outbox.reschedule(self.r, self.keys, batch, due_ms=self.sender.wait_after(stop.outcome)):
-                self._lost(batch, "putting it back")
-            return IDLE_SLEEP, None
-        delivered, dead = work.delivered, work.dead
-        size = len(batch.items) + len(batch.events)
-        if not delivered and size >= CONFIG_SUSPECT_LEAVES and len(dead) == size:
-            return self._configuration_error(batch, dead[-1][1]), None  # every item rejected
-        finished, nxt = self._finish(batch, delivered, dead, claim_next=claim_next)
-        metrics.delivered(delivered)  # Braze took them, whoever settles the batch
-        if not finished:
-            self._lost(batch, "finishing it")
-            return 0.0, nxt
-        metrics.dead_lettered(kind for kind, _, _ in dead)
-        with self._tally_lock:
-            self._tally[0] += 1
-            self._tally[1] += delivered
-        if delivered or dead:
-            log.debug("batch %s: %d objects delivered, %d dead-lettered", batch.id, delivered, len(dead))
-        return 0.0, nxt
+        return settle.deliver(_TrackWork(self, batch, claim_next=claim_next), self.sender, self.clock, self.policy)
 
     def _finish(self, batch: Batch, delivered: int, dead: list, *, claim_next: bool) -> tuple[bool, Batch | None]:
         """Finish the batch (and claim the next, with ``claim_next`` and an open gate).
@@ -280,43 +250,20 @@ class Deliverer:
             self._lost(batch, "putting it back")
         return IDLE_SLEEP
 
-    def _retry_later(self, batch: Batch, reason: str) -> float:
-        now = now_ms(self.clock)
-        step = settle.after_failure(batch.attempts, batch.retry_at, now, reason, self.policy)
-        if isinstance(step, settle.GiveUp):
-            batch.attempts, batch.last_error = step.attempts, reason
-            log.error("batch %s dead-lettered after %d attempts: %s", batch.id, batch.attempts, reason)
-            letters = self._letters(_Part(batch.items, batch.events), step.reason)
-            if outbox.finish(self.r, self.keys, batch, delivered=0, dead=letters, now_ms=now):
-                metrics.dead_lettered(kind for kind, _, _ in letters)
-            else:
-                self._lost(batch, "dead-lettering it")
-            return 0.0
-        if not step.counted:
-            # Sent early as the probe of a failing Braze: the outage failed, not this batch.
-            # It keeps its attempt count and goes back to wait for its own time.
-            if not outbox.reschedule(self.r, self.keys, batch, due_ms=step.at_ms, retry=True):
-                self._lost(batch, "putting it back")
-            return IDLE_SLEEP
-        batch.attempts, batch.last_error, batch.retry_at = step.attempts, reason, step.at_ms
-        log.info("batch %s attempt %d failed (%s); retry in %.1f s", batch.id, batch.attempts, reason,
-                 (step.at_ms - now) / 1000)
-        if not outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, save=True, retry=True):
-            self._lost(batch, "scheduling its retry")
-        return IDLE_SLEEP
-
 
 class _TrackWork:
     """A batch as workers/settle.py's unit of work: its parts are halves of its items and events,
-    its attempts live in the batch, and it is sent only while its lease is this sender's."""
+    its attempts live in the batch, and it is sent only while its lease is this sender's.
+    Each settling method returns (pause, the next batch or None)."""
 
-    def __init__(self, d: Deliverer, batch: Batch):
-        self.d, self.batch = d, batch
+    def __init__(self, d: Deliverer, batch: Batch, *, claim_next: bool):
+        self.d, self.batch, self.claim_next = d, batch, claim_next
         self.keep = lambda: d._hold(batch)
         self.delivered = 0  # objects Braze took
         self.dead: list[tuple[str, str, dict]] = []  # (kind, reason, payload)
         self.rejected_alone = 0
 
+    # -- sending ------------------------------------------------------------
     def root(self) -> _Part:
         return _Part(self.batch.items, self.batch.events)
 
@@ -353,3 +300,63 @@ class _TrackWork:
         self.rejected_alone += 1
         return (self.rejected_alone >= CONFIG_SUSPECT_LEAVES and not self.delivered
                 and not self.batch.config_checked)
+
+    # -- settling -----------------------------------------------------------
+    def finish(self) -> tuple[float, Batch | None]:
+        d, batch, delivered, dead = self.d, self.batch, self.delivered, self.dead
+        size = len(batch.items) + len(batch.events)
+        if not delivered and size >= CONFIG_SUSPECT_LEAVES and len(dead) == size:
+            return d._configuration_error(batch, dead[-1][1]), None  # every item rejected
+        finished, nxt = d._finish(batch, delivered, dead, claim_next=self.claim_next)
+        metrics.delivered(delivered)  # Braze took them, whoever settles the batch
+        if not finished:
+            d._lost(batch, "finishing it")
+            return 0.0, nxt
+        metrics.dead_lettered(kind for kind, _, _ in dead)
+        with d._tally_lock:
+            d._tally[0] += 1
+            d._tally[1] += delivered
+        if delivered or dead:
+            log.debug("batch %s: %d objects delivered, %d dead-lettered", batch.id, delivered, len(dead))
+        return 0.0, nxt
+
+    def stopped_by_reject(self, reason: str) -> tuple[float, None]:
+        return self.d._configuration_error(self.batch, reason), None  # too many refused alone, none delivered
+
+    def attempts(self, rest: list) -> list[tuple[Batch, int, int]]:
+        return [(self.batch, self.batch.attempts, self.batch.retry_at)]  # the whole batch goes again
+
+    def failed(self, reason: str, steps: list) -> tuple[float, None]:
+        (batch, step), = steps
+        d, now = self.d, now_ms(self.d.clock)
+        if isinstance(step, settle.GiveUp):
+            batch.attempts, batch.last_error = step.attempts, reason
+            log.error("batch %s dead-lettered after %d attempts: %s", batch.id, batch.attempts, reason)
+            letters = d._letters(_Part(batch.items, batch.events), step.reason)
+            if outbox.finish(d.r, d.keys, batch, delivered=0, dead=letters, now_ms=now):
+                metrics.dead_lettered(kind for kind, _, _ in letters)
+            else:
+                d._lost(batch, "dead-lettering it")
+            return 0.0, None
+        if not step.counted:
+            # Sent early as the probe of a failing Braze: the outage failed, not this batch.
+            # It keeps its attempt count and goes back to wait for its own time.
+            if not outbox.reschedule(d.r, d.keys, batch, due_ms=step.at_ms, retry=True):
+                d._lost(batch, "putting it back")
+            return IDLE_SLEEP, None
+        batch.attempts, batch.last_error, batch.retry_at = step.attempts, reason, step.at_ms
+        log.info("batch %s attempt %d failed (%s); retry in %.1f s", batch.id, batch.attempts, reason,
+                 (step.at_ms - now) / 1000)
+        if not outbox.reschedule(d.r, d.keys, batch, due_ms=batch.retry_at, save=True, retry=True):
+            d._lost(batch, "scheduling its retry")
+        return IDLE_SLEEP, None
+
+    def wait(self, until_ms: int) -> tuple[float, None]:
+        """429, auth failure, or held by the limiter: with every worker, no attempt counted."""
+        if not outbox.reschedule(self.d.r, self.d.keys, self.batch, due_ms=until_ms):
+            self.d._lost(self.batch, "putting it back")
+        return IDLE_SLEEP, None
+
+    def lost(self) -> tuple[float, None]:
+        self.d._lost(self.batch, "before sending")
+        return 0.0, None

@@ -130,36 +130,8 @@ class IdentityDeliverer:
         return [e for i, e in enumerate(entries) if res[2 * i] is None and not res[2 * i + 1]]
 
     def _send(self, kind: str, group: list[_Entry], states: dict) -> float:
-        """Send one group and settle it; returns how long to sleep (0: go on)."""
-        stop = settle.send_unit(_IdentityWork(self, kind, group), self.sender)
-        if stop is None:
-            return 0.0
-        if isinstance(stop.verdict, settle.Failed):
-            self._failed([e for part in stop.rest for e in part], stop.verdict.reason, states)
-        # A failure, 429, auth failure, or held by the limiter: the items stay pending, sent again later.
-        return IDLE_SLEEP
-
-    def _failed(self, entries: list[_Entry], reason: str, states: dict) -> None:
-        """Each item counts an attempt and waits its backoff, or is dead-lettered once they are spent."""
-        now = now_ms(self.clock)
-        ours = self.stream.renew()
-        waits: dict = {}
-        spent: dict[str, list[_Entry]] = defaultdict(list)
-        for e in entries:
-            if e.id not in ours:
-                continue
-            st = states.get(e.id, RetryState())
-            step = settle.after_failure(st.attempts, st.retry_at, now, reason, self.policy)
-            if isinstance(step, settle.GiveUp):
-                spent[step.reason].append(e)
-            elif step.counted:
-                waits[e.id] = RetryState(step.attempts, step.at_ms)
-        if waits:
-            p = self.r.pipeline(transaction=True)
-            identity.record_retries(p, self.keys, waits)
-            p.execute()
-        for why, group in spent.items():
-            self._dead(group, why)
+        """Send one group and settle it (workers/settle.py); returns how long to sleep (0: go on)."""
+        return settle.deliver(_IdentityWork(self, kind, group, states), self.sender, self.clock, self.policy)
 
     def _done(self, group: list[_Entry]) -> None:
         if not group:
@@ -177,14 +149,16 @@ class IdentityDeliverer:
 
 class _IdentityWork:
     """A group of identify or merge items as workers/settle.py's unit of work: its parts are
-    halves of the group, each item's attempts are its own, and before each request only the
-    items still this loop's (not taken over meanwhile by another worker) are sent."""
+    halves of the group, each item's attempts are its own (shared/identity.py's retry state),
+    and before each request only the items still this loop's (not taken over meanwhile by
+    another worker) are sent. Each settling method returns how long to sleep (0: go on)."""
 
     keep = None
 
-    def __init__(self, d: IdentityDeliverer, kind: str, group: list[_Entry]):
-        self.d, self.kind, self.group = d, kind, group
+    def __init__(self, d: IdentityDeliverer, kind: str, group: list[_Entry], states: dict):
+        self.d, self.kind, self.group, self.states = d, kind, group, states
 
+    # -- sending ------------------------------------------------------------
     def root(self) -> list[_Entry]:
         return list(self.group)
 
@@ -217,6 +191,45 @@ class _IdentityWork:
     def reject(self, part: list[_Entry], reason: str) -> bool:
         self.d._dead(part, reason)
         return False
+
+    # -- settling -----------------------------------------------------------
+    def finish(self) -> float:
+        return 0.0  # each part was settled as it was answered
+
+    def stopped_by_reject(self, reason: str) -> float:
+        return 0.0  # never: reject() does not stop
+
+    def attempts(self, rest: list) -> list[tuple[_Entry, int, int]]:
+        ours = self.d.stream.renew()  # only items still this loop's count an attempt
+        out = []
+        for part in rest:
+            for e in part:
+                if e.id in ours:
+                    st = self.states.get(e.id, RetryState())
+                    out.append((e, st.attempts, st.retry_at))
+        return out
+
+    def failed(self, reason: str, steps: list) -> float:
+        """Each item counts an attempt and waits its backoff, or is dead-lettered once they are spent."""
+        waits = {e.id: RetryState(step.attempts, step.at_ms) for e, step in steps
+                 if isinstance(step, settle.Retry) and step.counted}
+        if waits:
+            p = self.d.r.pipeline(transaction=True)
+            identity.record_retries(p, self.d.keys, waits)
+            p.execute()
+        spent: dict[str, list[_Entry]] = defaultdict(list)
+        for e, step in steps:
+            if isinstance(step, settle.GiveUp):
+                spent[step.reason].append(e)
+        for why, group in spent.items():
+            self.d._dead(group, why)
+        return IDLE_SLEEP
+
+    def wait(self, until_ms: int) -> float:
+        return IDLE_SLEEP  # 429, auth failure, held: the items stay pending, sent again later
+
+    def lost(self) -> float:
+        return IDLE_SLEEP  # never: no lease to lose (taken-over items are dropped before each request)
 
 
 def _letter(entry_id, fields: dict) -> tuple[str, dict]:

@@ -29,11 +29,13 @@ by two pure functions (unit-tested without Redis, HTTP or sleeps):
    before its retry time (the probe of a failing Braze) that fails again
    counts no attempt: the outage failed, not the work.
 
-:func:`send_unit` runs the sends: the part on top of the stack is sent (the
-limiter's wait and the shared gate are workers/sending.py's), a split pushes
-its halves, and the first answer that stops the unit (failure, wait, lost, or
-an adapter that wants to stop after a refused item) is returned with every
-part not yet delivered, for the adapter to settle.
+:func:`deliver` is the one path of a unit: :func:`send_unit` sends its parts
+(the part on top of the stack goes under workers/sending.py's gate and
+limiter; a split pushes its halves) until every part is answered or an answer
+stops the unit (failure, wait, lost, or an adapter that stops after a refused
+item); then the unit is settled through its adapter: finished, put back to
+wait, left (lost), or, after a failure, each holder of attempts given its
+:func:`after_failure` step.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, Union
 
 from shared.backoff import compute_backoff
+from shared.clock import Clock, now_ms
 from shared.config import Settings
 from workers import braze as b
 from workers import sending
@@ -140,10 +143,12 @@ def after_failure(attempts: int, retry_at_ms: int, now_ms: int, reason: str, pol
     return Retry(now_ms + int(delay * 1000), n, counted=True)
 
 
-# -- the sends of one unit ---------------------------------------------------------------
+# -- one unit, sent and settled ------------------------------------------------------------
 
 class Work(Protocol):
-    """One unit of one kind of work (a /users/track batch, a group of identify or merge items).
+    """One unit of one kind of work (a /users/track batch, a group of identify or merge items):
+    the adapter :func:`deliver` drives. Its methods say how to split a part, what to do with
+    what Braze took or refused, where the unit's attempts live, and how to put it back.
 
     ``keep`` (or None) is asked right before each request: False means the unit is no longer
     this sender's (workers/sending.py returns Lost without sending).
@@ -168,6 +173,25 @@ class Work(Protocol):
     def reject(self, part: Any, reason: str) -> bool:
         """Braze refused ``part``, one item, with 400: dead-letter it. True stops the unit."""
 
+    # -- settling the unit (each returns what :func:`deliver` returns) --
+    def finish(self) -> Any:
+        """Every part answered: settle the unit."""
+
+    def stopped_by_reject(self, reason: str) -> Any:
+        """:meth:`reject` stopped the unit."""
+
+    def attempts(self, rest: list) -> list[tuple[Any, int, int]]:
+        """Where the attempts of the parts not delivered live: (holder, attempts, retry_at ms) each."""
+
+    def failed(self, reason: str, steps: list[tuple[Any, Retry | GiveUp]]) -> Any:
+        """Apply each holder's :func:`after_failure` step (store its retry, or dead-letter it)."""
+
+    def wait(self, until_ms: int) -> Any:
+        """Put the unit back until ``until_ms``, no attempt counted."""
+
+    def lost(self) -> Any:
+        """The unit is no longer this sender's: leave it."""
+
 
 @dataclass
 class Stopped:
@@ -176,6 +200,28 @@ class Stopped:
     verdict: Verdict
     outcome: sending.Outcome
     rest: list = field(default_factory=list)
+
+
+def deliver(work: Work, sender: Sender, clock: Clock, policy: Policy) -> Any:
+    """Send one unit of work and settle it: the one delivery path of every kind of work.
+
+    The gate and the limiter are the sender's (workers/sending.py) and Braze's
+    answers are classified by workers/braze.classify; each answer's meaning is
+    :func:`verdict`'s, each failure's next step :func:`after_failure`'s.
+    """
+    stop = send_unit(work, sender)
+    if stop is None:
+        return work.finish()
+    v = stop.verdict
+    if isinstance(v, Lost):
+        return work.lost()
+    if isinstance(v, Reject):
+        return work.stopped_by_reject(v.reason)
+    if isinstance(v, Failed):
+        now = now_ms(clock)
+        return work.failed(v.reason, [(h, after_failure(n, at, now, v.reason, policy))
+                                      for h, n, at in work.attempts(stop.rest)])
+    return work.wait(sender.wait_after(stop.outcome))
 
 
 def send_unit(work: Work, sender: Sender) -> Stopped | None:

@@ -105,3 +105,66 @@ def test_a_failure_mid_unit_stops_it_with_every_part_not_delivered():
     stop = settle.send_unit(work, DirectSender())
     assert work.sent == [["a", "bad", "c", "d"], ["a", "bad"], ["a"]]
     assert isinstance(stop.verdict, Failed) and stop.rest == [["a"], ["bad"], ["c", "d"]]
+
+
+class Settling(Parts):
+    """Parts whose attempts live per item (like identify/merge), recording how the unit settled."""
+
+    def __init__(self, items, answers, attempts=None):
+        super().__init__(items)
+        self.answers, self.attempts_of, self.settled = list(answers), attempts or {}, None
+
+    def request(self, part):
+        def call():
+            self.sent.append(list(part))
+            return self.answers.pop(0)
+        return call if part else None
+
+    def finish(self):
+        self.settled = ("finish",)
+        return 0.0
+
+    def stopped_by_reject(self, reason):
+        self.settled = ("stopped", reason)
+
+    def attempts(self, rest):
+        return [(x, *self.attempts_of.get(x, (0, 0))) for part in rest for x in part]
+
+    def failed(self, reason, steps):
+        self.settled = ("failed", reason, steps)
+        return 0.05
+
+    def wait(self, until_ms):
+        self.settled = ("wait", until_ms)
+
+    def lost(self):
+        self.settled = ("lost",)
+
+
+class WaitingSender(DirectSender):
+    def wait_after(self, outcome):
+        return 42_000
+
+
+def test_deliver_settles_a_failed_unit_through_each_holders_attempts():
+    clock = FakeClock(100.0)
+    work = Settling(["a", "b", "c"], [b.BadRequest("HTTP 400"), b.Delivered(), b.Retryable("HTTP 503")],
+                    attempts={"b": (3, 0), "c": (1, 500_000)})
+    assert settle.deliver(work, WaitingSender(), clock, POLICY) == 0.05
+    assert work.sent == [["a", "b", "c"], ["a"], ["b", "c"]] and work.delivered == ["a"]
+    _, reason, steps = work.settled
+    assert reason == "HTTP 503" and [h for h, _ in steps] == ["b", "c"]
+    assert steps[0][1] == GiveUp("gave up after 4 attempts: HTTP 503", 4)      # b's last attempt
+    assert steps[1][1] == Retry(500_000, 1, counted=False)                       # c sent early: not counted
+
+
+def test_deliver_puts_a_unit_back_to_wait_or_leaves_it_when_lost():
+    clock = FakeClock(100.0)
+    work = Settling(["a"], [b.RateLimited(1.0)])
+    settle.deliver(work, WaitingSender(), clock, POLICY)
+    assert work.settled == ("wait", 42_000)
+    work = Settling(["a"], [sending.Lost()])
+    settle.deliver(work, WaitingSender(), clock, POLICY)
+    assert work.settled == ("lost",)
+    work = Settling(["a", "b"], [b.Delivered([("x", 1, "bad")])])
+    assert settle.deliver(work, WaitingSender(), clock, POLICY) == 0.0 and work.settled == ("finish",)
