@@ -2,9 +2,10 @@
 
 Both delivery loops (``/users/track`` batches in workers/deliver.py,
 ``/users/identify`` and ``/users/merge`` items in workers/identity.py) hand one
-unit of work to :func:`send_unit` through a small adapter, :class:`Work`, that
-says how to split a part of it, what Braze's per-item errors name, and what
-to do with a part Braze took or refused. What an answer means is decided here,
+unit of work to :func:`deliver` through a small adapter, :class:`Work`, that
+says how to split a part of it, what Braze's per-item errors name, what to do
+with a part Braze took or refused, and where the unit's attempts live. What an
+answer means is decided here,
 by two pure functions (unit-tested without Redis, HTTP or sleeps):
 
 1. :func:`verdict` — one send's outcome (workers/braze.classify, through
