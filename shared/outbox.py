@@ -185,6 +185,15 @@ def pending(r: redis.Redis, keys: Keys, users: Sequence[str]) -> list[bool]:
     return [res[2 * i] is not None or bool(res[2 * i + 1]) or flagged[i] for i in range(len(users))]
 
 
+def oldest_pending_ms(r: redis.Redis, keys: Keys) -> int | None:
+    """When the longest-waiting dirty profile became dirty (ms), or None if none waits."""
+    p = r.pipeline(transaction=False)
+    p.zrange(keys.outbox_ready, 0, 0, withscores=True)
+    p.zrange(keys.outbox_buckets, 0, 0, withscores=True)
+    firsts = [int(got[0][1]) for got in p.execute() if got]
+    return min(firsts) if firsts else None
+
+
 def sizes(r: redis.Redis, keys: Keys) -> dict[str, int]:
     p = r.pipeline(transaction=False)
     p.hget(keys.state_meta, "dirty")

@@ -34,14 +34,15 @@ class EngineStep(bootsteps.StartStopStep):
         rt = runtime()
         try:
             redis_checks.at_start(rt.r, "worker", log)
+            # State and dedupe marks of the layout before buckets move once, leased (shared/migrate.py).
+            migrate.run(rt.r, rt.keys, now_ms=int(rt.clock.now() * 1000),
+                        dedupe_ttl=rt.settings.dedupe_ttl_seconds, log=log)
+            log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
+            # A taken LINESYNC_WORKER_METRICS_PORT is a ConfigError too.
+            self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code
-        # State and dedupe marks of the layout before buckets move once, leased (shared/migrate.py).
-        migrate.run(rt.r, rt.keys, now_ms=int(rt.clock.now() * 1000), dedupe_ttl=rt.settings.dedupe_ttl_seconds,
-                    log=log)
-        log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
-        self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
 
     def stop(self, worker):
         if self.engine is not None:

@@ -158,7 +158,8 @@ class Drills:
     def env(self, redis_url: str | None = None, **extra: str) -> dict[str, str]:
         return {**WORKER_ENV_DEFAULTS, **delivery.clean_env(
             REDIS_URL=redis_url or self.server.url, BRAZE_REST_ENDPOINT=self.braze, BRAZE_API_KEY=API_KEY,
-            BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false", LINESYNC_WORKER_METRICS_PORT="0", **extra)}
+            BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false", LINESYNC_WORKER_METRICS_PORT="0",
+            LINESYNC_BEAT_METRICS_PORT="0", **extra)}
 
     def start(self, tag: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = self.logs / f"{tag}.log"
@@ -361,7 +362,7 @@ class Drills:
         try:
             procs = self.workers("ratelimit", 2, BRAZE_TRACK_RATE_LIMIT=RATE_LIMIT)
             enqueue_all(self.r, follows([uid(i) for i in range(n)], 1_000, 5))
-            if wait_for(lambda: self.r.xlen(KEYS.webhooks) == 0 and self.r.zcard(KEYS.outbox_ready) >= n, 120) is None:
+            if wait_for(lambda: self.r.xlen(KEYS.webhooks) == 0 and outbox.sizes(self.r, KEYS)["pending_profiles"] >= n, 120) is None:
                 raise RuntimeError(f"{n:,} profiles not queued: {outbox.sizes(self.r, KEYS)}")
             limiter.clear_pause()
             t_rel = time.time()

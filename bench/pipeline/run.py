@@ -53,7 +53,7 @@ sys.path[:0] = [str(REPO), str(HERE)]
 import redis  # noqa: E402
 
 from analysis import Outcome, evaluate  # noqa: E402
-from shared import dedupe  # noqa: E402
+from shared import dedupe, outbox  # noqa: E402
 from shared.config import Settings  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from shared.keys import STREAM_GROUP, Keys  # noqa: E402
@@ -184,11 +184,8 @@ def linesync_drained(r: redis.Redis, keys: Keys) -> bool:
     g = next((g for g in groups if g["name"] in (STREAM_GROUP, STREAM_GROUP.encode())), None)
     if g is None or g["pending"] or g["last-delivered-id"] != last:
         return False
-    p = r.pipeline(transaction=False)
-    p.zcard(keys.outbox_ready)
-    p.hlen(keys.outbox_inflight)
-    p.zcard(keys.batches_due)
-    return not any(p.execute())
+    o = outbox.sizes(r, keys)
+    return not (o["pending_profiles"] or o["inflight_profiles"] or o["open_batches"])
 
 
 def count_keys(r: redis.Redis, pattern: str) -> int:
@@ -214,7 +211,8 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
     sandbox: Sandbox = ctx["sandbox"]
     env = clean_env(REDIS_URL=url, LINE_CHANNEL_SECRET=SECRET, BRAZE_REST_ENDPOINT=sandbox.url,
                     BRAZE_API_KEY=API_KEY, BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false",
-                    LINESYNC_LOG_LEVEL="WARNING", PYTHONPATH=str(REPO))
+                    LINESYNC_LOG_LEVEL="WARNING", PYTHONPATH=str(REPO),
+                    LINESYNC_WORKER_METRICS_PORT="0")  # a taken port would stop the worker
     env = {**WORKER_ENV_DEFAULTS, **env}  # as `linesync worker` runs it
     port = free_port()
     ingress = Proc("linesync-ingress", [sys.executable, "-m", "linesync.cli", "ingress",
@@ -239,9 +237,11 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
         info = r.xinfo_groups(keys.webhooks)[0]
         p = r.pipeline(transaction=False)
         p.xlen(keys.webhooks)
+        p.hget(keys.state_meta, "dirty")
         p.zcard(keys.outbox_ready)
         p.hlen(keys.outbox_inflight)
-        xlen, ready, inflight = p.execute()
+        xlen, flagged, alone, inflight = p.execute()
+        ready = int(flagged or 0) + alone
         rss = tree_rss_kb(worker.pid)[0]
         res.rss_peak = max(res.rss_peak, rss)
         st = sandbox.stats()
