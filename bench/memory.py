@@ -32,7 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import redis  # noqa: E402
 
-from shared import outbox, state  # noqa: E402
+from shared import migrate, outbox, state  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis  # noqa: E402
 from shared.events import make_version  # noqa: E402
 from shared.keys import Keys  # noqa: E402
@@ -72,6 +72,7 @@ def main() -> int:
     with EmbeddedRedis(appendonly=False) as er:
         r = redis.Redis.from_url(er.url, socket_timeout=120)
         version = redis.Redis.from_url(er.url).info("server")["redis_version"]
+        migrate.run(r, keys, now_ms=int(time.time() * 1000), dedupe_ttl=TTL)  # as a worker's start: nothing to move
         base = used(r)
         start = int(time.time() * 1000)
         r.config_resetstat()

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import buckets
+from shared import buckets, dedupe
 from shared.events import version_timestamp
 from shared.keys import Keys
 from shared.scripts import script
@@ -69,7 +69,7 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
             args += [c.user, f, c.version, c.state, pack(c.version, c.state), *(parts or ("", "", ""))]
         else:
             args += [c.user, f, c.version, c.state, "", "", "", ""]
-        args += [c.event_id or "", c.forward]
+        args += [c.event_id or "", c.forward, dedupe.id_bytes(c.event_id) if c.event_id else ""]
     acks = list(ack_ids)
     stats = [x for kv in (counters or {}).items() for x in kv]
     res = script(r, "apply_events")(

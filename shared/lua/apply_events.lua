@@ -17,9 +17,10 @@
 --
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
 -- ARGV[4] n events    ARGV[5] n stream ids to ack   ARGV[6] n counter pairs
--- then per event, 10 values: user, its bucket field ('' = an id of another form), version, state (S|U|''),
+-- then per event, 11 values: user, its bucket field ('' = an id of another form), version, state (S|U|''),
 -- the value to store (packed by shared/state.py pack, not dirty), the version's timestamp, arrival and
--- seq*10000+index ('' if it is of another form), event id ('' = not deduped), forward JSON ('' = none)
+-- seq*10000+index ('' if it is of another form), event id ('' = not deduped), forward JSON ('' = none),
+-- the event id's 16 bytes (shared/dedupe.py id_bytes; '' if none)
 -- then the stream ids, then counter name/increment pairs.
 --
 -- Returns {applied, duplicates, stale, unchanged, forwarded}.
@@ -35,7 +36,7 @@ local st = st_open(KEYS[1], KEYS[9], now)
 local dd = nil
 local old_seen = nil
 for i = 0, n - 1 do
-  local o = base + i * 10
+  local o = base + i * 11
   local user, field, version, state, eid, fwd = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 9], ARGV[o + 10]
   local fresh = true
   if eid ~= '' then
@@ -46,7 +47,7 @@ for i = 0, n - 1 do
     if old_seen and redis.call('EXISTS', KEYS[7] .. ':' .. eid) == 1 then
       fresh = false
     else
-      fresh = dd_remember(dd, eid)
+      fresh = dd_remember(dd, eid, ARGV[o + 11])
     end
   end
   if not fresh then
@@ -89,7 +90,7 @@ for i = 0, n - 1 do
 end
 st_close(st)
 if dd then dd_close(dd) end
-local o = base + n * 10
+local o = base + n * 11
 if nack > 0 and group ~= '' then
   local ids = {}
   for i = 1, nack do ids[i] = ARGV[o + i] end

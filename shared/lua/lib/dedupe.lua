@@ -35,26 +35,28 @@ local function dd_open(prefix, now, window)
   local n, entries = lh_meta(cur)
   local pn = lh_meta(prev)
   return {cur = cur, prev = prev, n = n, pn = pn, entries = entries, added = 0,
-          expire_ms = (t + 2) * window - now, touched = {}}
+          expire_ms = (t + 2) * window - now}
 end
--- true if id is new (and now remembered), false if it was seen.
-local function dd_remember(dd, id)
-  local f = dd_key(id)
+-- true if id is new (and now remembered), false if it was seen. f: its 16 bytes, if the
+-- caller has them (shared/dedupe.py id_bytes).
+local function dd_remember(dd, id, f)
+  f = f or dd_key(id)
   local h = lh_hash(f)
   if redis.call('HEXISTS', dd.prev .. ':' .. lh_bucket(h, dd.pn), f) == 1 then return false end
   local key = dd.cur .. ':' .. lh_bucket(h, dd.n)
   if redis.call('HSETNX', key, f, '') == 0 then return false end
   dd.added = dd.added + 1
-  dd.touched[key] = true
   return true
 end
+-- A window's buckets are made by splits (which set their expiry), all but bucket 0: it
+-- gets its expiry with the window's first id. (A bucket a split emptied would come back
+-- without one: every one of its ~100 to ~200 entries would have to move, a 2^-96 chance.)
 local function dd_close(dd)
   if dd.added == 0 then return end
-  for key in pairs(dd.touched) do redis.call('PEXPIRE', key, dd.expire_ms) end
+  if dd.entries == 0 then redis.call('PEXPIRE', dd.cur .. ':0', dd.expire_ms) end
   dd.entries = dd.entries + dd.added
   dd.n = lh_grow(dd.cur, dd.n, dd.entries, dd.expire_ms)
   redis.call('HSET', dd.cur, 'buckets', dd.n, 'entries', dd.entries)
   redis.call('PEXPIRE', dd.cur, dd.expire_ms)
   dd.added = 0
-  dd.touched = {}
 end
