@@ -4,9 +4,16 @@ The stored batch value and its items are shared/batch.py's (the one codec).
 Lifecycle of a batch (shared/lua/claim_batch.lua, renew_batch.lua, reschedule_batch.lua,
 finish_batch.lua):
 
-1. *claim*: the oldest dirty users not already in flight are taken, with their
-   newest state read at that moment (so waiting updates are coalesced), into a
-   batch stored in Redis before anything is sent. Each user is marked in flight
+0. *dirty*: a user whose state changed carries a dirty flag in its stored
+   value (shared/state.py) and its state bucket is listed in
+   ``outbox:buckets`` (scored by when it first became dirty): the outbox costs
+   no memory per user. A user without a packed state (an id of another form,
+   a link or a DLQ replay of a user with no state yet) is listed alone in
+   ``outbox:ready`` instead.
+1. *claim*: the oldest dirty users not already in flight are taken (from both
+   lists, merged by time; a bucket is read whole), with their newest state
+   read at that moment (so waiting updates are coalesced), into a batch stored
+   in Redis before anything is sent; their dirty flags are cleared. Each user is marked in flight
    with the batch id: a user is in at most one batch at a time, so Braze can't
    receive a newer state before an older one.
 2. The batch has a lease: an expiry (``batches:due``) and an owner
