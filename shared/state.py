@@ -11,7 +11,7 @@ kept in bucket ``{P}:state:<b>`` (shared/buckets.py) under its 16 bytes; any
 other id in ``{P}:state:x`` under the id. The value packs a version made by
 :func:`shared.events.make_version` and the state (:func:`pack`): 6 bytes of
 ``timestamp * 8 + flags`` (1 = subscribed, 2 = arrival before the timestamp, 4
-reserved), then varints of ``|arrival - timestamp|`` and ``seq * 10000 +
+= dirty: waiting in the outbox, shared/outbox.py), then varints of ``|arrival - timestamp|`` and ``seq * 10000 +
 index`` (7 bits a byte, low first, high bit = more): 9 to 13 bytes instead of
 37. Any other version is kept as given after a byte 255 and the state.
 """
