@@ -66,7 +66,10 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
         f = field(c.user) or b""
         if c.state:  # the value packed here, so the script only compares and flags it
             parts = _parts(c.version)
-            args += [c.user, f, c.version, c.state, pack(c.version, c.state), *(parts or ("", "", ""))]
+            if parts is None:
+                args += [c.user, f, c.version, c.state, pack(c.version, c.state), "", "", ""]
+            else:  # the version itself is not needed: its parts are compared
+                args += [c.user, f, "", c.state, _pack_parts(*parts, c.state), *parts]
         else:
             args += [c.user, f, c.version, c.state, "", "", "", ""]
         args += [c.event_id or "", c.forward, dedupe.id_bytes(c.event_id) if c.event_id else ""]
@@ -89,13 +92,21 @@ def applied(res) -> Applied:
 
 # ----------------------------------------------------------------------------- the stored value
 
-def _varint(x: int) -> bytes:
+def _varint_slow(x: int) -> bytes:
     out = bytearray()
     while x >= 128:
         out.append(x % 128 + 128)
         x //= 128
     out.append(x)
     return bytes(out)
+
+
+# Varints of the small numbers most versions carry (arrival - timestamp in ms, seq*10000+index).
+_SMALL_VARINTS = [_varint_slow(x) for x in range(1 << 14)]
+
+
+def _varint(x: int) -> bytes:
+    return _SMALL_VARINTS[x] if x < 16384 else _varint_slow(x)
 
 
 def _unvarint(b: bytes, i: int) -> tuple[int, int]:
@@ -122,7 +133,10 @@ def pack(version: str, state: str, dirty: bool = False) -> bytes:
     parts = _parts(version)
     if parts is None:
         return bytes([_RAW]) + state.encode() + version.encode()
-    ts, arr, si = parts
+    return _pack_parts(*parts, state, dirty)
+
+
+def _pack_parts(ts: int, arr: int, si: int, state: str, dirty: bool = False) -> bytes:
     d, flags = arr - ts, 1 if state == "S" else 0
     if d < 0:
         d, flags = -d, flags + 2

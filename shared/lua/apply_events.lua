@@ -17,7 +17,8 @@
 --
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
 -- ARGV[4] n events    ARGV[5] n stream ids to ack   ARGV[6] n counter pairs
--- then per event, 11 values: user, its bucket field ('' = an id of another form), version, state (S|U|''),
+-- then per event, 11 values: user, its bucket field ('' = an id of another form), version ('' when its
+-- parts follow), state (S|U|''),
 -- the value to store (packed by shared/state.py pack, not dirty), the version's timestamp, arrival and
 -- seq*10000+index ('' if it is of another form), event id ('' = not deduped), forward JSON ('' = none),
 -- the event id's 16 bytes (shared/dedupe.py id_bytes; '' if none)

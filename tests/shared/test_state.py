@@ -221,3 +221,12 @@ def test_lua_packs_what_python_packs_when_it_moves_the_old_layout(r, keys):
     for u, (v_, s) in olds.items():
         assert stored(r, keys, u) == state.pack(v_, s)
         assert state.get(r, keys, u) == (v_, s)
+
+
+def test_a_plain_stored_version_still_orders_against_a_packed_one(r, keys):
+    u = line_user(9)
+    apply(r, keys, Change(u, "1700000000000000000", "S"))           # kept as given (not make_version's form)
+    apply(r, keys, Change(u, make_version(1700000000000, 1, 0, 0), "U"))  # "1700000000000000..." sorts after
+    assert state.get(r, keys, u) == (make_version(1700000000000, 1, 0, 0), "U")
+    apply(r, keys, Change(u, "1", "S"))                                # older as a string: stale
+    assert state.get(r, keys, u)[1] == "U"

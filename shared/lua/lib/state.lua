@@ -86,6 +86,7 @@ local function st_newer(version, cur, ts, arr, si)
     if arr ~= carr then return arr > carr, cstate end
     return si > csi, cstate
   end
+  if ts then version = sformat('%013d%013d%010d', ts, arr, si) end
   return version > cv, cstate
 end
 -- The state store of one script run: st = st_open(prefix, buckets, now) with KEYS' {P}:state
