@@ -15,8 +15,11 @@ DEFAULT_CONNECT_TIMEOUT = 0.5
 _clients: dict[tuple[str, float], redis.Redis] = {}
 _lock = threading.Lock()
 
-# Exceptions meaning "the store is not there right now".
-REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
+# Exceptions meaning "the store is not usable right now": wait and try again. A Redis at
+# maxmemory (noeviction) refusing a write belongs here: it gets room back as the workers drain
+# it (their scripts are flagged allow-oom), so a process waits rather than stops or gives up.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, redis.exceptions.OutOfMemoryError,
+              OSError)
 
 
 def client(url: str, *, socket_timeout: float = DEFAULT_SOCKET_TIMEOUT) -> redis.Redis:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from celery import Celery
 from celery.schedules import crontab
 from kombu import Queue
 
@@ -27,14 +26,18 @@ def resync_schedule(text: str):
     return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
 
 
-def make_app(settings: Settings | None = None) -> Celery:
+def make_app(settings: Settings | None = None):
     settings = settings or load_settings()
     keys = Keys(settings.key_prefix)
     from workers import runtime
     runtime.use_settings(settings)  # what the app runs (engine, tasks) uses the app's settings
-    app = Celery("linesync", include=["workers.tasks", "workers.resync_tasks"])
+    from workers.broker import App
+    # App: its workers run without mingle, gossip and heartbeat; the transport rides out a
+    # full Redis (workers/broker.py).
+    app = App("linesync", include=["workers.tasks", "workers.resync_tasks"])
     app.conf.update(
         broker_url=settings.redis_url,
+        broker_transport="workers.broker:Transport",
         broker_connection_retry_on_startup=True,
         # Every key kombu writes (queues, unacknowledged messages, bindings, the fanout
         # channels of inspect/control and events) starts with {P}:celery:, so installs with
