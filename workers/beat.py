@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import logging
 import time
-
-import redis
 from types import SimpleNamespace
 
 from redbeat import RedBeatScheduler
