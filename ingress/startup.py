@@ -26,7 +26,7 @@ import logging
 import redis
 
 from shared import redis_checks
-from shared.redis_conn import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
+from shared.redis_conn import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, connect
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ def check_redis(redis_url: str) -> None:
     global _checked
     if _checked:
         return
-    r = redis.Redis.from_url(redis_url, socket_timeout=DEFAULT_SOCKET_TIMEOUT,
+    r = connect(redis_url, socket_timeout=DEFAULT_SOCKET_TIMEOUT,
                              socket_connect_timeout=DEFAULT_CONNECT_TIMEOUT)
     try:
         redis_checks.at_start(r, "ingress", log)

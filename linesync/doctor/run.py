@@ -7,7 +7,7 @@ from collections.abc import Callable
 import redis
 
 from linesync.doctor import braze_checks, line_checks, process_checks
-from shared import redis_checks
+from shared import redis_checks, redis_conn
 from linesync.doctor.http import Http
 from shared.check import FAIL, Check, failed, passed, skipped
 from shared.config import Settings, mask_url_password
@@ -22,7 +22,7 @@ RedisFactory = Callable[[str], redis.Redis]
 
 
 def default_redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+    return redis_conn.connect(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
 
 
 def redis_section(settings: Settings, connect: RedisFactory) -> tuple[list[Check], redis.Redis | None]:
