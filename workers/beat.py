@@ -35,7 +35,8 @@ class Scheduler(RedBeatScheduler):
     def setup_schedule(self):
         from shared.errors import ConfigError
         try:
-            redis_checks.at_start(get_redis(self.app), "beat", log)
+            from workers.runtime import settings
+            redis_checks.at_start(get_redis(self.app), "beat", log, settings().redis_durability)
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None

@@ -33,7 +33,7 @@ class EngineStep(bootsteps.StartStopStep):
         from workers.runtime import runtime
         rt = runtime()
         try:
-            redis_checks.at_start(rt.r, "worker", log)
+            redis_checks.at_start(rt.r, "worker", log, rt.settings.redis_durability)
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code

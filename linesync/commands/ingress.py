@@ -80,7 +80,7 @@ def ingress(bind: str, admin_bind: str, workers: int | None) -> None:
     """Serve LINE's webhook on --bind and the admin surface on --admin-bind (gunicorn)."""
     settings = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
     setup_logging(settings.log_format, settings.log_level)
-    startup.check_redis(settings.redis_url)  # a ConfigError: one line, exit 2 (linesync.cli)
+    startup.check_redis(settings.redis_url, settings.redis_durability)  # a ConfigError: one line, exit 2 (linesync.cli)
     log.info("webhooks on %s (POST /line/events), admin surface on %s (/metrics, /v1/..., /status)",
              bind, admin_bind)
     overrides: dict[str, Any] = {"bind": [bind, admin_bind]}

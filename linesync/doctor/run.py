@@ -39,7 +39,7 @@ def redis_section(settings: Settings, connect: RedisFactory) -> tuple[list[Check
     except redis.RedisError as e:
         return [failed(name, f"{where} did not answer ({type(e).__name__})",
                        "check REDIS_URL and that Redis runs and is reachable from this host")], None
-    return [passed(name, f"{where} answers"), *redis_checks.check_info(info)], r
+    return [passed(name, f"{where} answers"), *redis_checks.check_info(info, settings.redis_durability)], r
 
 
 def line_section(settings: Settings, http: Http, *, send_test: bool) -> list[Check]:

@@ -134,6 +134,24 @@ class SentinelTopology(_Servers):
               "the old primary to become a replica")
 
 
+class ClusterNode(_Servers):
+    """One ``redis-server --cluster-enabled yes`` (no slots assigned): what a cluster-mode endpoint answers to INFO."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.port = free_port()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> ClusterNode:
+        self.spawn("cluster", [*_data_args(self.port, self.dir / "data"), "--cluster-enabled", "yes",
+                               "--cluster-config-file", str(self.dir / "nodes.conf")])
+        _wait(lambda: redis.Redis(port=self.port).ping(), 20, "the cluster-mode redis-server")
+        return self
+
+
 class TlsRedis(_Servers):
     """A ``redis-server`` answering TLS only, with a self-signed CA and server certificate made by ``openssl``."""
 
