@@ -151,8 +151,13 @@ def test_a_sentinel_failover_during_a_burst_loses_no_webhook_answered_200(braze)
         wait_until(lambda: subscribed(braze, late), timeout=60, what="delivery on the new primary",
                    on_fail=stack.logs)
         stack.alive()  # ... worker and beat rode it out ...
-        status_cmd = stack.cli("status")  # ... and the CLI reaches the new primary through the sentinels
+        wait_until(lambda: redis.Redis(port=new).exists("{linesync}:redbeat:lock"), timeout=60,
+                   what="beat's lock on the new primary", on_fail=stack.logs)
+        status_cmd = stack.cli("status")  # ... the CLI reaches the new primary through the sentinels ...
         assert status_cmd.returncode == 0, status_cmd.stderr + status_cmd.stdout
+        ping = subprocess.run([sys.executable, "-m", "celery", "-A", "workers", "inspect", "ping", "-t", "5"],
+                              env=stack.env, capture_output=True, text=True, timeout=60)
+        assert "pong" in ping.stdout, ping.stdout + ping.stderr  # ... and Celery's broker (kombu's sentinel transport)
     except AssertionError:
         print(topo.logs())
         raise
