@@ -167,6 +167,27 @@ def test_a_sentinel_failover_during_a_burst_loses_no_webhook_answered_200(braze)
         topo.stop()
 
 
+def test_a_password_protected_primary_behind_sentinels_is_followed_across_a_failover():
+    topo = SentinelTopology(password="s3cr:et").start()
+    try:
+        from shared.redis_conn import connect
+        assert "s3cr%3Aet@" in topo.url
+        r = connect(topo.url, socket_timeout=2.0)
+        r.set("before", 1)
+        topo.failover()
+        wait_until(lambda: _set_ok(r), timeout=30, what="a write on the new primary")
+        assert r.get("before") == b"1"
+    finally:
+        topo.stop()
+
+
+def _set_ok(r) -> bool:
+    try:
+        return bool(r.set("after", 1))
+    except redis.RedisError:
+        return False
+
+
 def test_every_process_works_over_tls(braze):
     reason = TlsRedis.unavailable_reason()
     if reason:

@@ -12,6 +12,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 import redis
 
@@ -73,21 +74,28 @@ def _data_args(port: int, data_dir: Path) -> list[str]:
 class SentinelTopology(_Servers):
     """A primary, one replica and three sentinels (quorum 2), all on 127.0.0.1."""
 
-    def __init__(self, *, sentinels: int = 3) -> None:
+    def __init__(self, *, sentinels: int = 3, password: str | None = None) -> None:
         super().__init__()
         self.ports = [free_port(), free_port()]  # primary, replica (they swap roles on failover)
         self.sentinel_ports = [free_port() for _ in range(sentinels)]
+        self.password = password  # the data nodes' (requirepass/masterauth); sentinels need none
 
     @property
     def url(self) -> str:
         hosts = ",".join(f"127.0.0.1:{p}" for p in self.sentinel_ports)
-        return f"sentinel://{hosts}/{MASTER}/0"
+        auth = f":{quote(self.password, safe='')}@" if self.password else ""
+        return f"sentinel://{auth}{hosts}/{MASTER}/0"
+
+    def node(self, port: int) -> redis.Redis:
+        return redis.Redis(port=port, password=self.password)
 
     def start(self) -> SentinelTopology:
         primary, replica = self.ports
-        self.spawn("primary", _data_args(primary, self.dir / "primary"))
-        self.spawn("replica", [*_data_args(replica, self.dir / "replica"), "--replicaof", "127.0.0.1", str(primary)])
-        _wait(lambda: redis.Redis(port=replica).info("replication").get("master_link_status") == "up", 20,
+        auth = ["--requirepass", self.password, "--masterauth", self.password] if self.password else []
+        self.spawn("primary", [*_data_args(primary, self.dir / "primary"), *auth])
+        self.spawn("replica", [*_data_args(replica, self.dir / "replica"), *auth,
+                               "--replicaof", "127.0.0.1", str(primary)])
+        _wait(lambda: self.node(replica).info("replication").get("master_link_status") == "up", 20,
               "the replica to sync")
         for i, port in enumerate(self.sentinel_ports):
             conf = self.dir / f"sentinel-{i}.conf"  # sentinels rewrite their config: one file each
@@ -96,7 +104,8 @@ class SentinelTopology(_Servers):
                 f"sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n"
                 f"sentinel down-after-milliseconds {MASTER} {DOWN_AFTER_MS}\n"
                 f"sentinel failover-timeout {MASTER} {FAILOVER_TIMEOUT_MS}\n"
-                f"sentinel parallel-syncs {MASTER} 1\n")
+                f"sentinel parallel-syncs {MASTER} 1\n"
+                + (f"sentinel auth-pass {MASTER} {self.password}\n" if self.password else ""))
             self.spawn(f"sentinel-{i}", [str(conf), "--sentinel"])
         _wait(lambda: all(self._sees_replica(p) for p in self.sentinel_ports), 30, "the sentinels to see the replica")
         return self
@@ -112,7 +121,7 @@ class SentinelTopology(_Servers):
         return int(port)
 
     def primary(self) -> redis.Redis:
-        return redis.Redis(port=self.primary_port())
+        return self.node(self.primary_port())
 
     def failover(self, timeout: float = 30.0) -> int:
         """``SENTINEL FAILOVER`` and wait until every sentinel names the promoted replica; its port."""
@@ -123,14 +132,13 @@ class SentinelTopology(_Servers):
         def switched() -> bool:
             named = {redis.Redis(port=p, socket_timeout=1).sentinel_get_master_addr_by_name(MASTER)[1]
                      for p in self.sentinel_ports}
-            return {int(x) for x in named} == {new} and \
-                redis.Redis(port=new).info("replication")["role"] == "master"
+            return {int(x) for x in named} == {new} and self.node(new).info("replication")["role"] == "master"
         _wait(switched, timeout, "the sentinels to name the promoted replica")
         return new
 
     def wait_old_primary_demoted(self, old: int, timeout: float = 30.0) -> None:
         """Until the old primary (if running) follows the new one: sentinels reconfigure it a few seconds later."""
-        _wait(lambda: redis.Redis(port=old).info("replication").get("master_link_status") == "up", timeout,
+        _wait(lambda: self.node(old).info("replication").get("master_link_status") == "up", timeout,
               "the old primary to become a replica")
 
 
