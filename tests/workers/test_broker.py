@@ -51,17 +51,19 @@ def test_a_binding_refused_when_full_is_written_once_redis_has_room(full_redis):
         assert r.smembers("_kombu.binding.q1") == {b"q1\x06\x16\x06\x16q1"}
 
 
-def test_a_task_taken_when_full_is_recorded_and_acknowledged(full_redis):
+@pytest.mark.parametrize("prefix", ["", "{p}:celery:"])
+def test_a_task_taken_when_full_is_recorded_and_acknowledged(full_redis, prefix):
     server, r = full_redis
     if not supports_flags(r):
         pytest.skip("redis-server older than 7: no allow-oom scripts")
-    with Connection(server.url, transport="workers.broker:Transport") as conn:
+    with Connection(server.url, transport="workers.broker:Transport",
+                    transport_options={"global_keyprefix": prefix}) as conn:
         q = Queue("q2", Exchange("q2"), "q2")
         conn.Producer().publish({"n": 1}, exchange=q.exchange, routing_key="q2", declare=[q])
         fill(r)
         ch = conn.channel()
         msg = q(ch).get()  # RPOP, then the unacknowledged record: ZADD/HSET, refused plain when full
         assert msg is not None and msg.payload == {"n": 1}
-        assert r.hlen("unacked") == 1
+        assert r.hlen(prefix + "unacked") == 1 and r.zcard(prefix + "unacked_index") == 1
         msg.ack()  # ZREM/HDEL in MULTI is refused when full; sent plainly
-        assert r.hlen("unacked") == 0 and r.zcard("unacked_index") == 0
+        assert r.hlen(prefix + "unacked") == 0 and r.zcard(prefix + "unacked_index") == 0
