@@ -41,6 +41,9 @@ DEFAULT_DELIVERY_CONCURRENCY = 64
 # Where a worker process serves its Prometheus /metrics (0 = off); a busy port: the next
 # free one above it (workers/metrics.py).
 DEFAULT_WORKER_METRICS_PORT = 9090
+# Mark-missing refuses when a complete resync pass lists fewer than this share of the
+# followers linesync knows (a truncated or empty list from LINE must not unsubscribe them).
+DEFAULT_MARK_MISSING_MIN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -312,6 +315,8 @@ _FIELDS: dict[str, _Field] = {
     "resync_schedule": _Field("RESYNC_SCHEDULE", _schedule, "0 3 * * *"),
     "resync_on_start": _Field("RESYNC_ON_START", _bool, True),
     "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", _bool, False),
+    "resync_mark_missing_min_share": _Field("LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE", _fraction,
+                                            DEFAULT_MARK_MISSING_MIN_SHARE),
     "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _forward_events, ()),
     "public_url": _Field("LINESYNC_PUBLIC_URL", _public_url, None),
     "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", _bool, False),
@@ -355,6 +360,7 @@ class Settings:
     resync_schedule: str = "0 3 * * *"
     resync_on_start: bool = True
     resync_mark_missing: bool = False
+    resync_mark_missing_min_share: float = DEFAULT_MARK_MISSING_MIN_SHARE
     forward_event_types: tuple[str, ...] = ()
     public_url: str | None = None
     allow_insecure_http: bool = False

@@ -50,10 +50,14 @@ class Run:
     subscribed: int = 0        # users whose state changed to subscribed (approximate after a crash)
     unsubscribed: int = 0      # users marked unsubscribed by the mark-missing phase
     missing_cursor: str = "0"
+    force_mark_missing: bool = False  # the operator overrode the mark-missing share check for this run
+    missing_counted: bool = False      # the mark-missing phase has counted the absent users and may mark them
+    missing_found: int = 0             # known subscribed users absent from the complete pass (the count)
     seq: int = 0               # bumped by every checkpoint: the compare-and-set token
 
     _INTS = ("started_ms", "finished_ms", "pages", "followers", "updated_ms", "restarts", "attempts",
-             "retry_at_ms", "subscribed", "unsubscribed", "seq")
+             "retry_at_ms", "subscribed", "unsubscribed", "missing_found", "seq")
+    _BOOLS = ("mark_missing", "force_mark_missing", "missing_counted")
 
     @classmethod
     def from_hash(cls, h: dict[bytes | str, bytes | str]) -> Run | None:
@@ -68,7 +72,7 @@ class Run:
             v = d[name]
             if name in cls._INTS:
                 out[name] = int(v or 0)
-            elif name == "mark_missing":
+            elif name in cls._BOOLS:
                 out[name] = v == "1"
             else:
                 out[name] = v
@@ -80,7 +84,7 @@ class Run:
     def public(self, now: int | None = None) -> dict[str, Any]:
         """What `linesync status` and `linesync resync --wait` show."""
         d = asdict(self)
-        del d["seq"], d["missing_cursor"]
+        del d["seq"], d["missing_cursor"], d["missing_counted"]
         d["next"] = bool(self.next)  # the token itself is of no use to an operator
         end = self.finished_ms or now or self.updated_ms
         d["duration_s"] = round(max(0, end - self.started_ms) / 1000, 1) if self.started_ms else None

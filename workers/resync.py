@@ -26,10 +26,15 @@ A run, step by step:
    by ``max_restarts``); ``LineForbidden`` and other 4xx end the run ``failed``
    at once with LINE's reason; ``LineRetryable`` (429/5xx/network) is retried
    with :func:`shared.backoff.compute_backoff`, up to ``max_attempts`` per page.
-5. With mark-missing, after a complete pass ``{P}:state`` is scanned (HSCAN in
-   chunks + SMISMEMBER against the seen set) and every subscribed user that
-   the pass did not list gets an unsubscribe versioned at the run's start, so
-   any event newer than the run still wins. These writes depend on what was
+5. With mark-missing, after a complete pass the state is walked twice
+   (:func:`shared.state.scan` in chunks + SMISMEMBER against the seen set).
+   The first walk only counts the subscribed users that the pass did not
+   list; the run then ends ``failed`` ("mark-missing refused: …", nobody
+   unsubscribed) when the pass listed 0 followers, or fewer than
+   ``mark_missing_min_share`` of the known followers (listed + absent) unless
+   the run was started with ``force_mark_missing``. The second walk gives
+   each of them an unsubscribe versioned at the run's start, so any event
+   newer than the run still wins. These writes depend on what was
    read, so the step is fenced by a WATCH (:meth:`_Tx.watch`): it first checks
    that the run is still running at its seq under this chunk's lease (and that
    the seen set exists), and EXEC writes nothing if the run, the lease or the
@@ -54,6 +59,7 @@ import redis
 from shared import state
 from shared.backoff import compute_backoff
 from shared.clock import Clock, now_ms
+from shared.config import DEFAULT_MARK_MISSING_MIN_SHARE
 from shared.errors import LineApiError, LineExpiredToken, LineForbidden, LineRetryable
 from shared.events import SUBSCRIBED, UNSUBSCRIBED, make_version
 from shared.keys import Keys
@@ -143,7 +149,7 @@ class _Lost(Exception):
 
 
 def start(r: redis.Redis, keys: Keys, *, reason: str, now_ms: int, mark_missing: bool,
-          run_id: str | None = None) -> tuple[Run, bool]:
+          run_id: str | None = None, force_mark_missing: bool = False) -> tuple[Run, bool]:
     """Create a run unless one is running. Returns (the running run, whether it was created now)."""
     with r.pipeline(transaction=True) as p:
         while True:
@@ -154,13 +160,14 @@ def start(r: redis.Redis, keys: Keys, *, reason: str, now_ms: int, mark_missing:
                 if lock is not None and cur is not None and cur.status == RUNNING and cur.id == _s(lock):
                     return cur, False
                 run = Run(id=run_id or new_run_id(now_ms), reason=reason, started_ms=now_ms, updated_ms=now_ms,
-                          mark_missing=mark_missing)
+                          mark_missing=mark_missing, force_mark_missing=force_mark_missing and mark_missing)
                 p.multi()
                 p.set(keys.resync_lock, run.id)
                 p.delete(keys.resync_run, keys.resync_lease)
                 p.hset(keys.resync_run, mapping=run.to_hash())
                 p.execute()
-                log.info("resync %s started (%s%s)", run.id, reason, ", mark-missing" if mark_missing else "")
+                log.info("resync %s started (%s%s%s)", run.id, reason, ", mark-missing" if mark_missing else "",
+                         " (forced: share check off)" if run.force_mark_missing else "")
                 return run, True
             except redis.WatchError:
                 continue
@@ -203,7 +210,7 @@ def cancel(r: redis.Redis, keys: Keys, *, now_ms: int, reason: str = "cancelled 
 
 def _finish_script(r: redis.Redis, keys: Keys, run: Run, *, token: str, status: str, error: str, now: int) -> bool:
     fields = {"status": status, "error": error, "finished_ms": now, "updated_ms": now, "retry_at_ms": 0,
-              "subscribed": run.subscribed, "unsubscribed": run.unsubscribed}
+              "subscribed": run.subscribed, "unsubscribed": run.unsubscribed, "missing_found": run.missing_found}
     args: list[Any] = [run.id, token, HISTORY_MAX, history_entry(Run(**{**asdict(run), **fields}))]
     for k, v in fields.items():
         args += [k, str(v)]
@@ -334,7 +341,8 @@ class Resync:
                  dedupe_ttl: int = 7 * 24 * 3600, page_limit: int = PAGE_LIMIT, run_seconds: float = RUN_SECONDS,
                  lease_ms: int = LEASE_MS, max_attempts: int = MAX_ATTEMPTS, retry_base: float = RETRY_BASE,
                  retry_max: float = RETRY_MAX, max_restarts: int = MAX_RESTARTS,
-                 missing_chunk: int = MISSING_CHUNK, line_unavailable: str = "", prefetch: bool = True):
+                 missing_chunk: int = MISSING_CHUNK, line_unavailable: str = "", prefetch: bool = True,
+                 mark_missing_min_share: float = DEFAULT_MARK_MISSING_MIN_SHARE):
         self.r, self.keys, self.line, self.clock = r, keys, line, clock
         self.dedupe_ttl = dedupe_ttl
         self.page_limit = page_limit
@@ -344,6 +352,7 @@ class Resync:
         self.retry_base, self.retry_max = retry_base, retry_max
         self.max_restarts = max_restarts
         self.missing_chunk = missing_chunk
+        self.mark_missing_min_share = mark_missing_min_share
         # Why there is no LINE client (e.g. the token is not set): the run fails with this.
         self.line_unavailable = line_unavailable
         # Fetch page k+1 from LINE while page k is written to Redis (inside run_chunk only).
@@ -454,7 +463,7 @@ class Resync:
         phase = PAGES if not done else (MISSING if run.mark_missing else FINISH)
         fields = {"pages": run.pages + 1, "followers": run.followers + len(ids), "next": nxt or "",
                   "phase": phase, "attempts": 0, "retry_at_ms": 0, "error": "", "updated_ms": now,
-                  "subscribed": run.subscribed, "missing_cursor": "0"}
+                  "subscribed": run.subscribed, "missing_cursor": "0", "missing_counted": False, "missing_found": 0}
         tx = _Tx()
         if changes:
             state.apply(_Queued(tx), self.keys, changes, now_ms=now, dedupe_ttl=self.dedupe_ttl)
@@ -471,7 +480,8 @@ class Resync:
         log.warning("resync %s: paging token expired after %d pages, starting the pass over", run.id, run.pages)
         now = now_ms(self.clock)
         fields = {"pages": 0, "followers": 0, "next": "", "phase": PAGES, "restarts": run.restarts + 1,
-                  "attempts": 0, "retry_at_ms": 0, "error": "", "updated_ms": now, "missing_cursor": "0"}
+                  "attempts": 0, "retry_at_ms": 0, "error": "", "updated_ms": now, "missing_cursor": "0",
+                  "missing_counted": False, "missing_found": 0}
         self._commit(_Tx(), run, token, fields, clear_seen=True)
 
     def _retry_later(self, run: Run, token: str, error: str) -> None:
@@ -490,8 +500,11 @@ class Resync:
     # ------------------------------------------------------------------ mark missing
 
     def _missing_step(self, run: Run, token: str) -> None:
-        """Unsubscribe one HSCAN chunk of known, subscribed users that the complete pass did not list.
+        """One scan chunk of known, subscribed users that the complete pass did not list.
 
+        First the whole state is walked to count them (nothing written but the
+        count); then :meth:`_refusal` decides, and only if it lets the run go
+        on is the state walked again, unsubscribing them chunk by chunk.
         Fenced from the first read to EXEC (see :meth:`_watch`): a cancel, a
         lost lease or a lost seen set at any point means nothing is written.
         """
@@ -510,6 +523,9 @@ class Resync:
                 flags = self.r.smismember(self.keys.resync_seen(run.id), candidates)
                 missing = [u for u, seen in zip(candidates, flags) if not seen]
             now = now_ms(self.clock)
+            if not run.missing_counted:
+                self._count_missing(tx, run, token, cursor, run.missing_found + len(missing), now)
+                return
             base = make_version(run.started_ms, now, 0, 0)[:-4]
             changes = [state.Change(u, f"{base}{i % 10000:04d}", UNSUBSCRIBED) for i, u in enumerate(missing)]
             fields = {"missing_cursor": cursor, "phase": MISSING if cursor != "0" else FINISH,
@@ -521,6 +537,44 @@ class Resync:
                 run.unsubscribed += int(res[0][0])
         finally:
             tx.close()
+
+    def _count_missing(self, tx: _Tx, run: Run, token: str, cursor: str, found: int, now: int) -> None:
+        """Checkpoint the count so far; at its end, refuse, finish (nobody absent) or go on to mark them."""
+        fields: dict[str, Any] = {"missing_cursor": cursor, "missing_found": found, "updated_ms": now}
+        if cursor == "0":
+            refusal = self._refusal(run, found)
+            if refusal:
+                tx.close()
+                run.missing_found = found
+                log.error("resync %s: %s", run.id, refusal)
+                self._finish(run, token, FAILED, refusal)
+                return
+            fields.update(missing_counted=True, phase=MISSING if found else FINISH)
+            if run.force_mark_missing and found:
+                log.warning("resync %s: marking %d absent users unsubscribed, share check overridden by the operator "
+                            "(%d listed)", run.id, found, run.followers)
+        self._commit(tx, run, token, fields)
+
+    def _refusal(self, run: Run, found: int) -> str:
+        """Why the ``found`` absent users must not be marked unsubscribed ('' = they may be).
+
+        A pass that listed nobody never marks anyone (an empty list from LINE is
+        never trusted, even with the override); one that listed fewer than
+        ``mark_missing_min_share`` of the known followers (listed + absent) is
+        refused unless the operator forced this run.
+        """
+        if not found:
+            return ""
+        known = run.followers + found
+        if not run.followers:
+            return (f"mark-missing refused: the complete pass listed 0 followers while linesync knows {found:,} "
+                    "subscribed users; an empty follower list is never trusted, nobody was marked unsubscribed")
+        if run.force_mark_missing or run.followers >= self.mark_missing_min_share * known:
+            return ""
+        return (f"mark-missing refused: the pass listed {run.followers:,} followers, {run.followers / known:.1%} of "
+                f"the {known:,} linesync knows ({found:,} subscribed users absent from it), below "
+                f"LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE={self.mark_missing_min_share:g}; nobody was marked "
+                "unsubscribed. If LINE's list is right, run `linesync resync --force-mark-missing`")
 
     def _watch(self, tx: _Tx, run: Run, token: str) -> bool:
         """Fence ``tx``: WATCH the run, the lease and the seen set, and check the run is still ours.
@@ -547,7 +601,7 @@ class Resync:
         """The EVAL of :data:`_CHECKPOINT`: ``seen`` ids added to the run's seen set, or the set deleted."""
         args: list[Any] = [run.id, token, self.lease_ms, seq, SEEN_TTL_MS, -1 if clear_seen else len(seen), *seen]
         for k, v in fields.items():
-            args += [k, str(v)]
+            args += [k, ("1" if v else "0") if isinstance(v, bool) else str(v)]
         return ("EVAL", _CHECKPOINT, 3, self.keys.resync_run, self.keys.resync_lease, self.keys.resync_seen(run.id),
                 *args)
 
@@ -578,7 +632,7 @@ class Resync:
 
     def _undo(self, run: Run, token: str, seq: int) -> None:
         fields = {k: getattr(run, k) for k in ("pages", "followers", "next", "phase", "restarts", "missing_cursor",
-                                                "unsubscribed")}
+                                                "unsubscribed", "missing_counted", "missing_found")}
         self.r.execute_command(*self._checkpoint_cmd(run, token, seq, fields))
         run.seq = seq + 1
 

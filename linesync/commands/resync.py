@@ -48,8 +48,10 @@ def progress_line(run, now_ms: int, expected: int | None) -> str:
     rate = run.followers / elapsed
     parts = [f"resync {run.id}", f"pages {run.pages:,}", f"followers {run.followers:,}",
              f"{rate:,.0f}/s", f"elapsed {_clock(elapsed)}"]
-    if run.phase == "missing":
-        parts.append(f"marking absent users unsubscribed: {run.unsubscribed:,} so far")
+    if run.phase == "missing" and not run.missing_counted:
+        parts.append(f"counting known users absent from the list: {run.missing_found:,} so far")
+    elif run.phase == "missing":
+        parts.append(f"marking absent users unsubscribed: {run.unsubscribed:,} of {run.missing_found:,}")
     elif run.phase == "pages" and expected and rate > 0 and run.followers < expected:
         parts.append(f"ETA ~{_clock((expected - run.followers) / rate)} (last run: {expected:,})")
     if run.restarts:
@@ -112,12 +114,22 @@ def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) ->
 @click.option("--mark-missing/--no-mark-missing", default=None,
               help="Mark known users absent from the complete pass unsubscribed "
                    "(default: RESYNC_MARK_MISSING_UNSUBSCRIBED). See the README's caveat.")
+@click.option("--force-mark-missing", is_flag=True,
+              help="Mark absent users unsubscribed even if the pass lists fewer than "
+                   "LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE of the known followers (implies --mark-missing; "
+                   "recorded on the run). A pass listing 0 followers still marks nobody.")
 @click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="With --wait: give up (exit 3) if no worker starts the run within this many seconds.")
 @click.option("--cancel", is_flag=True, help="End the running resync (it stops at its next page) instead.")
-def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: bool) -> None:
+def resync(wait: bool, mark_missing: bool | None, force_mark_missing: bool, start_timeout: float,
+           cancel: bool) -> None:
     """Start a follower resync (pages LINE's follower list; every follower becomes subscribed)."""
     from workers import resync as rs
+
+    if force_mark_missing:
+        if mark_missing is False:
+            raise click.UsageError("--force-mark-missing contradicts --no-mark-missing")
+        mark_missing = True
 
     settings, r, keys = connect()
     if cancel:
@@ -137,8 +149,10 @@ def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: 
         from workers import app
         run_id = rs.new_run_id(int(redis_now(r) * 1000))
         app.send_task("linesync.resync.start", queue=queues.TASKS,
-                      kwargs={"reason": "manual", "mark_missing": mark_missing, "run_id": run_id})
-        click.echo(f"Resync requested: run {run_id}.")
+                      kwargs={"reason": "manual", "mark_missing": mark_missing, "run_id": run_id,
+                              "force_mark_missing": force_mark_missing})
+        click.echo(f"Resync requested: run {run_id}"
+                   + (" (mark-missing forced: the share check is off for this run)." if force_mark_missing else "."))
         if not wait:
             return
     code = _follow(r, keys, run_id, start_timeout=start_timeout, poll=POLL_SECONDS)
