@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from shared import stream_group
+from shared import resp, stream_group
 from shared.errors import StoreUnavailable
 from shared.keys import STREAM_GROUP, Keys
 from shared.redis_conn import REDIS_DOWN
@@ -45,25 +45,15 @@ def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: 
     XADD did land, the retry stores the body twice; workers deduplicate
     events by webhookEventId.
     """
-    packed = _resp(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
+    packed = resp.pack(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
     try:
         try:
-            entry_id = _round_trip(conn, packed)
+            entry_id = resp.round_trip(conn, packed)
         except redis.ConnectionError:
-            entry_id = _round_trip(conn, packed)
+            entry_id = resp.round_trip(conn, packed)
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store webhook body") from e
     return _text(entry_id)
-
-
-def _round_trip(conn: redis.connection.AbstractConnection, packed: bytes):
-    conn.send_packed_command([packed], check_health=False)  # redis-py disconnects on any error
-    return conn.read_response()
-
-
-def _resp(*parts: bytes) -> bytes:
-    """One command in the Redis protocol (RESP): an array of bulk strings."""
-    return b"*%d\r\n%s" % (len(parts), b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
 
 
 def reject(r: redis.Redis, keys: Keys, body: bytes, reason: str, *, max_len: int) -> str:
