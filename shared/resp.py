@@ -53,11 +53,15 @@ class Transaction:
     """
 
     def __init__(self) -> None:
-        self.cmds: list[tuple[Any, ...]] = []
+        self.cmds: list[tuple[Any, ...] | bytes] = []
         self._held: tuple[Any, Any] | None = None  # (pool, connection) from watch() to execute()/close()
 
     def add(self, *args: Any) -> None:
         self.cmds.append(args)
+
+    def add_packed(self, packed: bytes) -> None:
+        """Queue one command already packed with :func:`pack` (e.g. on another thread, ahead of time)."""
+        self.cmds.append(packed)
 
     def watch(self, r: redis.Redis, keys: list[str], *reads: tuple[Any, ...]) -> list[Any]:
         """WATCH ``keys``, then run ``reads``: one round trip. Returns the replies to ``reads``.
@@ -94,7 +98,8 @@ class Transaction:
 
     def execute(self, r: redis.Redis) -> list[Any] | None:
         """Run the transaction. None when a watched key changed (nothing was written)."""
-        payload = b"".join([pack("MULTI"), *(pack(*c) for c in self.cmds), pack("EXEC")])
+        payload = b"".join([pack("MULTI"), *(c if isinstance(c, bytes) else pack(*c) for c in self.cmds),
+                            pack("EXEC")])
         if self._held is not None:
             (pool, conn), self._held = self._held, None
         else:

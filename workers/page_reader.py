@@ -10,19 +10,28 @@ costs no time as long as it is quicker than LINE's answer.
 A prefetched answer is used only for the token it was asked for (a restart
 from the first page or a retry of another token fetches afresh); a LINE
 error of a prefetched page is raised when that page is asked for, exactly
-as if it had been fetched then.
+as if it had been fetched then. An optional ``prepare(ids)`` (the caller's
+work that depends only on the ids) runs on a second thread as soon as a
+prefetched page arrives, while the caller still works on the page before.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Protocol
+from typing import Any, NamedTuple, Protocol
 
 # LINE's maximum page size.
 PAGE_LIMIT = 1000
 
-Page = tuple[list[str], str | None]
+
+class Page(NamedTuple):
+    ids: list[str]
+    next: str | None          # the token of the page after it; None = the last page
+    prepared: Any = None      # what ``prepare(ids)`` made of it
+
+
+_Fetched = tuple[list[str], str | None, "Future[Any] | None"]
 
 
 class FollowerSource(Protocol):
@@ -34,32 +43,45 @@ class PageReader:
     """Pages of ``source`` by token ('' = the first page), one page fetched ahead. Close it when done."""
 
     def __init__(self, source: FollowerSource, *, limit: int = PAGE_LIMIT, prefetch: bool = True,
-                 ahead_while: Callable[[], bool] = lambda: True):
+                 ahead_while: Callable[[], bool] = lambda: True, prepare: Callable[[list[str]], Any] | None = None):
         self.source = source
         self.limit = limit
+        # Work on a page's ids (e.g. packing its Redis writes) done on a thread of its own as soon as the page
+        # arrives, so neither the caller nor the next page's request waits for it.
+        self._prepare = prepare
         # Fetch ahead only while this holds (e.g. the chunk still has time to use the page).
         self._ahead_while = ahead_while
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="line-pages") if prefetch else None
-        self._ahead: tuple[str, Future[Page]] | None = None
+        self._prep = ThreadPoolExecutor(1, thread_name_prefix="line-pages-prep") if prefetch and prepare else None
+        self._ahead: tuple[str, Future[_Fetched]] | None = None
 
     def page(self, start: str) -> Page:
-        """(ids, next token or None) of the page at ``start``; starts fetching the page after it."""
+        """The page at ``start``; the page after it is requested before this returns."""
         ahead, self._ahead = self._ahead, None
         if ahead is not None and ahead[0] == start:
-            ids, nxt = ahead[1].result()
+            ids, nxt, prepared = ahead[1].result()
         else:
             if ahead is not None:
                 ahead[1].cancel()
-            ids, nxt = self.source.followers_ids(start or None, self.limit)
+            ids, nxt, prepared = self._fetch(start)
         if nxt and self._pool is not None and self._ahead_while():
-            self._ahead = (nxt, self._pool.submit(self.source.followers_ids, nxt, self.limit))
-        return ids, nxt
+            self._ahead = (nxt, self._pool.submit(self._fetch, nxt))
+        if isinstance(prepared, Future):
+            prepared = prepared.result()
+        elif self._prepare is not None and ids and prepared is None:
+            prepared = self._prepare(ids)
+        return Page(ids, nxt, prepared)
+
+    def _fetch(self, start: str) -> _Fetched:
+        ids, nxt = self.source.followers_ids(start or None, self.limit)
+        return ids, nxt, self._prep.submit(self._prepare, ids) if self._prep is not None and ids else None
 
     def close(self) -> None:
         """Stop fetching ahead (a page in flight is left to finish on its own, unused)."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=False, cancel_futures=True)
-            self._pool = None
+        for pool in (self._pool, self._prep):
+            if pool is not None:
+                pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._prep = None
         self._ahead = None
 
     def __enter__(self) -> PageReader:

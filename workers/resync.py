@@ -45,7 +45,7 @@ from shared.events import SUBSCRIBED, make_version
 from shared.keys import Keys
 from shared.lease import Lease
 from shared.redis_conn import REDIS_DOWN
-from shared.resp import Queued, Transaction
+from shared.resp import Queued, Transaction, pack
 from shared.resync_runs import (  # noqa: F401  (the run store; re-exported for callers of workers.resync)
     COMPLETED, FAILED, FINISH, HISTORY_MAX, MISSING, PAGES, QUEUED_TTL, RUNNING, SEEN_TTL_MS, Lost, Run, cancel,
     checkpoint, claim_first_start, clear_queued, finish, history_entry, last_completed, load, mark_queued,
@@ -112,12 +112,13 @@ class Resync:
         if not lease.take():
             return "busy"
         deadline = self.clock.now() + self.run_seconds
-        if self.prefetch and self.line is not None:
-            self._pages = PageReader(self.line, limit=self.page_limit, ahead_while=lambda: self.clock.now() < deadline)
         try:
             run = load(self.r, self.keys)
             if run is None or run.status != RUNNING:
                 return "idle"
+            if self.prefetch and self.line is not None:
+                self._pages = PageReader(self.line, limit=self.page_limit, prepare=lambda ids: self.pack(run, ids),
+                                         ahead_while=lambda: self.clock.now() < deadline)
             while run.status == RUNNING:
                 if stop():
                     return "stopped"
@@ -164,7 +165,7 @@ class Resync:
 
     def _page_step(self, run: Run, token: str) -> None:
         try:
-            ids, nxt = self._fetch(run.next)
+            ids, nxt, packed = self._fetch(run.next)
         except LineExpiredToken as e:
             self._restart(run, token, e)
         except LineRetryable as e:
@@ -173,26 +174,36 @@ class Resync:
             log.error("resync %s failed: %s", run.id, e)
             self.end(run, token, FAILED, str(e))
         else:
-            self.apply_page(run, token, ids, nxt)
+            self.apply_page(run, token, ids, nxt, packed)
 
-    def _fetch(self, start: str) -> tuple[list[str], str | None]:
+    def _fetch(self, start: str) -> tuple[list[str], str | None, bytes | None]:
+        """The page at ``start`` with its state writes packed (by the page reader's thread when prefetched)."""
         if self._pages is not None:
             return self._pages.page(start)
-        return self.line.followers_ids(start or None, self.page_limit)
+        ids, nxt = self.line.followers_ids(start or None, self.page_limit)
+        return ids, nxt, None
 
-    def apply_page(self, run: Run, token: str, ids: list[str], nxt: str | None) -> int:
+    def pack(self, run: Run, ids: Sequence[str]) -> bytes:
+        """The state writes of a page: ``ids`` subscribed at the run's start, as one packed command."""
+        now = now_ms(self.clock)
+        tx = Transaction()
+        state.apply(Queued(tx), self.keys, self.changes(run, ids, SUBSCRIBED, now), now_ms=now,
+                    dedupe_ttl=self.dedupe_ttl)
+        [cmd] = tx.cmds
+        return pack(*cmd)
+
+    def apply_page(self, run: Run, token: str, ids: list[str], nxt: str | None, packed: bytes | None = None) -> int:
         """State changes, seen ids and checkpoint of one page in one transaction. Returns users changed."""
         now = now_ms(self.clock)
-        changes = self.changes(run, ids, SUBSCRIBED, now)
         phase = PAGES if nxt else (MISSING if run.mark_missing else FINISH)
         fields = {"pages": run.pages + 1, "followers": run.followers + len(ids), "next": nxt or "",
                   "phase": phase, "attempts": 0, "retry_at_ms": 0, "error": "", "updated_ms": now,
                   "subscribed": run.subscribed, "missing_cursor": "0", "missing_counted": False, "missing_found": 0}
         tx = Transaction()
-        if changes:
-            state.apply(Queued(tx), self.keys, changes, now_ms=now, dedupe_ttl=self.dedupe_ttl)
+        if ids:
+            tx.add_packed(packed or self.pack(run, ids))
         res = self.commit(tx, run, token, fields, seen=ids if run.mark_missing else ())
-        changed = int(res[0][0]) if changes else 0
+        changed = int(res[0][0]) if ids else 0
         run.subscribed += changed
         return changed
 

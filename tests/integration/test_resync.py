@@ -131,3 +131,25 @@ def test_two_beat_replicas_schedule_each_run_once(r, env, line_sb, procs):
     # One beat sends ~window/3 = 3 in the window; two beats without the lock would send ~6.
     assert 2 <= scheduled <= window / 3 + 1, (scheduled, logs(procs))
     assert resync.resync_status(r, keys)["last"]["reason"] == "schedule"
+
+
+def test_a_resync_of_an_unchanged_follower_list_sends_nothing_to_braze(r, env, line_sb, braze_sb, procs):
+    n = 3_000
+    line_sb.set_followers(n)
+    procs.append(worker(env, "w1"))
+    first = cli(env, "--wait")
+    assert first.returncode == 0, first.stdout + first.stderr + logs(procs)
+    assert f"{n:,} newly subscribed" in first.stdout
+    wait_until(lambda: braze_sb.stats()["profiles"] == n and r.zcard(keys.outbox_ready) == 0, timeout=60,
+               what="every follower delivered", on_fail=lambda: logs(procs))
+    time.sleep(1.0)  # the last batch's answer is settled
+    calls = braze_sb.stats()["requests_total"]
+    assert calls >= n // 75
+
+    second = cli(env, "--wait")
+    assert second.returncode == 0, second.stdout + second.stderr + logs(procs)
+    assert f"Resync completed: {n:,} followers" in second.stdout and "0 newly subscribed" in second.stdout
+    assert r.zcard(keys.outbox_ready) == 0  # nobody queued for Braze
+    time.sleep(2.0)  # > BRAZE_FLUSH_DELAY_MS: a wrong implementation would have sent by now
+    assert braze_sb.stats()["requests_total"] == calls
+    assert resync.resync_status(r, keys)["last"]["subscribed"] == 0

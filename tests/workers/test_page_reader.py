@@ -38,10 +38,10 @@ class Source:
 def test_the_next_page_is_asked_for_before_the_caller_comes_back():
     src = Source(hold="t1")  # LINE is slow on page 1
     with PageReader(src) as pages:
-        assert pages.page("") == (["U0a", "U0b"], "t1")
+        assert pages.page("")[:2] == (["U0a", "U0b"], "t1")
         src.wait_asked("t1")  # already in flight while the caller applies page 0
         src.release.set()
-        assert pages.page("t1") == (["U1a", "U1b"], "t2")
+        assert pages.page("t1")[:2] == (["U1a", "U1b"], "t2")
     assert src.calls.count("t1") == 1  # fetched once, used once
 
 
@@ -50,7 +50,7 @@ def test_a_whole_pass_asks_each_page_once():
     with PageReader(src) as pages:
         token, seen = "", []
         while True:
-            ids, nxt = pages.page(token)
+            ids, nxt, _ = pages.page(token)
             seen += ids
             if not nxt:
                 break
@@ -63,7 +63,7 @@ def test_another_token_is_fetched_afresh():
     with PageReader(src) as pages:
         pages.page("")
         src.wait_asked("t1")
-        assert pages.page("") == (["U0a", "U0b"], "t1")  # a restart from the first page
+        assert pages.page("")[:2] == (["U0a", "U0b"], "t1")  # a restart from the first page
     assert src.calls.count(None) == 2
 
 
@@ -87,3 +87,24 @@ def test_no_fetch_ahead_when_told_not_to():
     with PageReader(src, prefetch=False) as pages:
         pages.page("")
     assert src.calls == [None]
+
+
+def test_prepare_runs_on_its_own_thread_for_each_page():
+    src = Source(pages=3)
+    threads = []
+
+    def prepare(ids):
+        threads.append(threading.current_thread().name)
+        return "+".join(ids)
+
+    with PageReader(src, prepare=prepare) as pages:
+        first = pages.page("")
+        second = pages.page("t1")
+    assert first.prepared == "U0a+U0b" and second.prepared == "U1a+U1b"
+    assert threads[0].startswith("line-pages-prep")  # off the caller's thread
+    assert threads[1].startswith("line-pages-prep")
+
+
+def test_prepare_runs_inline_without_prefetch():
+    with PageReader(Source(), prefetch=False, prepare=len) as pages:
+        assert pages.page("").prepared == 2
