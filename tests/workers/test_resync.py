@@ -594,3 +594,14 @@ def test_a_cancel_during_the_finish_ends_the_run_once(r, keys, sandbox, clock, m
     done = run_of(r, keys)
     assert (done.status, done.error) == ("failed", "cancelled by operator")
     assert [json.loads(x)["status"] for x in r.lrange(keys.resync_history, 0, -1)] == ["failed"]
+
+
+def test_the_sandbox_answers_pages_at_a_set_pace(r, keys, sandbox, clock):
+    """bench/resync's LINE pace: ``page_time_ms`` is a fault like the others; a pass under it completes."""
+    sandbox.set_faults(page_time_ms=5)
+    assert sandbox.faults()["page_time_ms"] == 5.0 and sandbox.faults()["latency_ms"] == 0.0
+    begin(r, keys, clock)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    assert run_of(r, keys).followers == 2500
+    sandbox.clear_faults()
+    assert sandbox.faults()["page_time_ms"] == 0.0
