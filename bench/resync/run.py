@@ -103,6 +103,20 @@ def start_sandbox(followers: int) -> tuple[subprocess.Popen, str]:
     raise SystemExit("LINE sandbox did not start")
 
 
+class TimedLine:
+    """Wraps a LINE client: how long each page took to come back, as the pass's fetching thread saw it."""
+
+    def __init__(self, line):
+        self.line, self.seconds = line, []
+
+    def followers_ids(self, start: str | None = None, limit: int = 1000) -> tuple[list[str], str | None]:
+        t0 = time.perf_counter()
+        try:
+            return self.line.followers_ids(start, limit)
+        finally:
+            self.seconds.append(time.perf_counter() - t0)
+
+
 def redis_cpu(r: redis.Redis) -> float:
     """CPU seconds the Redis server's main thread has used (the whole server on Redis < 7)."""
     cpu = r.info("cpu")
@@ -117,7 +131,7 @@ def one_pass(args, url: str | None) -> bool:
         r = redis.Redis.from_url(server.url, socket_timeout=30)
         keys = Keys()
         clock = SystemClock()
-        line = MemoryLine(args.followers) if url is None else LineClient(url, TOKEN)
+        line = TimedLine(MemoryLine(args.followers) if url is None else LineClient(url, TOKEN))
         r.config_resetstat()
         mem_before = int(r.info("memory")["used_memory"])
         cpu_before = redis_cpu(r)
@@ -150,8 +164,12 @@ def one_pass(args, url: str | None) -> bool:
               f"{secs:.2f} s -> {rate:,.0f} followers/s ({goal})")
         print(f"  redis time per follower: {redis_cpu_s / n * 1e6:.2f} us CPU (server main thread), "
               f"{exec_us / n:.2f} us in the page transactions (MULTI/EXEC)")
-        print(f"  per page: {secs / max(1, run.pages) * 1000:.1f} ms wall, {cpu / max(1, run.pages) * 1000:.1f} ms "
-              f"CPU in this process")
+        fetch = sorted(line.seconds)
+        per_page = secs / max(1, run.pages)
+        print(f"  per page: {per_page * 1000:.1f} ms wall, {cpu / max(1, run.pages) * 1000:.1f} ms "
+              f"CPU in this process; LINE's answer took {sum(fetch) / len(fetch) * 1000:.1f} ms on average "
+              f"(median {fetch[len(fetch) // 2] * 1000:.1f}, max {fetch[-1] * 1000:.1f}) over {len(fetch):,} requests, "
+              f"so the pass ran at {sum(fetch) / len(fetch) / per_page:.1%} of the pace LINE allowed")
         print(f"  state entries {state.count(r, keys):,}, profiles queued for Braze "
               f"{r.zcard(keys.outbox_ready):,}{', mark-missing on' if args.mark_missing else ''}")
         print(f"  redis used_memory: before {mem_before / 1e6:.1f} MB, after {mem_after / 1e6:.1f} MB "
