@@ -1,5 +1,6 @@
 """The Braze sandbox's data model: profiles and their store, identifier rules,
-the fixed-window rate limit and injected faults. No HTTP here (sandboxes/braze.py)."""
+the fixed-window rate limit and injected faults. No HTTP here (sandboxes/braze.py
+and its braze_*.py parts)."""
 
 from __future__ import annotations
 
@@ -265,6 +266,13 @@ def _object_ids(obj: Any) -> set[str]:
     if isinstance(alias, dict):
         ids.add(alias.get("alias_name"))
     return {i for i in ids if isinstance(i, str)}
+
+
+def _item_ids(item: Any) -> set[str]:
+    """The ids of an identify item (external_id, user_alias) or a merge item (both identifiers)."""
+    if not isinstance(item, dict):
+        return set()
+    return _object_ids(item) | _object_ids(item.get("identifier_to_merge")) | _object_ids(item.get("identifier_to_keep"))
 
 
 def _error(message: str, array: str, index: int) -> dict[str, Any]:

@@ -34,11 +34,12 @@ class EngineStep(bootsteps.StartStopStep):
         rt = runtime()
         try:
             redis_checks.at_start(rt.r, "worker", log)
+            log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
+            # A taken LINESYNC_WORKER_METRICS_PORT is a ConfigError too.
+            self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code
-        log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
-        self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
 
     def stop(self, worker):
         if self.engine is not None:

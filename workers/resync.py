@@ -1,4 +1,5 @@
-"""The follower resync pass (SPEC §5): page through LINE's follower list, every follower subscribed.
+"""The follower resync pass (docs/guide.md, "Follower resync"): page through LINE's follower list, every
+follower subscribed.
 
 Collaborators are injected (Redis, a LINE client with ``followers_ids``, a
 clock), so the whole pass runs in tests and benchmarks without Celery. The

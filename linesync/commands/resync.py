@@ -105,7 +105,7 @@ def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) ->
 @click.option("--wait", is_flag=True, help="Show progress until the run ends; exit 0 if it completed, 1 if it failed.")
 @click.option("--mark-missing/--no-mark-missing", default=None,
               help="Mark known users absent from the complete pass unsubscribed "
-                   "(default: RESYNC_MARK_MISSING_UNSUBSCRIBED). See the README's caveat.")
+                   "(default: RESYNC_MARK_MISSING_UNSUBSCRIBED). See docs/guide.md, Follower resync, for LINE's caveat.")
 @click.option("--force-mark-missing", is_flag=True,
               help="Mark absent users unsubscribed even if the pass lists fewer than "
                    "LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE of the known followers (implies --mark-missing; "
