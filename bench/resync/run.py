@@ -167,9 +167,10 @@ def one_pass(args, url: str | None) -> bool:
         fetch = sorted(line.seconds)
         per_page = secs / max(1, run.pages)
         print(f"  per page: {per_page * 1000:.1f} ms wall, {cpu / max(1, run.pages) * 1000:.1f} ms "
-              f"CPU in this process; LINE's answer took {sum(fetch) / len(fetch) * 1000:.1f} ms on average "
-              f"(median {fetch[len(fetch) // 2] * 1000:.1f}, max {fetch[-1] * 1000:.1f}) over {len(fetch):,} requests, "
-              f"so the pass ran at {sum(fetch) / len(fetch) / per_page:.1%} of the pace LINE allowed")
+              f"CPU in this process; a page took {sum(fetch) / len(fetch) * 1000:.1f} ms to come back on average "
+              f"(median {fetch[len(fetch) // 2] * 1000:.1f}, max {fetch[-1] * 1000:.1f}) over {len(fetch):,} requests"
+              + (f", so the pass ran at {sum(fetch) / len(fetch) / per_page:.1%} of the pace LINE allowed"
+                 if pace_ms else ""))
         print(f"  state entries {state.count(r, keys):,}, profiles queued for Braze "
               f"{r.zcard(keys.outbox_ready):,}{', mark-missing on' if args.mark_missing else ''}")
         print(f"  redis used_memory: before {mem_before / 1e6:.1f} MB, after {mem_after / 1e6:.1f} MB "
