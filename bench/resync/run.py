@@ -203,7 +203,7 @@ def main() -> int:
     sandbox, url = (None, None) if args.line == "memory" else start_sandbox(args.followers)
     try:
         if sandbox is not None and (args.line_latency_ms or args.line_page_ms):
-            faults = {"latency_ms": args.line_latency_ms, "page_time_ms": args.line_page_ms}
+            faults = {"page_time_ms": args.line_page_ms} if args.line_page_ms else {"latency_ms": args.line_latency_ms}
             req = urllib.request.Request(url + "/_sandbox/faults", method="POST", data=json.dumps(faults).encode(),
                                          headers={"Content-Type": "application/json"})
             urllib.request.urlopen(req, timeout=5).read()
