@@ -45,6 +45,9 @@ DEFAULT_WORKER_METRICS_PORT = 9464
 DEFAULT_BEAT_METRICS_PORT = 9465
 # The ingress's admin surface (/metrics, /v1/..., /status): private by default.
 DEFAULT_ADMIN_BIND = "127.0.0.1:9080"
+# Mark-missing refuses when a complete resync pass lists fewer than this share of the
+# followers linesync knows (a truncated or empty list from LINE must not unsubscribe them).
+DEFAULT_MARK_MISSING_MIN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -343,6 +346,8 @@ _FIELDS: dict[str, _Field] = {
     "resync_schedule": _Field("RESYNC_SCHEDULE", _schedule, "0 3 * * *"),
     "resync_on_start": _Field("RESYNC_ON_START", _bool, True),
     "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", _bool, False),
+    "resync_mark_missing_min_share": _Field("LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE", _fraction,
+                                            DEFAULT_MARK_MISSING_MIN_SHARE),
     "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _forward_events, ()),
     "public_url": _Field("LINESYNC_PUBLIC_URL", _public_url, None),
     "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", _bool, False),
@@ -389,6 +394,7 @@ class Settings:
     resync_schedule: str = "0 3 * * *"
     resync_on_start: bool = True
     resync_mark_missing: bool = False
+    resync_mark_missing_min_share: float = DEFAULT_MARK_MISSING_MIN_SHARE
     forward_event_types: tuple[str, ...] = ()
     public_url: str | None = None
     allow_insecure_http: bool = False

@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from shared import stream_group
+from shared import resp, stream_group
 from shared.errors import StoreUnavailable
 from shared.keys import STREAM_GROUP, Keys
 from shared.redis_conn import REDIS_DOWN
@@ -56,9 +56,9 @@ def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: 
     Sentinel failover, where the old primary accepts writes until it is demoted
     and drops them then (its promoted replica no longer confirms anything).
     """
-    packed = _resp(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
+    packed = resp.pack(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
     if replicas:
-        packed += _resp(b"WAIT", b"%d" % replicas, b"%d" % REPLICA_WAIT_MS)
+        packed += resp.pack(b"WAIT", replicas, REPLICA_WAIT_MS)
     try:
         try:
             entry_id, confirmed = _round_trip(conn, packed, replicas)
@@ -72,20 +72,16 @@ def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: 
 
 
 def _round_trip(conn: redis.connection.AbstractConnection, packed: bytes, replicas: int = 0):
-    conn.send_packed_command([packed], check_health=False)  # redis-py disconnects on any error
+    """The XADD's reply and, with ``replicas``, how many replicas the WAIT behind it heard from."""
     if not replicas:
-        return conn.read_response(), 0
+        return resp.round_trip(conn, packed), 0
+    conn.send_packed_command([packed], check_health=False)  # redis-py disconnects on any error
     try:
         entry_id = conn.read_response()
     except redis.ResponseError:
         conn.disconnect()  # the WAIT's reply is still on the socket: never read it as the next answer
         raise
     return entry_id, conn.read_response()
-
-
-def _resp(*parts: bytes) -> bytes:
-    """One command in the Redis protocol (RESP): an array of bulk strings."""
-    return b"*%d\r\n%s" % (len(parts), b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
 
 
 def reject(r: redis.Redis, keys: Keys, body: bytes, reason: str, *, max_len: int) -> str:
