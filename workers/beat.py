@@ -12,18 +12,17 @@ from __future__ import annotations
 
 import logging
 
-import redis
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import get_redis
 from redis.exceptions import LockError
 
 from shared import redis_checks
+from shared.redis_conn import REDIS_DOWN
 
 log = logging.getLogger(__name__)
 
 # While Redis is away, try again this often (s).
 RETRY_SECONDS = 2.0
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
 
 
 class Scheduler(RedBeatScheduler):
@@ -41,7 +40,7 @@ class Scheduler(RedBeatScheduler):
     def tick(self, *args, **kwargs):
         try:
             wait = super().tick(*args, **kwargs)
-        except REDIS_ERRORS as e:
+        except REDIS_DOWN as e:
             if not self._redis_down:
                 log.warning("beat: Redis unavailable (%s); retrying every %.0f s", type(e).__name__, RETRY_SECONDS)
             self._redis_down = True
@@ -60,5 +59,5 @@ class Scheduler(RedBeatScheduler):
         try:
             self.lock.acquire(blocking=True)
             log.info("beat: lock taken again")
-        except REDIS_ERRORS:
+        except REDIS_DOWN:
             self._redis_down = True
