@@ -3,7 +3,9 @@
 Bootsteps are Celery's documented way to run something for the life of a
 worker: plain ``celery -A workers worker`` starts the engine as ``linesync
 worker`` does. It starts once the worker's pool is up and stops (letting each
-loop finish its current step) on a warm shutdown.
+loop finish its current step) on a warm shutdown. Everything the engine uses
+comes from the app the worker runs (``worker.app``): its settings and the
+runtime built from them (workers/celery_app.py).
 """
 
 from __future__ import annotations
@@ -30,8 +32,7 @@ class EngineStep(bootsteps.StartStopStep):
         from workers.engine import Engine
         from workers.hooks import consume_hooks
         from workers.resync_tasks import wake
-        from workers.runtime import runtime
-        rt = runtime()
+        rt = worker.app.runtime
         try:
             redis_checks.at_start(rt.r, "worker", log)
         except ConfigError as e:
