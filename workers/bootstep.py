@@ -10,6 +10,7 @@ runtime built from them (workers/celery_app.py).
 
 from __future__ import annotations
 
+import gc
 import logging
 
 from celery import bootsteps
@@ -39,6 +40,11 @@ class EngineStep(bootsteps.StartStopStep):
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code
         log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
+        # Everything built so far (Celery, kombu, the runtime: ~80,000 objects) lives as long as
+        # the process: out of the collector's reach, a full collection no longer walks it, and
+        # the pauses it cost every thread (50-180 ms on a busy host) go away.
+        gc.collect()
+        gc.freeze()
         self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
 
     def stop(self, worker):
