@@ -12,6 +12,8 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from workers import BEAT_SCHEDULER
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -84,7 +86,7 @@ def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, nam
 
 def celery_beat(env: Mapping[str, str], *, name: str = "beat", schedule_dir: str | None = None) -> Proc:
     return Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
-                       "-S", "workers.beat:Scheduler"], env)
+                       "-S", BEAT_SCHEDULER], env)
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 60.0, interval: float = 0.1, what: str = "",
