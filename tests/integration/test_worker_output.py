@@ -1,4 +1,4 @@
-"""`linesync worker` with LINESYNC_LOG_FORMAT=json writes JSON lines only, from start to warm shutdown."""
+"""`linesync worker` and `linesync beat` with LINESYNC_LOG_FORMAT=json write JSON lines only, from start to stop."""
 
 from __future__ import annotations
 
@@ -16,18 +16,18 @@ from tests.support.procs import ROOT, base_env
 pytestmark = pytest.mark.integration
 
 
-def run_worker(env: dict[str, str]) -> tuple[str, list[str], int]:
-    """Start `linesync worker`, wait for Celery's "ready." log line, SIGTERM it: (stdout, stderr lines, status)."""
-    p = subprocess.Popen([sys.executable, "-m", "linesync.cli", "worker"], env=env, cwd=ROOT, text=True,
+def run_worker(env: dict[str, str], command: str = "worker", ready: str = "ready.") -> tuple[str, list[str], int]:
+    """Start `linesync <command>`, wait for the log line holding ``ready``, SIGTERM it: (stdout, stderr lines, status)."""
+    p = subprocess.Popen([sys.executable, "-m", "linesync.cli", command], env=env, cwd=ROOT, text=True,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
     err: list[str] = []
     reader = threading.Thread(target=lambda: err.extend(p.stderr), daemon=True)
     reader.start()
     try:
         deadline = time.monotonic() + 60
-        while not any("ready." in line for line in list(err)) and p.poll() is None and time.monotonic() < deadline:
+        while not any(ready in line for line in list(err)) and p.poll() is None and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert any("ready." in line for line in list(err)), "".join(err)[-3000:]
+        assert any(ready in line for line in list(err)), "".join(err)[-3000:]
         p.send_signal(signal.SIGTERM)
         out, _ = p.communicate(timeout=30)
     finally:
@@ -56,3 +56,11 @@ def test_text_mode_keeps_celerys_banner(redis_url, r):
     out, err, status = run_worker(env)
     assert status == 0, "\n".join(err)[-3000:]
     assert "[tasks]" in out and "linesync.resync.start" in out
+
+
+def test_beat_in_json_mode_prints_only_json_lines(redis_url, r):
+    env = base_env(REDIS_URL=redis_url, LINESYNC_LOG_FORMAT="json")
+    out, err, status = run_worker(env, "beat", ready="Acquired lock")
+    assert status == 0, "\n".join(err)[-3000:]
+    assert out.strip() == ""  # "celery beat v... is starting." and the banner stay off stdout
+    assert "beat: Acquired lock" in [json.loads(line)["msg"] for line in err if line.strip()]
