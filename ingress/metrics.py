@@ -14,7 +14,8 @@ any worker's answer covers all of them. The variable must be set before
                                                  length_required (411, a chunked body),
                                                  bad_framing (400, another Transfer-Encoding)
 
-plus the pipeline's health read from Redis at scrape time (ingress/pipeline_metrics.py).
+Only the ingress's own figures: the pipeline's cluster-wide health is exported
+by one worker process (workers/cluster_metrics.py).
 """
 
 from __future__ import annotations
@@ -87,16 +88,8 @@ def multiprocess_dir() -> str | None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    from ingress.pipeline_metrics import PipelineCollector
-    from ingress.state import current
-
-    registry = CollectorRegistry()
+    registry = REGISTRY
     if multiprocess_dir():
+        registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        body = generate_latest(registry)
-    else:
-        body = generate_latest(REGISTRY)
-    st = current()
-    pipeline = CollectorRegistry()
-    pipeline.register(PipelineCollector(lambda: st.redis, st.keys))
-    return Response(body + generate_latest(pipeline), mimetype=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(registry), mimetype=CONTENT_TYPE_LATEST)

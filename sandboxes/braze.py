@@ -36,7 +36,7 @@ from typing import Any
 
 from sandboxes.braze_model import (
     API_PATHS, IDENTIFY, MERGE, TRACK, Faults, FixedWindow, Identifier, ItemError, Profile, _RESERVED, _Store,
-    _check_time, _error, _object_ids, _parse_identifier, _parse_subscription_groups, _update_existing_only,
+    _check_time, _error, _item_ids, _object_ids, _parse_identifier, _parse_subscription_groups, _update_existing_only,
 )
 from sandboxes.server import (
     Request, Response, Sandbox, admin_body, json_response, reject_unknown, sleep_ms,
@@ -144,10 +144,11 @@ class BrazeSandbox(Sandbox):
         ``status``/``count``: answer the next ``count`` requests to ``endpoint``
         (default ``/users/track``, ``"*"`` = any API path) with ``status``
         (``count`` defaults to 1; negative = until cleared). ``latency_ms``: delay
-        every request to ``endpoint``. ``poison_ids``: a ``/users/track`` request
-        with an object whose external_id / alias_name / native_line_id / braze_id
-        is listed gets a whole-request ``400`` (``poison_mode="400"``) or that
-        item reported in the ``201``'s ``errors`` (``poison_mode="error"``).
+        every request to ``endpoint``. ``poison_ids``: a ``/users/track``,
+        ``/users/identify`` or ``/users/merge`` request with an object (or item)
+        whose external_id / alias_name / native_line_id / braze_id is listed gets
+        a whole-request ``400`` (``poison_mode="400"``) or that item reported in
+        the ``201``'s ``errors`` and left alone (``poison_mode="error"``).
         """
         if poison_mode is not None and poison_mode not in ("400", "error"):
             raise ValueError("poison_mode must be '400' or 'error'")
@@ -444,11 +445,15 @@ class BrazeSandbox(Sandbox):
             return 400, {"message": "'aliases_to_identify' must be a non-empty array"}
         if len(items) > MAX_IDENTIFY_ITEMS:
             return 400, {"message": f"too many aliases_to_identify: at most {MAX_IDENTIFY_ITEMS} per request"}
+        refused = self._poison_request("aliases_to_identify", items)
+        if refused:
+            return refused
         errors, processed = [], 0
         for i, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
                     raise ItemError("items must be objects")
+                self._check_poison(item)
                 external_id = item.get("external_id")
                 if not isinstance(external_id, str) or not external_id:
                     raise ItemError("external_id must be a non-empty string")
@@ -463,6 +468,21 @@ class BrazeSandbox(Sandbox):
         if errors:
             payload["errors"] = errors
         return 201, payload
+
+    def _poison_request(self, array: str, items: list) -> tuple[int, dict[str, Any]] | None:
+        """The whole-request 400 an identify/merge request holding a poisoned item gets (mode "400")."""
+        if not self._faults.poison_ids or self._faults.poison_mode != "400":
+            return None
+        bad = [i for i, item in enumerate(items) if _item_ids(item) & self._faults.poison_ids]
+        if not bad:
+            return None
+        return 400, {"message": "sandbox poison: request rejected",
+                     "errors": [_error("sandbox poison id", array, i) for i in bad]}
+
+    def _check_poison(self, item: dict) -> None:
+        """A poisoned identify/merge item (mode "error") is reported in the 201's errors, not applied."""
+        if self._faults.poison_ids and _item_ids(item) & self._faults.poison_ids:
+            raise ItemError("sandbox poison id")
 
     def _identify_one(self, external_id: str, alias: tuple[str, str]) -> None:
         store = self._store
@@ -485,11 +505,15 @@ class BrazeSandbox(Sandbox):
             return 400, {"message": "'merge_updates' must be a non-empty array"}
         if len(items) > MAX_IDENTIFY_ITEMS:
             return 400, {"message": f"too many merge_updates: at most {MAX_IDENTIFY_ITEMS} per request"}
+        refused = self._poison_request("merge_updates", items)
+        if refused:
+            return refused
         errors = []
         for i, item in enumerate(items):
             try:
                 if not isinstance(item, dict):
                     raise ItemError("items must be objects")
+                self._check_poison(item)
                 to_merge = self._merge_identifier(item.get("identifier_to_merge"), "identifier_to_merge")
                 to_keep = self._merge_identifier(item.get("identifier_to_keep"), "identifier_to_keep")
                 src, dst = self._store.find(to_merge), self._store.find(to_keep)

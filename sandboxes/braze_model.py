@@ -267,5 +267,12 @@ def _object_ids(obj: Any) -> set[str]:
     return {i for i in ids if isinstance(i, str)}
 
 
+def _item_ids(item: Any) -> set[str]:
+    """The ids of an identify item (external_id, user_alias) or a merge item (both identifiers)."""
+    if not isinstance(item, dict):
+        return set()
+    return _object_ids(item) | _object_ids(item.get("identifier_to_merge")) | _object_ids(item.get("identifier_to_keep"))
+
+
 def _error(message: str, array: str, index: int) -> dict[str, Any]:
     return {"type": message, "input_array": array, "index": index}

@@ -38,9 +38,13 @@ DEFAULT_MAX_BODY_BYTES = 1024 * 1024
 # Braze requests one worker process keeps in flight: Braze answers in ~100-300 ms, so
 # 64 in flight is ~200-600 requests/s per process, a fair share of Braze's 1,000/s.
 DEFAULT_DELIVERY_CONCURRENCY = 64
-# Where a worker process serves its Prometheus /metrics (0 = off); a busy port: the next
-# free one above it (workers/metrics.py).
-DEFAULT_WORKER_METRICS_PORT = 9090
+# Where a worker process serves its Prometheus /metrics and /healthz (0 = off); a taken port
+# stops the process naming the setting (workers/metrics_server.py). Not 9090: Prometheus's own.
+DEFAULT_WORKER_METRICS_PORT = 9464
+# The same for a beat process.
+DEFAULT_BEAT_METRICS_PORT = 9465
+# The ingress's admin surface (/metrics, /v1/..., /status): private by default.
+DEFAULT_ADMIN_BIND = "127.0.0.1:9080"
 
 
 @dataclass(frozen=True)
@@ -103,6 +107,17 @@ def _port(text: str) -> int:
     if not 0 <= v <= 65535:
         raise ValueError("must be a TCP port, 0-65535 (0 = off)")
     return v
+
+
+def _bind(text: str) -> str:
+    """``HOST:PORT``, ``[IPv6]:PORT`` or ``unix:PATH`` (gunicorn's spellings)."""
+    text = text.strip()
+    if text.startswith("unix:") and len(text) > len("unix:"):
+        return text
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
+        raise ValueError("expected HOST:PORT (e.g. 0.0.0.0:9080) or unix:PATH")
+    return text
 
 
 def _non_negative_float(text: str) -> float:
@@ -316,6 +331,8 @@ _FIELDS: dict[str, _Field] = {
     "public_url": _Field("LINESYNC_PUBLIC_URL", _public_url, None),
     "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", _bool, False),
     "worker_metrics_port": _Field("LINESYNC_WORKER_METRICS_PORT", _port, DEFAULT_WORKER_METRICS_PORT),
+    "beat_metrics_port": _Field("LINESYNC_BEAT_METRICS_PORT", _port, DEFAULT_BEAT_METRICS_PORT),
+    "admin_bind": _Field("LINESYNC_ADMIN_BIND", _bind, DEFAULT_ADMIN_BIND),
 }
 
 
@@ -359,6 +376,8 @@ class Settings:
     public_url: str | None = None
     allow_insecure_http: bool = False
     worker_metrics_port: int = DEFAULT_WORKER_METRICS_PORT
+    beat_metrics_port: int = DEFAULT_BEAT_METRICS_PORT
+    admin_bind: str = DEFAULT_ADMIN_BIND
 
     @property
     def webhook_url(self) -> str | None:

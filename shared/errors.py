@@ -4,11 +4,6 @@
     ├── ConfigError            a setting is missing or malformed (names the variable)
     ├── StoreUnavailable       Redis did not answer; the caller should answer 503 / retry
     ├── InvalidWebhook         a signed body that is not the LINE envelope
-    ├── BrazeError             a Braze call did not succeed
-    │   ├── BrazeRetryable     5xx, timeout, connection error: try again later
-    │   ├── BrazeRateLimited   429 or X-RateLimit-Remaining: 0 (carries reset time)
-    │   ├── BrazeAuthError     401/403/404: configuration problem, pause everything
-    │   └── BrazeBadRequest    400 for the whole request
     └── LineApiError           a LINE API call did not succeed
         ├── LineRetryable      429/5xx/network
         ├── LineForbidden      403: the account may not use this API (not retried)
@@ -16,6 +11,10 @@
 
 Third-party exceptions are converted where they cross into our code, with
 ``raise X(...) from e``.
+
+A Braze answer is not an exception: workers/braze.py's ``classify`` turns each
+into an outcome value (delivered, bad request, retryable, rate-limited, auth
+failure) that workers/sending.py and the delivery loops act on.
 """
 
 from __future__ import annotations
@@ -40,31 +39,6 @@ class StoreUnavailable(LinesyncError):
 
 class InvalidWebhook(LinesyncError):
     """A correctly signed body that is not LINE's webhook envelope."""
-
-
-class BrazeError(LinesyncError):
-    def __init__(self, message: str, *, status: int | None = None, body: str = ""):
-        self.status = status
-        self.body = body[:500]
-        super().__init__(message)
-
-
-class BrazeRetryable(BrazeError):
-    """5xx, timeouts, connection errors: the request may be retried."""
-
-
-class BrazeRateLimited(BrazeError):
-    def __init__(self, message: str, *, reset_at: float, status: int | None = 429, body: str = ""):
-        self.reset_at = reset_at
-        super().__init__(message, status=status, body=body)
-
-
-class BrazeAuthError(BrazeError):
-    """401/403/404: the key, endpoint or permissions are wrong. Nothing is dropped."""
-
-
-class BrazeBadRequest(BrazeError):
-    """400 for the whole request: some item in it is invalid."""
 
 
 class LineApiError(LinesyncError):

@@ -51,6 +51,8 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
                                     the event is marked done (a replay finds it again), TTL
     {P}:identity            STREAM  queued /users/identify and /users/merge items (group ``workers``)
     {P}:identity:attempts   HASH    stream id -> failed attempts of that item
+    {P}:identity:retry      ZSET    stream id of an item waiting after a failure, scored by when its
+                                    own backoff lets it go again (ms); emptied when Braze recovers
 
   Resync (workers/resync.py)
     {P}:resync:run          HASH    current/last run: the fields of workers.resync.Run (id, status, pages,
@@ -194,6 +196,10 @@ class Keys:
     @property
     def identity_attempts(self) -> str:
         return self._k("identity", "attempts")
+
+    @property
+    def identity_retry(self) -> str:
+        return self._k("identity", "retry")
 
     # resync
     @property

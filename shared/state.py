@@ -77,6 +77,27 @@ def get(r: redis.Redis, keys: Keys, user: str) -> tuple[str, str] | None:
     return v[:-1], v[-1]
 
 
+def count(r: redis.Redis, keys: Keys) -> int:
+    """How many users linesync holds a state for."""
+    return int(r.hlen(keys.state))
+
+
+def scan(r: redis.Redis, keys: Keys, cursor: str = "0", *, count: int = 1000) -> tuple[str, list[tuple[str, str, str]]]:
+    """One step over every held state: (next cursor, [(user, version, state), ...]).
+
+    Start with cursor "0"; a returned "0" means the walk is done. Like HSCAN,
+    a user present for the whole walk is returned at least once; the cursor
+    is an opaque string the caller keeps (a resync run stores it).
+    """
+    nxt, entries = r.hscan(keys.state, int(cursor or 0), count=count)
+    out = []
+    for user, value in entries.items():
+        user = user.decode() if isinstance(user, bytes) else user
+        value = value.decode() if isinstance(value, bytes) else value
+        out.append((user, value[:-1], value[-1]))
+    return str(int(nxt)), out
+
+
 def effective_ms(version: str) -> int:
     """The effective time (epoch ms) a version was stamped with: the event's, or a resync run's start."""
     return version_timestamp(version)

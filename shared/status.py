@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import redis
 
-from shared import dlq, outbox, rates
+from shared import dlq, outbox, rates, state
 from shared.clock import redis_now
 from shared.keys import STREAM_GROUP, Keys
 from shared.limiter import IDENTIFY, TRACK
@@ -87,7 +87,7 @@ def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:
         "limits": limits(r, keys, now),
         "delivered_per_s_last_minute": rates.per_second(r, keys, rates.DELIVERED, now),
         "webhooks_per_s_last_minute": rates.per_second(r, keys, rates.WEBHOOKS, now),
-        "profiles_known": r.hlen(keys.state),
+        "profiles_known": state.count(r, keys),
         "workers": workers(r, keys, now),
         "counters": stats,
     }

@@ -18,6 +18,7 @@ from redis.exceptions import LockError
 
 from shared import redis_checks
 from shared.redis_conn import REDIS_DOWN
+from workers.beat_probe import BeatProbe
 
 log = logging.getLogger(__name__)
 
@@ -27,11 +28,14 @@ RETRY_SECONDS = 2.0
 
 class Scheduler(RedBeatScheduler):
     _redis_down = False
+    probe: BeatProbe | None = None
 
     def setup_schedule(self):
         from shared.errors import ConfigError
         try:
             redis_checks.at_start(get_redis(self.app), "beat", log)
+            # /metrics and /healthz, served while this replica waits for the lock too.
+            self.probe = self.probe or BeatProbe(self.app.settings.beat_metrics_port).start()
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None
@@ -44,16 +48,29 @@ class Scheduler(RedBeatScheduler):
             if not self._redis_down:
                 log.warning("beat: Redis unavailable (%s); retrying every %.0f s", type(e).__name__, RETRY_SECONDS)
             self._redis_down = True
+            self._ticked("redis_down")
             return RETRY_SECONDS
         except LockError:
             log.warning("beat: lost the beat lock during an outage; taking it again (waits while another "
                         "beat replica holds it)")
+            if self.probe is not None:
+                self.probe.standby(True)
             self._reacquire()
             return 0.1
         if self._redis_down:
             log.info("beat: Redis is back")
             self._redis_down = False
+        self._ticked("active")
         return wait
+
+    def _ticked(self, state: str) -> None:
+        if self.probe is not None:
+            self.probe.ticked(state)
+
+    def close(self):
+        super().close()
+        if self.probe is not None:
+            self.probe.close()
 
     def _reacquire(self) -> None:
         try:

@@ -36,16 +36,17 @@ class EngineStep(bootsteps.StartStopStep):
         rt = worker.app.runtime
         try:
             redis_checks.at_start(rt.r, "worker", log)
+            log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
+            # Everything built so far (Celery, kombu, the runtime: ~80,000 objects) lives as long as
+            # the process: out of the collector's reach, a full collection no longer walks it, and
+            # the pauses it cost every thread (50-180 ms on a busy host) go away.
+            gc.collect()
+            gc.freeze()
+            # A taken LINESYNC_WORKER_METRICS_PORT is a ConfigError too.
+            self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code
-        log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
-        # Everything built so far (Celery, kombu, the runtime: ~80,000 objects) lives as long as
-        # the process: out of the collector's reach, a full collection no longer walks it, and
-        # the pauses it cost every thread (50-180 ms on a busy host) go away.
-        gc.collect()
-        gc.freeze()
-        self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
 
     def stop(self, worker):
         if self.engine is not None:

@@ -1,14 +1,14 @@
 """The pipeline's cluster-wide health, read from Redis when /metrics is scraped.
 
 These figures are the same whichever process reads them (consumer lag,
-outbox backlog, dead letters, Braze pauses and failure streaks, event
-counters, live workers, resync progress), so ONE process exports them: the
+outbox backlog and its age, dead letters, Braze pauses and failure streaks,
+Redis memory, event counters, live workers, resync progress), so ONE process exports them: the
 worker process holding the lease ``{P}:metrics:exporter`` (taken and renewed by
 its engine's heartbeat, workers/engine.py). Every other worker process, and the
 ingress, export only their own process's metrics; sums over replicas stay
 right and Redis is read once per scrape interval, not once per replica.
 
-A scrape costs about ten Redis calls. If Redis does not answer,
+A scrape costs about a dozen Redis calls. If Redis does not answer,
 ``linesync_redis_up`` is 0 and the other series are absent; the exporter keeps
 its lease meanwhile (it cannot learn otherwise), so the alert on it fires.
 """
@@ -21,23 +21,26 @@ import redis
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from shared import outbox, status
+from shared import outbox, state, status
 from shared.keys import Keys
 from shared.redis_conn import REDIS_DOWN
-from shared.resync_runs import last_completed, resync_status
+from shared.resync_runs import FAILED, last_completed, resync_status
 from shared.clock import redis_now
+from workers.metrics import PAUSE_KINDS
 
-# Counters of the stats hash exported as linesync_<name>_total.
+# Counters of the stats hash exported as linesync_<name>_total. The hash's ``delivered_objects``
+# and ``dead_lettered`` are not: every worker process counts those itself
+# (linesync_worker_delivered_objects_total, linesync_worker_dead_lettered_total{kind}), one name per count.
 COUNTERS = {
     "bodies": "webhook bodies consumed",
     "transitions": "subscription state changes applied",
     "duplicates": "events dropped as redeliveries (same webhookEventId)",
     "stale": "events older than the state already known",
     "unchanged": "newer events that did not change the state",
-    "delivered_objects": "objects Braze accepted",
     "batches_sent": "batches settled",
-    "dead_lettered": "items moved to the dead letters",
 }
+# linesync_braze_paused has one series per limiter and kind (workers/metrics.py PAUSE_KINDS), 1 for
+# the kind of the pause in force.
 
 
 class ClusterCollector(Collector):
@@ -73,15 +76,21 @@ class ClusterCollector(Collector):
         yield _gauge("linesync_rejected_bodies", "signed bodies rejected as invalid (kept)", q["rejected_bodies"])
         for name, value in outbox.sizes(self.r, self.keys).items():
             yield _gauge(f"linesync_outbox_{name}", f"outbox: {name.replace('_', ' ')}", value)
+        yield _gauge("linesync_outbox_oldest_pending_age_seconds",
+                     "how long the oldest profile waiting in the outbox has waited (0: none waits)",
+                     self._oldest_pending_age(now))
+        yield from self._memory()
         yield _gauge("linesync_dead_letters", "dead letters waiting for an operator", self.r.xlen(self.keys.dlq))
-        yield _gauge("linesync_profiles_known", "LINE users with a known state", self.r.hlen(self.keys.state))
-        paused = GaugeMetricFamily("linesync_braze_paused", "1 while every worker waits (429 or auth)",
-                                   labels=["endpoint", "kind"])
+        yield _gauge("linesync_profiles_known", "LINE users with a known state", state.count(self.r, self.keys))
+        paused = GaugeMetricFamily("linesync_braze_paused",
+                                   "1 while every worker waits, for the pause's kind (rate_limit, auth, config)",
+                                   labels=["limiter", "kind"])
         streak = GaugeMetricFamily("linesync_braze_failure_streak", "consecutive 5xx/timeout windows",
-                                   labels=["endpoint"])
-        for endpoint, st in status.limits(self.r, self.keys, now).items():
-            paused.add_metric([endpoint, st["pause_kind"] or ""], 1 if st["paused"] else 0)
-            streak.add_metric([endpoint], st["failure_streak"])
+                                   labels=["limiter"])
+        for limiter, st in status.limits(self.r, self.keys, now).items():
+            for kind in PAUSE_KINDS:
+                paused.add_metric([limiter, kind], 1 if st["paused"] and st["pause_kind"] == kind else 0)
+            streak.add_metric([limiter], st["failure_streak"])
         yield paused
         yield streak
         workers = status.workers(self.r, self.keys, now)
@@ -99,9 +108,24 @@ class ClusterCollector(Collector):
                 events.add_metric([k.split(":", 1)[1]], v)
         yield events
 
+    def _oldest_pending_age(self, now: float) -> float:
+        oldest = self.r.zrange(self.keys.outbox_ready, 0, 0, withscores=True)
+        return max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0
+
+    def _memory(self) -> Iterator:
+        """Redis's memory and its limit (INFO memory): the ingress refuses webhooks near the limit."""
+        info = self.r.info("memory")
+        yield _gauge("linesync_redis_used_memory_bytes", "Redis used_memory", int(info.get("used_memory", 0) or 0))
+        yield _gauge("linesync_redis_maxmemory_bytes", "Redis maxmemory (0: no limit)",
+                     int(info.get("maxmemory", 0) or 0))
+
     def _resync(self) -> Iterator:
-        """The running resync's progress, and when the last completed one finished (absent: none yet)."""
-        current = resync_status(self.r, self.keys)["current"] or {}
+        """The running resync's progress, whether the last finished run failed, and when the last
+        completed one finished (absent: none yet)."""
+        st = resync_status(self.r, self.keys)
+        current = st["current"] or {}
+        yield _gauge("linesync_resync_last_failed", "1 if the last finished follower resync failed",
+                     1 if (st["last"] or {}).get("status") == FAILED else 0)
         yield _gauge("linesync_resync_running", "1 while a follower resync runs", 1 if current else 0)
         yield _gauge("linesync_resync_pages", "pages of LINE's follower list done by the running resync",
                      current.get("pages", 0))

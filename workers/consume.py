@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import forward, rates, state, webhook_queue
+from shared import dlq, forward, rates, state, webhook_queue
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.errors import InvalidWebhook
@@ -203,4 +203,4 @@ class Consumer:
 def _letter(entry_id, fields: dict) -> tuple[str, dict]:
     """A webhook body's dead letter: its stream id and text."""
     eid = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    return "webhook", {"stream_id": eid, "body": fields.get(webhook_queue.BODY_FIELD, b"").decode("utf-8", "replace")}
+    return dlq.webhook_letter(eid, fields.get(webhook_queue.BODY_FIELD, b""))

@@ -2,7 +2,9 @@
 
 One call to :meth:`Deliverer.step` asks the shared gate whether Braze may be
 called (workers/sending.py), claims one batch (shared/outbox.py), sends it
-under the limiter and settles it:
+under the limiter and settles it by the rules written once in workers/settle.py
+(this module's ``_TrackWork`` is the batch's adapter: its attempts live in the
+batch, its parts are halves of its items and events):
 
 1. 2xx: done; items Braze names in ``errors`` are dead-lettered with its reason.
 2. 400 for the whole request: the batch is split in halves until the bad
@@ -36,12 +38,11 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis
 
 from shared import dlq, outbox, payload
-from shared.backoff import compute_backoff
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.keys import Keys
@@ -49,7 +50,7 @@ from shared.batch import Batch, Item
 from shared.outbox import Wait
 from workers import braze as b
 from workers import metrics
-from workers import sending
+from workers import sending, settle
 from workers.sending import Sender
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,8 @@ CONFIG_SUSPECT_LEAVES = 3
 class _Part:
     items: list[Item]
     events: list[dict]
+    attributes: list[dict] = field(default_factory=list)  # the items' objects, once built to send
+    owners: list[str] = field(default_factory=list)       # each object's LINE user
 
     def size(self) -> int:
         return len(self.items) + len(self.events)
@@ -117,6 +120,7 @@ class Deliverer:
         self.client, self.sender, self.clock = client, sender, clock
         self.owner = owner  # whose claims these are (the worker's name); each claim adds a unique part
         self.group = settings.braze_subscription_group_id or ""
+        self.policy = settle.Policy.of(settings)
         self.lease_ms = lease_ms(settings)
         self.margin_ms = margin_ms(settings)
         self._tally = [0, 0]  # batches finished, objects delivered (by this Deliverer, all threads)
@@ -178,60 +182,9 @@ class Deliverer:
         return pause
 
     def _deliver(self, batch: Batch, *, claim_next: bool) -> tuple[float, Batch | None]:
-        """Send and settle one batch; with ``claim_next`` (and an open gate), finish it and
-        claim the next in one round trip. Returns (pause, the next batch or None)."""
-        delivered = 0
-        dead: list[tuple[str, str, dict]] = []
-        rejected_alone = 0
-        root = _Part(batch.items, batch.events)
-        stack = [root]
-        while stack:
-            part = stack.pop()
-            attributes, owners = self._attributes(part.items)
-            if not attributes and not part.events:
-                continue
-            outcome = self.sender.send(lambda: self.client.track(attributes, part.events, now=self.clock.now()),
-                                       keep=lambda: self._hold(batch))
-            if isinstance(outcome, sending.Lost):
-                self._lost(batch, "before sending")
-                return 0.0, None
-            if isinstance(outcome, b.Delivered):
-                named = {(arr, i): reason for arr, i, reason in outcome.errors}
-                for i, obj in enumerate(attributes):
-                    if ("attributes", i) in named:
-                        dead.append(("track", named["attributes", i], dlq.track_payload(owners[i], [obj])))
-                for i, ev in enumerate(part.events):
-                    if ("events", i) in named:
-                        dead.append(("track_event", named["events", i], {"object": ev}))
-                delivered += len(attributes) + len(part.events) - len(named)
-            elif isinstance(outcome, b.BadRequest):
-                if part.size() == 1:
-                    dead.extend(self._letters(part, outcome.reason))
-                    rejected_alone += 1
-                    if rejected_alone >= CONFIG_SUSPECT_LEAVES and not delivered and not batch.config_checked:
-                        return self._configuration_error(batch, outcome.reason), None
-                else:
-                    stack.extend(reversed(part.halves()))
-            elif isinstance(outcome, b.Retryable):
-                return self._retry_later(batch, outcome.reason), None
-            else:  # 429, auth failure, or held by the limiter: wait with every worker, no attempt counted
-                if not outbox.reschedule(self.r, self.keys, batch, due_ms=self.sender.wait_after(outcome)):
-                    self._lost(batch, "putting it back")
-                return IDLE_SLEEP, None
-        if not delivered and root.size() >= CONFIG_SUSPECT_LEAVES and len(dead) == root.size():
-            return self._configuration_error(batch, dead[-1][1]), None  # every item rejected
-        finished, nxt = self._finish(batch, delivered, dead, claim_next=claim_next)
-        metrics.delivered(delivered)  # Braze took them, whoever settles the batch
-        if not finished:
-            self._lost(batch, "finishing it")
-            return 0.0, nxt
-        metrics.dead_lettered(kind for kind, _, _ in dead)
-        with self._tally_lock:
-            self._tally[0] += 1
-            self._tally[1] += delivered
-        if delivered or dead:
-            log.debug("batch %s: %d objects delivered, %d dead-lettered", batch.id, delivered, len(dead))
-        return 0.0, nxt
+        """Send and settle one batch (workers/settle.py); with ``claim_next`` (and an open gate),
+        finish it and claim the next in one round trip. Returns (pause, the next batch or None)."""
+        return settle.deliver(_TrackWork(self, batch, claim_next=claim_next), self.sender, self.clock, self.policy)
 
     def _finish(self, batch: Batch, delivered: int, dead: list, *, claim_next: bool) -> tuple[bool, Batch | None]:
         """Finish the batch (and claim the next, with ``claim_next`` and an open gate).
@@ -276,9 +229,11 @@ class Deliverer:
     def _letters(self, part: _Part, reason: str) -> list[tuple[str, str, dict]]:
         out = []
         for it in part.items:
-            out.append(("track", reason, dlq.track_payload(it.user, self._attributes([it])[0])))
+            kind, payload = dlq.track_letter(it.user, self._attributes([it])[0])
+            out.append((kind, reason, payload))
         for ev in part.events:
-            out.append(("track_event", reason, {"object": ev}))
+            kind, payload = dlq.track_event_letter(ev)
+            out.append((kind, reason, payload))
         return out
 
     def _configuration_error(self, batch: Batch, reason: str) -> float:
@@ -295,28 +250,113 @@ class Deliverer:
             self._lost(batch, "putting it back")
         return IDLE_SLEEP
 
-    def _retry_later(self, batch: Batch, reason: str) -> float:
-        now = now_ms(self.clock)
-        if now < batch.retry_at:
-            # Sent early as the probe of a failing Braze: the outage failed, not this batch.
-            # It keeps its attempt count and goes back to wait for its own time.
-            if not outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, retry=True):
-                self._lost(batch, "putting it back")
-            return IDLE_SLEEP
-        batch.attempts += 1
-        batch.last_error = reason
-        if batch.attempts >= self.settings.braze_retry_max_attempts:
+
+class _TrackWork:
+    """A batch as workers/settle.py's unit of work: its parts are halves of its items and events,
+    its attempts live in the batch, and it is sent only while its lease is this sender's.
+    Each settling method returns (pause, the next batch or None)."""
+
+    def __init__(self, d: Deliverer, batch: Batch, *, claim_next: bool):
+        self.d, self.batch, self.claim_next = d, batch, claim_next
+        self.keep = lambda: d._hold(batch)
+        self.delivered = 0  # objects Braze took
+        self.dead: list[tuple[str, str, dict]] = []  # (kind, reason, payload)
+        self.rejected_alone = 0
+
+    # -- sending ------------------------------------------------------------
+    def root(self) -> _Part:
+        return _Part(self.batch.items, self.batch.events)
+
+    def size(self, part: _Part) -> int:
+        return part.size()
+
+    def halves(self, part: _Part) -> tuple[_Part, _Part]:
+        return part.halves()
+
+    def request(self, part: _Part):
+        part.attributes, part.owners = self.d._attributes(part.items)
+        if not part.attributes and not part.events:
+            return None
+        client, clock = self.d.client, self.d.clock
+        return lambda: client.track(part.attributes, part.events, now=clock.now())
+
+    def done(self, part: _Part, errors) -> None:
+        named = {(arr, i): reason for arr, i, reason in errors}
+        if named:
+            for i, obj in enumerate(part.attributes):
+                if ("attributes", i) in named:
+                    kind, payload = dlq.track_letter(part.owners[i], [obj])
+                    self.dead.append((kind, named["attributes", i], payload))
+            for i, ev in enumerate(part.events):
+                if ("events", i) in named:
+                    kind, payload = dlq.track_event_letter(ev)
+                    self.dead.append((kind, named["events", i], payload))
+        self.delivered += len(part.attributes) + len(part.events) - len(named)
+
+    def reject(self, part: _Part, reason: str) -> bool:
+        """An item refused alone; three of them with nothing delivered (in a batch not yet
+        bisected fully) look like configuration, not data: stop."""
+        self.dead.extend(self.d._letters(part, reason))
+        self.rejected_alone += 1
+        return (self.rejected_alone >= CONFIG_SUSPECT_LEAVES and not self.delivered
+                and not self.batch.config_checked)
+
+    # -- settling -----------------------------------------------------------
+    def finish(self) -> tuple[float, Batch | None]:
+        d, batch, delivered, dead = self.d, self.batch, self.delivered, self.dead
+        size = len(batch.items) + len(batch.events)
+        if not delivered and size >= CONFIG_SUSPECT_LEAVES and len(dead) == size:
+            return d._configuration_error(batch, dead[-1][1]), None  # every item rejected
+        finished, nxt = d._finish(batch, delivered, dead, claim_next=self.claim_next)
+        metrics.delivered(delivered)  # Braze took them, whoever settles the batch
+        if not finished:
+            d._lost(batch, "finishing it")
+            return 0.0, nxt
+        metrics.dead_lettered(kind for kind, _, _ in dead)
+        with d._tally_lock:
+            d._tally[0] += 1
+            d._tally[1] += delivered
+        if delivered or dead:
+            log.debug("batch %s: %d objects delivered, %d dead-lettered", batch.id, delivered, len(dead))
+        return 0.0, nxt
+
+    def stopped_by_reject(self, reason: str) -> tuple[float, None]:
+        return self.d._configuration_error(self.batch, reason), None  # too many refused alone, none delivered
+
+    def attempts(self, rest: list) -> list[tuple[Batch, int, int]]:
+        return [(self.batch, self.batch.attempts, self.batch.retry_at)]  # the whole batch goes again
+
+    def failed(self, reason: str, steps: list) -> tuple[float, None]:
+        (batch, step), = steps
+        d, now = self.d, now_ms(self.d.clock)
+        if isinstance(step, settle.GiveUp):
+            batch.attempts, batch.last_error = step.attempts, reason
             log.error("batch %s dead-lettered after %d attempts: %s", batch.id, batch.attempts, reason)
-            letters = self._letters(_Part(batch.items, batch.events), f"gave up after {batch.attempts} attempts: {reason}")
-            if outbox.finish(self.r, self.keys, batch, delivered=0, dead=letters, now_ms=now):
+            letters = d._letters(_Part(batch.items, batch.events), step.reason)
+            if outbox.finish(d.r, d.keys, batch, delivered=0, dead=letters, now_ms=now):
                 metrics.dead_lettered(kind for kind, _, _ in letters)
             else:
-                self._lost(batch, "dead-lettering it")
-            return 0.0
-        delay = compute_backoff(batch.attempts, base=self.settings.braze_retry_base_seconds,
-                                max_backoff=self.settings.braze_retry_max_seconds)
-        log.info("batch %s attempt %d failed (%s); retry in %.1f s", batch.id, batch.attempts, reason, delay)
-        batch.retry_at = now + int(delay * 1000)
-        if not outbox.reschedule(self.r, self.keys, batch, due_ms=batch.retry_at, save=True, retry=True):
-            self._lost(batch, "scheduling its retry")
-        return IDLE_SLEEP
+                d._lost(batch, "dead-lettering it")
+            return 0.0, None
+        if not step.counted:
+            # Sent early as the probe of a failing Braze: the outage failed, not this batch.
+            # It keeps its attempt count and goes back to wait for its own time.
+            if not outbox.reschedule(d.r, d.keys, batch, due_ms=step.at_ms, retry=True):
+                d._lost(batch, "putting it back")
+            return IDLE_SLEEP, None
+        batch.attempts, batch.last_error, batch.retry_at = step.attempts, reason, step.at_ms
+        log.info("batch %s attempt %d failed (%s); retry in %.1f s", batch.id, batch.attempts, reason,
+                 (step.at_ms - now) / 1000)
+        if not outbox.reschedule(d.r, d.keys, batch, due_ms=batch.retry_at, save=True, retry=True):
+            d._lost(batch, "scheduling its retry")
+        return IDLE_SLEEP, None
+
+    def wait(self, until_ms: int) -> tuple[float, None]:
+        """429, auth failure, or held by the limiter: with every worker, no attempt counted."""
+        if not outbox.reschedule(self.d.r, self.d.keys, self.batch, due_ms=until_ms):
+            self.d._lost(self.batch, "putting it back")
+        return IDLE_SLEEP, None
+
+    def lost(self) -> tuple[float, None]:
+        self.d._lost(self.batch, "before sending")
+        return 0.0, None

@@ -9,14 +9,20 @@ workers/bootstep.py, or directly in tests and benchmarks):
   in flight per process while Braze takes its 100-300 ms to answer;
 - ``identity``: one loop sending ``/users/identify`` and ``/users/merge``, reading the
   identity stream as consumer ``<name>/identity`` (workers/stream_consumer.py);
-- ``heartbeat``: renews the process's lease ``{P}:worker:<name>`` and its entry
-  in ``{P}:workers``, takes or renews the lease ``{P}:metrics:exporter`` (one
-  process exports the cluster-wide figures), and runs the housekeeping
-  callbacks (resync wake-ups).
+- ``heartbeat``: renews the process's presence (its lease ``{P}:worker:<name>``
+  and its entry in ``{P}:workers``, workers/presence.py), takes or renews the
+  exporter lease (one process exports the cluster-wide figures,
+  workers/exporter.py), runs the housekeeping callbacks (resync wake-ups) and
+  logs the delivery summary (workers/summary.py).
 
-It also serves the process's Prometheus ``/metrics`` on
-``LINESYNC_WORKER_METRICS_PORT`` (workers/metrics.py), with the cluster-wide
-figures read from Redis (workers/cluster_metrics.py) while it holds the exporter lease.
+This module is the supervision: it starts the loops, restarts a step after an
+error, and stops them.
+
+It also serves the process's Prometheus ``/metrics`` and ``/healthz`` (the
+heartbeat's age, workers/health.py) on ``LINESYNC_WORKER_METRICS_PORT``
+(workers/metrics_server.py), with the cluster-wide figures read from Redis
+(workers/cluster_metrics.py) while it holds the exporter lease. A taken port
+stops :meth:`Engine.start` with a ConfigError naming that setting.
 
 Capacity grows with the processes: nothing counts loops cluster-wide. The
 cluster-wide limiter in Redis is the only ceiling. A process that dies loses
@@ -28,41 +34,32 @@ idempotent, so a step cut short anywhere is simply done again.
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import threading
 import time
-import uuid
 from collections.abc import Callable, Sequence
 
-from shared.lease import Lease
 from shared.redis_conn import REDIS_DOWN
 from workers import metrics
 from workers.cluster_metrics import ClusterCollector
 from workers.consume import Consumer
 from workers.deliver import Deliverer
+from workers.exporter import ExporterElection
+from workers.health import Heartbeat
 from workers.identity import IdentityDeliverer
+from workers.metrics_server import MetricsServer, serve
+from workers.presence import Presence, worker_name
 from workers.runtime import Runtime
+from workers.summary import DeliverySummary
 
 log = logging.getLogger(__name__)
 
 # Consume loops per worker process: parsing bodies is Python work, the apply script
 # Redis work, so two loops keep both busy.
 CONSUME_LOOPS = 2
-# The worker lease lapses this long after its last renewal (ms); renewed every HEARTBEAT s.
-LEASE_MS = 15_000
+# The heartbeat's period (s): well inside the worker lease (workers/presence.py LEASE_MS).
 HEARTBEAT = 5.0
-# {P}:workers entries older than this are dropped (ms).
-FORGET_AFTER_MS = 3_600_000
 # After an unexpected error in a step, wait this long (s).
 ERROR_SLEEP = 1.0
-# How often a summary of what was delivered is logged at INFO, when anything was (s).
-SUMMARY_EVERY = 60.0
-
-
-def worker_name() -> str:
-    """Unique per process and start: host, pid, and a random part (pids are reused)."""
-    return f"{socket.gethostname().split('.')[0]}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 class Engine:
@@ -75,23 +72,29 @@ class Engine:
         self.consume_loops = consume_loops
         self.hooks = list(hooks)
         self.housekeeping = list(housekeeping)
-        self.lease = Lease(rt.r, rt.keys.worker(self.name), LEASE_MS)
+        self.presence = Presence(rt.r, rt.keys, rt.clock, self.name)
         self.metrics_port = rt.settings.worker_metrics_port if metrics_port is None else metrics_port
-        self.metrics_server: metrics.MetricsServer | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.heartbeat = Heartbeat()
         # Only a process that serves /metrics competes for the right to export the cluster figures.
-        self.exporter = Lease(rt.r, rt.keys.metrics_exporter, LEASE_MS)
-        self.exporting = False
+        self.exporter = ExporterElection(rt.r, rt.keys, self.name)
         self.deliverer = Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_sender, rt.clock,
                                    owner=self.name)
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._redis_down: set[str] = set()
 
+    @property
+    def exporting(self) -> bool:
+        return self.exporter.exporting
+
     # -- lifecycle ----------------------------------------------------------
     def start(self) -> Engine:
-        self._register()
-        self.metrics_server = metrics.serve(self.metrics_port, metrics.registry_with(
-            ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)))
+        self.metrics_server = serve(
+            self.metrics_port,
+            metrics.registry_with(ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)),
+            self._health, setting="LINESYNC_WORKER_METRICS_PORT")
+        self.presence.register()
         try:
             self._claim_exporter()
         except REDIS_DOWN:
@@ -114,7 +117,7 @@ class Engine:
         return self
 
     def stop(self, timeout: float = 15.0) -> None:
-        """Let every loop finish its current step, then give the lease back."""
+        """Let every loop finish its current step, then give the leases back."""
         self._stop.set()
         deadline = time.monotonic() + timeout
         for t in self._threads:
@@ -127,12 +130,8 @@ class Engine:
             self.metrics_server.close()
             self.metrics_server = None
         try:
-            if self.exporting:
-                self.exporting = False
-                metrics.exporting(False)
-                self.exporter.release()
-            self.lease.release()
-            self.rt.r.zrem(self.rt.keys.workers, self.name)
+            self.exporter.release()
+            self.presence.leave()
         except REDIS_DOWN:
             pass
 
@@ -142,9 +141,11 @@ class Engine:
 
     def is_alive(self, worker: str) -> bool:
         """Does the worker process ``worker`` hold its lease? (Any name of ours counts as alive.)"""
-        if not worker:
-            return False
-        return worker == self.name or bool(self.rt.r.exists(self.rt.keys.worker(worker)))
+        return self.presence.is_alive(worker)
+
+    def _health(self) -> tuple[bool, dict]:
+        fresh, body = self.heartbeat.report()
+        return fresh, {**body, "worker": self.name, "exporting": self.exporting}
 
     # -- loops --------------------------------------------------------------
     def _spawn(self, loop_name: str, target, *args) -> None:
@@ -171,53 +172,26 @@ class Engine:
             if pause:
                 self._stop.wait(pause)
 
-    def _register(self) -> None:
-        """Take the worker lease and appear in the worker list. Redis away at start is no reason
-        to stop: the heartbeat takes the lease once it answers, and the loops wait for it too."""
-        try:
-            now = int(self.rt.clock.now() * 1000)
-            if not self.lease.take():
-                raise RuntimeError(f"worker name {self.name} is already in use")
-            p = self.rt.r.pipeline(transaction=False)
-            p.zadd(self.rt.keys.workers, {self.name: now})
-            p.zremrangebyscore(self.rt.keys.workers, "-inf", now - FORGET_AFTER_MS)
-            p.execute()
-        except REDIS_DOWN as e:
-            log.warning("worker %s: Redis unavailable at start (%s); carrying on", self.name, type(e).__name__)
-
     def _claim_exporter(self) -> None:
-        """Take or renew the exporter lease (while serving /metrics).
-
-        Redis errors leave ``exporting`` as it was: an exporter cut off from Redis
-        goes on exporting ``linesync_redis_up 0``, which is what the alert needs.
-        """
-        if self.metrics_server is None:
-            return
-        held = self.exporter.take()  # renews it when ours
-        if held != self.exporting:
-            log.info("worker %s %s the cluster-wide metrics", self.name, "exports" if held else "no longer exports")
-            self.exporting = held
-            metrics.exporting(held)
+        """Compete for the exporter lease, while serving /metrics."""
+        if self.metrics_server is not None:
+            self.exporter.claim()
 
     def _heartbeat(self) -> None:
-        last_summary, last_counts = time.monotonic(), self.deliverer.counts()
+        summary = DeliverySummary(self.deliverer.counts)
+        self.heartbeat.beat()
         while not self._stop.wait(HEARTBEAT):
+            state = "ok"
             try:
-                if not self.lease.renew() and not self.lease.take():
-                    log.warning("worker %s: lease taken by another process", self.name)
-                self.rt.r.zadd(self.rt.keys.workers, {self.name: int(self.rt.clock.now() * 1000)})
+                self.presence.renew()
                 self._claim_exporter()
                 for job in self.housekeeping:
                     job()
             except REDIS_DOWN as e:
+                state = "redis_down"
                 log.warning("heartbeat: Redis unavailable (%s)", type(e).__name__)
             except Exception:
+                state = "error"
                 log.exception("heartbeat failed")
-            if time.monotonic() - last_summary >= SUMMARY_EVERY:
-                counts = self.deliverer.counts()
-                batches, objects = counts[0] - last_counts[0], counts[1] - last_counts[1]
-                secs = time.monotonic() - last_summary
-                if batches:
-                    log.info("delivered %d objects to Braze in %d requests in the last %.0f s (%.0f objects/s)",
-                             objects, batches, secs, objects / secs)
-                last_summary, last_counts = time.monotonic(), counts
+            summary.tick()
+            self.heartbeat.beat(state)

@@ -1,8 +1,8 @@
-"""Prometheus metrics of one worker process, and the HTTP server of its ``/metrics``.
+"""Prometheus metrics of one worker process.
 
 Every worker process counts what *it* did (single-process prometheus_client,
 its own registry :data:`REGISTRY`) and serves it on
-``LINESYNC_WORKER_METRICS_PORT`` (workers/engine.py starts the server):
+``LINESYNC_WORKER_METRICS_PORT`` (workers/metrics_server.py; workers/engine.py starts it):
 
   linesync_braze_request_duration_seconds{endpoint,status}  Braze request latency (histogram);
         endpoint /users/track, /users/identify, /users/merge; status the HTTP code, or "error"
@@ -20,7 +20,8 @@ its own registry :data:`REGISTRY`) and serves it on
   process_*, python_*                               prometheus_client's process and runtime collectors
 
 ``limiter`` is ``track`` (/users/track) or ``identify`` (/users/identify and
-/users/merge share Braze's budget), as in ``linesync_braze_paused{endpoint}``.
+/users/merge share Braze's budget), as in ``linesync_braze_paused{limiter,kind}``; ``endpoint``
+is always a Braze path.
 The cluster-wide figures read from Redis (backlog, dead letters, pauses,
 resync, live workers) are added by workers/cluster_metrics.py, in one process only.
 
@@ -30,7 +31,6 @@ Hot path: a request costs two gauge updates and one histogram observation
 
 from __future__ import annotations
 
-import errno
 import logging
 import time
 from collections.abc import Iterable
@@ -44,7 +44,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
 )
-from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.registry import Collector
 
 log = logging.getLogger(__name__)
@@ -66,8 +65,6 @@ LATENCY_BUCKETS = (0.025, 0.05, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.5, 5.0, 1
 BATCH_BUCKETS = (1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 75, 100)
 # A sender reserves a slot at most 2 s away (workers/sending.py MAX_TOKEN_WAIT_MS).
 WAIT_BUCKETS = (0.0, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0)
-# A busy metrics port: try this many ports from LINESYNC_WORKER_METRICS_PORT up.
-PORT_TRIES = 16
 
 REQUEST_SECONDS = Histogram(
     "linesync_braze_request_duration_seconds", "Braze requests: time to the answer, by endpoint and HTTP status",
@@ -189,45 +186,3 @@ def registry_with(*collectors: Collector) -> CollectorRegistry:
     for c in collectors:
         out.register(c)
     return out
-
-
-class MetricsServer:
-    """A running /metrics server (prometheus_client's, a daemon thread)."""
-
-    def __init__(self, httpd, thread, port: int):
-        self._httpd, self._thread, self.port = httpd, thread, port
-
-    def close(self) -> None:
-        self._httpd.shutdown()
-        self._httpd.server_close()
-        self._thread.join(5)
-
-
-def serve(port: int, registry: CollectorRegistry, *, addr: str = "0.0.0.0",
-          tries: int = PORT_TRIES) -> MetricsServer | None:
-    """Serve ``registry`` on ``port``, or the first free port of the ``tries`` from it up.
-
-    Several worker processes on one host (``linesync worker`` twice, systemd
-    instances) then need no setting each: they take 9090, 9091, … in start order,
-    each logged. When none is free the process runs on without metrics (one
-    WARNING): metrics never stop delivery. ``port`` 0 = off (returns None).
-    """
-    if not port:
-        return None
-    tried, err = port, None
-    for tried in range(port, min(port + tries, 65536)):
-        try:
-            httpd, thread = _start_http_server(tried, addr=addr, registry=registry)
-        except OSError as e:
-            err = e
-            if e.errno == errno.EADDRINUSE:
-                continue
-            break
-        if tried != port:
-            log.info("metrics on port %d (port %d is taken: another worker process on this host?)", tried, port)
-        else:
-            log.info("metrics on port %d", tried)
-        return MetricsServer(httpd, thread, tried)
-    log.warning("metrics off in this process: cannot listen on ports %d-%d (%s); set LINESYNC_WORKER_METRICS_PORT "
-                "(0 = off)", port, tried, err)
-    return None

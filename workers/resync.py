@@ -503,8 +503,8 @@ class Resync:
                 self._finish(run, token, FAILED, "the pass's seen set was lost (expired or deleted) before "
                              "mark-missing ended; nobody was marked unsubscribed from it, run the resync again")
                 return
-            cursor, entries = self.r.hscan(self.keys.state, int(run.missing_cursor or 0), count=self.missing_chunk)
-            candidates = [_s(u) for u, v in entries.items() if v.endswith(SUBSCRIBED.encode())]
+            cursor, entries = state.scan(self.r, self.keys, run.missing_cursor or "0", count=self.missing_chunk)
+            candidates = [u for u, _version, st in entries if st == SUBSCRIBED]
             missing: list[str] = []
             if candidates:
                 flags = self.r.smismember(self.keys.resync_seen(run.id), candidates)
@@ -512,7 +512,7 @@ class Resync:
             now = now_ms(self.clock)
             base = make_version(run.started_ms, now, 0, 0)[:-4]
             changes = [state.Change(u, f"{base}{i % 10000:04d}", UNSUBSCRIBED) for i, u in enumerate(missing)]
-            fields = {"missing_cursor": str(int(cursor)), "phase": MISSING if int(cursor) else FINISH,
+            fields = {"missing_cursor": cursor, "phase": MISSING if cursor != "0" else FINISH,
                       "updated_ms": now, "unsubscribed": run.unsubscribed}
             if changes:
                 state.apply(_Queued(tx), self.keys, changes, now_ms=now, dedupe_ttl=self.dedupe_ttl)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import outbox
+from shared import identity, outbox
 from shared.clock import Clock, RedisClock, now_ms
 from shared.config import ROLE_REQUIREMENTS, Settings
 from shared.keys import Keys
@@ -61,5 +61,6 @@ def build(settings: Settings, clock: Clock | None = None) -> Runtime:
         track_sender=Sender(track, clock, auth_retry_seconds=settings.braze_auth_retry_seconds, what="/users/track",
                             on_recovered=lambda: outbox.release_retries(r, keys, now_ms=now_ms(clock))),
         identify_sender=Sender(ident, clock, auth_retry_seconds=settings.braze_auth_retry_seconds,
-                               what="/users/identify and /users/merge"),
+                               what="/users/identify and /users/merge",
+                               on_recovered=lambda: identity.release_retries(r, keys)),
     )

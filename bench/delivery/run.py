@@ -285,6 +285,7 @@ def run(ctx: dict[str, Any], *, workers: int, concurrency: int | None, latency_m
     limiter.pause(redis_ms(r) + 120_000, "bench: until every worker has started", "rate_limit", now_ms=redis_ms(r))
     env = clean_env(REDIS_URL=ctx["redis_url"], BRAZE_REST_ENDPOINT=braze, BRAZE_API_KEY=API_KEY,
                     BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false",
+                    LINESYNC_WORKER_METRICS_PORT="0",  # several workers on one host: no shared port
                     **({"LINESYNC_DELIVERY_CONCURRENCY": str(concurrency)} if concurrency else {}))
     env = {**WORKER_ENV_DEFAULTS, **env}  # as `linesync worker` runs it
     wlogs = [ctx["logs"] / f"worker-{workers}w-{concurrency or 'default'}c-{latency_ms:.0f}ms-{i}.log"

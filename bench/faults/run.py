@@ -158,7 +158,8 @@ class Drills:
     def env(self, redis_url: str | None = None, **extra: str) -> dict[str, str]:
         return {**WORKER_ENV_DEFAULTS, **delivery.clean_env(
             REDIS_URL=redis_url or self.server.url, BRAZE_REST_ENDPOINT=self.braze, BRAZE_API_KEY=API_KEY,
-            BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false", LINESYNC_WORKER_METRICS_PORT="0", **extra)}
+            BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false", LINESYNC_WORKER_METRICS_PORT="0",
+            LINESYNC_BEAT_METRICS_PORT="0", **extra)}
 
     def start(self, tag: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen:
         log = self.logs / f"{tag}.log"

@@ -209,7 +209,8 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
     sandbox: Sandbox = ctx["sandbox"]
     env = clean_env(REDIS_URL=url, LINE_CHANNEL_SECRET=SECRET, BRAZE_REST_ENDPOINT=sandbox.url,
                     BRAZE_API_KEY=API_KEY, BRAZE_SUBSCRIPTION_GROUP_ID=GROUP, RESYNC_ON_START="false",
-                    LINESYNC_LOG_LEVEL="WARNING", PYTHONPATH=str(REPO))
+                    LINESYNC_LOG_LEVEL="WARNING", PYTHONPATH=str(REPO),
+                    LINESYNC_WORKER_METRICS_PORT="0")  # a taken port would stop the worker
     env = {**WORKER_ENV_DEFAULTS, **env}  # as `linesync worker` runs it
     port = free_port()
     ingress = Proc("linesync-ingress", [sys.executable, "-m", "linesync.cli", "ingress",

@@ -10,7 +10,7 @@ from shared import dlq as letters
 from linesync.context import connect
 from shared.clock import redis_now
 
-KINDS = ["webhook", "track", "track_event", "identify", "merge"]
+KINDS = list(letters.KINDS)
 
 
 def _ctx():
@@ -37,8 +37,7 @@ def list_(limit: int, kind: str | None, as_json: bool) -> None:
     if not found:
         click.echo("no dead letters")
     for l in found:
-        subject = l.payload.get("user") or l.payload.get("stream_id") or ""
-        click.echo(f"{l.id}  {l.kind:<11} {subject:<34} {l.reason}")
+        click.echo(f"{l.id}  {l.kind:<11} {letters.subject(l):<34} {l.reason}")
 
 
 @dlq.command()
@@ -47,7 +46,8 @@ def list_(limit: int, kind: str | None, as_json: bool) -> None:
 def replay(kind: str | None, limit: int) -> None:
     """Retry dead letters. A profile is re-sent with its *current* state (never an older one);
     a webhook body, a custom event, an identify or merge request is queued again (dedupe and
-    newer-wins still apply). Says what it did per kind; letters it cannot replay are kept."""
+    newer-wins still apply). Says what it did per kind; letters it cannot replay are kept.
+    Two replays at once re-queue each letter once."""
     r, keys = _ctx()
     found = letters.list_letters(r, keys, count=limit, kind=kind)
     if not found:
@@ -55,6 +55,8 @@ def replay(kind: str | None, limit: int) -> None:
         return
     done = letters.replay(r, keys, found, now_ms=int(redis_now(r) * 1000))
     click.echo(f"replayed {sum(done.replayed.values())} of {len(found)} dead letters")
+    if done.gone:
+        click.echo(f"  {done.gone} were gone by then (replayed or purged meanwhile by another run)")
     for k, n in sorted(done.replayed.items()):
         click.echo(f"  {k:<11} {n:>6}  {_DONE.get(k, 'queued again').format(profiles=done.profiles)}")
     if done.kept:

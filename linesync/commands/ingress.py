@@ -15,6 +15,7 @@ import click
 from gunicorn.app.base import BaseApplication
 
 from shared.config import ROLE_REQUIREMENTS, Settings, load_settings
+from shared.errors import ConfigError
 from shared.logs import setup_logging
 
 from ingress import gunicorn_conf, startup
@@ -57,7 +58,9 @@ def _settings_of(module: types.ModuleType) -> dict[str, Any]:
     return {k: v for k, v in vars(module).items() if not k.startswith("_")}
 
 
-def _admin_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
+def _admin_bind(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None  # LINESYNC_ADMIN_BIND, or its default
     try:
         AdminBind.parse(value)
     except ValueError as e:
@@ -70,15 +73,20 @@ def _admin_bind(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.command("ingress")
 @click.option("--bind", default=gunicorn_conf.DEFAULT_BIND, show_default=True, metavar="HOST:PORT",
               is_eager=True, help="Public address: POST /line/events, /healthz, /readyz (nothing else).")
-@click.option("--admin-bind", default=DEFAULT_ADMIN_BIND, show_default=True, metavar="HOST:PORT",
+@click.option("--admin-bind", default=None, metavar="HOST:PORT",
               callback=_admin_bind,
               help="Admin address: /metrics, /v1/... (LINESYNC_ADMIN_TOKEN), /status, health. Keep it private "
-                   "(unix:PATH works too).")
+                   f"(unix:PATH works too). [default: LINESYNC_ADMIN_BIND, else {DEFAULT_ADMIN_BIND}]")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
               help=f"Worker processes (default: usable CPUs, at least 2; here {gunicorn_conf.workers}).")
-def ingress(bind: str, admin_bind: str, workers: int | None) -> None:
+def ingress(bind: str, admin_bind: str | None, workers: int | None) -> None:
     """Serve LINE's webhook on --bind and the admin surface on --admin-bind (gunicorn)."""
     settings = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
+    if admin_bind is None:  # the flag wins over LINESYNC_ADMIN_BIND
+        admin_bind = settings.admin_bind
+        if admin_bind == bind:
+            raise ConfigError("LINESYNC_ADMIN_BIND", "must differ from --bind: the admin surface is never on "
+                                                     "the public one")
     setup_logging(settings.log_format, settings.log_level)
     startup.check_redis(settings.redis_url)  # a ConfigError: one line, exit 2 (linesync.cli)
     log.info("webhooks on %s (POST /line/events), admin surface on %s (/metrics, /v1/..., /status)",

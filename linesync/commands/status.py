@@ -7,12 +7,15 @@ import json
 import click
 
 from linesync.context import connect
+from shared import dlq, identity
 from shared.status import describe_limit, gather
 
 
 def collect() -> dict:
     _, r, keys = connect()
     out = gather(r, keys)
+    letters = dlq.by_kind(r, keys)
+    out["identity"] = {**identity.sizes(r, keys), "dead_letters": {k: letters.get(k, 0) for k in identity.KINDS}}
     from workers.resync import resync_status
     out["resync"] = resync_status(r, keys)
     return out
@@ -31,8 +34,15 @@ def _render(s: dict) -> str:
         f"custom events waiting {o['pending_events']}",
         f"  delivered {s['delivered_per_s_last_minute']} objects/s over the last minute; "
         f"{s['counters'].get('delivered_objects', 0)} in all; profiles known {s['profiles_known']}",
-        f"Dead letters: {s['dead_letters']['total']}",
     ]
+    idn = s.get("identity")
+    if idn:
+        lines += [
+            "Identity queue (/users/identify, /users/merge)",
+            f"  queued {idn['queued']}, held by workers {idn['held']}, waiting to retry {idn['retrying']}; "
+            f"dead letters: identify {idn['dead_letters']['identify']}, merge {idn['dead_letters']['merge']}",
+        ]
+    lines.append(f"Dead letters: {s['dead_letters']['total']}")
     for reason, n in s["dead_letters"].items():
         if reason != "total":
             lines.append(f"  {n:>7}  {reason}")

@@ -75,3 +75,24 @@ def test_identify_requests_survive_a_braze_outage_and_a_killed_worker(stack):
     assert sum(e["n_objects"] for e in identify_answers(stack, 201)) == N
     wait_until(lambda: stack.r.xlen(stack.keys.identity) == 0, timeout=10, on_fail=stack.logs)
     assert stack.r.xlen(stack.keys.dlq) == 0
+
+
+def test_a_poisoned_identify_item_is_split_out_and_dead_lettered_while_the_rest_reach_braze(stack):
+    users = {f"crm-poison-{i}": uid(700 + i) for i in range(8)}
+    anonymous_profiles(stack, users.values())
+    bad_ext, bad_user = list(users.items())[5]
+    stack.braze.set_faults(poison_ids=[bad_user], poison_mode="400")
+    for ext, u in users.items():   # queued before a worker reads: one request of 8
+        identity.enqueue(stack.r, stack.keys, identity.IDENTIFY, ext, u)
+    stack.start_worker(concurrency=2)
+    good = {e: u for e, u in users.items() if e != bad_ext}
+    wait_until(lambda: all((stack.braze.profile(alias_name=u) or {}).get("external_id") == e
+                           for e, u in good.items()) and stack.r.xlen(stack.keys.dlq) == 1,
+               timeout=30, what="the good items delivered, the bad one dead-lettered", on_fail=stack.logs)
+    # halved: the whole request, its halves, quarters, then the bad item alone (not 1 + 8 one by one)
+    assert [e["status"] for e in stack.braze.requests() if e["path"] == "/users/identify"] == \
+        [400, 201, 400, 400, 201, 400, 201]
+    assert (stack.braze.profile(alias_name=bad_user) or {}).get("external_id") is None
+    [(_, letter)] = stack.r.xrange(stack.keys.dlq)
+    assert letter[b"kind"] == b"identify" and bad_ext.encode() in letter[b"payload"]
+    wait_until(lambda: stack.r.xlen(stack.keys.identity) == 0, timeout=10, on_fail=stack.logs)

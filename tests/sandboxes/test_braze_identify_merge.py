@@ -93,3 +93,20 @@ def test_identify_and_merge_share_their_rate_limit(http, braze):
     r = identify(http, braze, ("c", "U"))
     assert r.status_code == 429 and "Retry-After" in r.headers
     assert track(http, braze, attributes=[alias_obj("Ua")]).status_code == 201  # separate budget
+
+
+def test_poisoned_identify_and_merge_items(http, braze):
+    track(http, braze, attributes=[alias_obj("Ua"), alias_obj("Ubad")])
+    braze.set_faults(poison_ids=["Ubad"], poison_mode="400")
+    r = identify(http, braze, ("cust-1", "Ua"), ("cust-2", "Ubad"))
+    assert r.status_code == 400
+    assert r.json()["errors"] == [{"type": "sandbox poison id", "input_array": "aliases_to_identify", "index": 1}]
+    assert braze.profile(external_id="cust-1") is None         # nothing applied
+    r = merge(http, braze, {"user_alias": {"alias_name": "Ubad", "alias_label": "line_id"}},
+              {"external_id": "cust-1"})
+    assert r.status_code == 400 and r.json()["errors"][0]["input_array"] == "merge_updates"
+    braze.set_faults(poison_mode="error")
+    r = identify(http, braze, ("cust-1", "Ua"), ("cust-2", "Ubad"))
+    assert r.status_code == 201 and r.json()["aliases_processed"] == 1
+    assert r.json()["errors"] == [{"type": "sandbox poison id", "input_array": "aliases_to_identify", "index": 1}]
+    assert braze.profile(external_id="cust-1") and braze.profile(external_id="cust-2") is None

@@ -225,3 +225,22 @@ def test_the_worker_needs_the_group_id_unless_attributes_only(mode, needs_group)
         assert e.value.variable == "BRAZE_SUBSCRIPTION_GROUP_ID" and "BRAZE_STATE_MODE=attributes" in str(e.value)
     else:
         assert settings.require(*ROLE_REQUIREMENTS["worker"]) is settings
+
+
+def test_ports_and_the_admin_bind_come_from_the_environment():
+    s = load_settings({})
+    assert (s.worker_metrics_port, s.beat_metrics_port, s.admin_bind) == (9464, 9465, "127.0.0.1:9080")
+    s = load_settings({"LINESYNC_WORKER_METRICS_PORT": "9500", "LINESYNC_BEAT_METRICS_PORT": "0",
+                       "LINESYNC_ADMIN_BIND": "0.0.0.0:9180"})
+    assert (s.worker_metrics_port, s.beat_metrics_port, s.admin_bind) == (9500, 0, "0.0.0.0:9180")
+    assert load_settings({"LINESYNC_ADMIN_BIND": "unix:/run/linesync/admin.sock"}).admin_bind == \
+        "unix:/run/linesync/admin.sock"
+
+
+@pytest.mark.parametrize("var, value", [("LINESYNC_ADMIN_BIND", "9080"), ("LINESYNC_ADMIN_BIND", "host:99999"),
+                                        ("LINESYNC_ADMIN_BIND", ":9080"), ("LINESYNC_BEAT_METRICS_PORT", "70000"),
+                                        ("LINESYNC_WORKER_METRICS_PORT", "x")])
+def test_malformed_ports_and_binds_name_the_variable(var, value):
+    with pytest.raises(ConfigError) as e:
+        load_settings({var: value})
+    assert e.value.variable == var

@@ -91,3 +91,19 @@ def test_apply_can_be_queued_in_a_pipeline(r, keys):
     p.hset(keys.stats, "other", 1)
     res, _ = p.execute()
     assert state.applied(res).applied == 1 and state.get(r, keys, "U1")[1] == "S"
+
+
+def test_scan_walks_every_state_once_and_count_agrees(r, keys):
+    changes = [state.Change(f"U{i:032x}", f"1700000000000{i:04d}", "S" if i % 3 else "U") for i in range(2500)]
+    state.apply(r, keys, changes, now_ms=1, dedupe_ttl=60)
+    seen: dict[str, tuple[str, str]] = {}
+    cursor = "0"
+    while True:
+        cursor, entries = state.scan(r, keys, cursor, count=300)
+        for user, version, st in entries:
+            seen[user] = (version, st)
+        if cursor == "0":
+            break
+    assert len(seen) == state.count(r, keys) == 2500
+    assert seen["U" + "0" * 31 + "1"] == ("17000000000000001", "S")
+    assert seen["U" + "0" * 32] == ("17000000000000000", "U")

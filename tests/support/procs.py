@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
+from shared.embedded_redis import free_port
 from workers import BEAT_SCHEDULER
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -78,6 +79,7 @@ def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, nam
     """
     if concurrency:
         env = {**env, "LINESYNC_DELIVERY_CONCURRENCY": str(concurrency)}
+    env = {"LINESYNC_WORKER_METRICS_PORT": str(free_port()), **env}  # several workers per test: their own ports
     p = Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "worker", "--loglevel", "INFO",
                     "-n", f"{name}@%h", "--without-gossip", "--without-mingle", "--without-heartbeat"], env)
     p.wait_for_line("ready.", timeout=60)
@@ -85,6 +87,7 @@ def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, nam
 
 
 def celery_beat(env: Mapping[str, str], *, name: str = "beat", schedule_dir: str | None = None) -> Proc:
+    env = {"LINESYNC_BEAT_METRICS_PORT": str(free_port()), **env}
     return Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
                        "-S", BEAT_SCHEDULER], env)
 

@@ -2,11 +2,13 @@
 
 import json
 
+import pytest
 import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shared import state, webhook_queue
+from shared.clock import redis_now
 from shared.events import make_version
 from shared.state import Change
 from workers import resync
@@ -35,12 +37,46 @@ def test_backlog_dead_letters_and_pauses_are_exported(r, keys):
     assert m[("linesync_webhook_unconsumed", ())] == 1
     assert m[("linesync_outbox_pending_profiles", ())] == 1
     assert m[("linesync_dead_letters", ())] == 1
-    assert m[("linesync_braze_paused", (("endpoint", "track"), ("kind", "auth")))] == 1
+    # One series per limiter and kind, 1 for the pause in force; never an empty kind.
+    assert m[("linesync_braze_paused", (("kind", "auth"), ("limiter", "track")))] == 1
+    assert m[("linesync_braze_paused", (("kind", "rate_limit"), ("limiter", "track")))] == 0
+    assert m[("linesync_braze_paused", (("kind", "auth"), ("limiter", "identify")))] == 0
+    assert {dict(ls).get("kind") for (n, ls) in m if n == "linesync_braze_paused"} == {
+        "rate_limit", "auth", "config"}
+    assert m[("linesync_braze_failure_streak", (("limiter", "identify"),))] == 0
     assert m[("linesync_line_events_total", (("type", "follow"),))] == 3
     assert m[("linesync_transitions_total", ())] == 1
     assert m[("linesync_workers_alive", ())] == 0
     assert m[("linesync_resync_running", ())] == 0
     assert ("linesync_resync_last_completed_timestamp_seconds", ()) not in m  # none completed yet
+    assert m[("linesync_resync_last_failed", ())] == 0
+    # Counted by every worker process itself (linesync_worker_*_total): one name per count.
+    assert ("linesync_delivered_objects_total", ()) not in m and ("linesync_dead_lettered_total", ()) not in m
+
+
+def test_the_age_of_the_oldest_pending_profile(r, keys):
+    now_ms = int(redis_now(r) * 1000)
+    assert samples(ClusterCollector(lambda: r, keys))[("linesync_outbox_oldest_pending_age_seconds", ())] == 0
+    state.apply(r, keys, [Change("U1", make_version(1, 1, 0, 0), "S", None)], now_ms=now_ms - 120_000,
+                dedupe_ttl=60)
+    state.apply(r, keys, [Change("U2", make_version(2, 1, 0, 0), "S", None)], now_ms=now_ms - 5_000,
+                dedupe_ttl=60)
+    age = samples(ClusterCollector(lambda: r, keys))[("linesync_outbox_oldest_pending_age_seconds", ())]
+    assert 120 <= age < 180
+
+
+def test_redis_memory_and_its_limit(r, keys):
+    before = r.config_get("maxmemory")["maxmemory"]
+    r.config_set("maxmemory", 64 * 1024 * 1024)
+    try:
+        m = samples(ClusterCollector(lambda: r, keys))
+        assert m[("linesync_redis_maxmemory_bytes", ())] == 64 * 1024 * 1024
+        assert 0 < m[("linesync_redis_used_memory_bytes", ())] == pytest.approx(
+            r.info("memory")["used_memory"], rel=0.5)
+        r.config_set("maxmemory", 0)
+        assert samples(ClusterCollector(lambda: r, keys))[("linesync_redis_maxmemory_bytes", ())] == 0  # no limit
+    finally:
+        r.config_set("maxmemory", before)
 
 
 def test_live_workers_are_those_holding_their_lease(r, keys):
@@ -62,6 +98,7 @@ def test_resync_progress_and_the_last_completed_run(r, keys):
     assert m[("linesync_resync_followers", ())] == 7000
     # The failed run after it does not count: the alert is on the last *completed* one.
     assert m[("linesync_resync_last_completed_timestamp_seconds", ())] == 1_700_000_000
+    assert m[("linesync_resync_last_failed", ())] == 1
     assert m[("linesync_resync_last_completed_followers", ())] == 1234
 
 

@@ -240,3 +240,112 @@ def test_a_loop_whose_items_were_taken_over_mid_step_does_not_send_them_too(r, k
     run([holder["b"], a], clock, rounds=2)
     assert sorted(sent(braze)) == ["crm-1", "crm-2"]
     assert r.xlen(keys.identity) == 0 and r.xlen(keys.dlq) == 0
+
+
+# -- the same settling as /users/track: halving, per-item backoff, release on recovery ----------
+
+def ext_ids(call) -> list[str]:
+    return [it["external_id"] for it in call[1]["aliases_to_identify"]]
+
+
+def test_a_refused_group_is_halved_until_the_bad_item_is_alone(r, keys, make):
+    class RefusingBraze(ScriptedBraze):
+        def post(self, path, payload, *, now):
+            self.calls.append((path, payload))
+            bad = any(it["external_id"] == "crm-5" for it in payload["aliases_to_identify"])
+            return b.BadRequest("HTTP 400: bad alias") if bad else b.Delivered()
+
+    braze = RefusingBraze()
+    for i in range(8):
+        identity.enqueue(r, keys, identity.IDENTIFY, f"crm-{i}", "U" + f"{i:032x}")
+    d, _ = make(braze)
+    d.step(block_ms=10)
+    assert len(braze.calls) == 1 + 2 * 3             # halving: not 1 + 8 one by one
+    [(_, letter)] = r.xrange(keys.dlq)
+    assert letter[b"kind"] == b"identify" and letter[b"reason"] == b"HTTP 400: bad alias"
+    assert dlq.read_identity(dlq.list_letters(r, keys)[0])[0].external_id == "crm-5"
+    assert all(links.line_user(r, keys, f"crm-{i}") for i in range(8) if i != 5)
+    assert r.xlen(keys.identity) == 0
+
+
+def fail_then_succeed(n_failures):
+    return ScriptedBraze(*[b.Retryable("HTTP 503")] * n_failures)
+
+
+def test_a_failed_item_waits_its_own_backoff_and_counts_its_attempts(r, keys, make):
+    braze = fail_then_succeed(1)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    d, clock = make(braze, braze_retry_base_seconds=60, braze_retry_max_seconds=60)
+    d.step(block_ms=10)                              # fails: one attempt, a retry time within 60 s
+    [(eid, _)] = r.xrange(keys.identity)
+    [st] = identity.retry_states(r, keys, [eid]).values()
+    now = int(clock.now() * 1000)
+    assert st.attempts == 1 and now <= st.retry_at <= now + 60_000
+    identity.record_retries(r, keys, {eid: identity.RetryState(1, now + 50_000)})  # its backoff: 50 s
+    clock.advance(5)                                 # the breaker lets a probe through
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-2", U2)
+    d.step(block_ms=10)                              # the probe is the new item; Braze answers
+    clock.advance(1)
+    d.step(block_ms=10)                              # crm-1 still waits for its own time
+    assert [ext_ids(c) for c in braze.calls] == [["crm-1"], ["crm-2"]]
+    clock.advance(50)
+    d.step(block_ms=10)
+    assert [ext_ids(c) for c in braze.calls] == [["crm-1"], ["crm-2"], ["crm-1"]]
+    assert links.line_user(r, keys, "crm-1") == U1
+    assert r.hlen(keys.identity_attempts) == 0 and r.zcard(keys.identity_retry) == 0  # forgotten with it
+
+
+def test_items_waiting_to_retry_go_at_once_when_braze_answers_again(r, keys, settings):
+    braze = fail_then_succeed(1)
+    s = settings.replace(braze_retry_base_seconds=600, braze_retry_max_seconds=600)
+    clock = FakeClock()
+    lim = Limiter(r, keys, "identify", s.braze_identify_rate_limit)
+    sender = Sender(lim, clock, auth_retry_seconds=s.braze_auth_retry_seconds, what="identify",
+                    on_recovered=lambda: identity.release_retries(r, keys))   # as workers/runtime.py
+    d = IdentityDeliverer(r, keys, s, braze, sender, clock, consumer="h:1:test/identity")
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    d.step(block_ms=10)
+    [(eid, _)] = r.xrange(keys.identity)
+    identity.record_retries(r, keys, {eid: identity.RetryState(1, int(clock.now() * 1000) + 500_000)})
+    clock.advance(5)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-2", U2)
+    d.step(block_ms=10)                              # the probe (crm-2) succeeds: waiting items released
+    clock.advance(0.2)
+    d.step(block_ms=10)
+    assert [ext_ids(c) for c in braze.calls] == [["crm-1"], ["crm-2"], ["crm-1"]]
+    assert r.xlen(keys.identity) == 0
+
+
+def test_a_failed_early_probe_counts_no_attempt(r, keys, make):
+    braze = fail_then_succeed(2)
+    identity.enqueue(r, keys, identity.IDENTIFY, "crm-1", U1)
+    d, clock = make(braze)
+    d.step(block_ms=10)
+    [(eid, _)] = r.xrange(keys.identity)
+    far = int(clock.now() * 1000) + 500_000
+    identity.record_retries(r, keys, {eid: identity.RetryState(1, far)})
+    clock.advance(5)
+    d.step(block_ms=10)                              # half-open: the waiting item probes early, fails
+    assert len(braze.calls) == 2
+    assert identity.retry_states(r, keys, [eid]) == {eid: identity.RetryState(1, far)}
+
+
+def test_against_the_braze_sandbox_a_poisoned_item_is_split_out_and_the_rest_delivered(r, keys, rt, braze):
+    """Over real HTTP: Braze refuses a whole /users/identify request for one bad alias; halving
+    finds it, it is dead-lettered, and the rest of its batch reaches Braze."""
+    users = ["U" + f"{i:032x}" for i in range(8)]
+    rt.braze.track([{"user_alias": {"alias_name": u, "alias_label": "line_id"}, "_update_existing_only": False}
+                    for u in users], [], now=rt.clock.now())
+    braze.set_faults(poison_ids=[users[5]], poison_mode="400")
+    for i, u in enumerate(users):
+        identity.enqueue(r, keys, identity.IDENTIFY, f"crm-{i}", u)
+    d = IdentityDeliverer(r, keys, rt.settings, rt.braze, rt.identify_sender, rt.clock,
+                          consumer="h:1:test/identity")
+    d.step(block_ms=10)
+    answers = [e["status"] for e in braze.requests() if e["path"] == "/users/identify"]
+    assert answers == [400, 201, 400, 400, 201, 400, 201]   # halves, quarters, then the bad one alone
+    assert all(braze.profile(external_id=f"crm-{i}") for i in range(8) if i != 5)
+    assert braze.profile(external_id="crm-5") is None
+    [letter] = dlq.list_letters(r, keys)
+    assert letter.kind == "identify" and dlq.read_identity(letter)[0] == identity.Request("identify", "crm-5", users[5])
+    assert r.xlen(keys.identity) == 0 and links.line_user(r, keys, "crm-0") == users[0]
