@@ -56,8 +56,10 @@ class _Body:
 
 class Consumer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, clock: Clock, name: str,
-                 hooks: Sequence[EventHook] = (), is_alive: Callable[[str], bool] = lambda worker: True):
+                 hooks: Sequence[EventHook] = (), is_alive: Callable[[str], bool] = lambda worker: True,
+                 on_applied: Callable[[int], None] = lambda changes: None):
         self.r, self.keys, self.settings, self.clock, self.name = r, keys, settings, clock, name
+        self.on_applied = on_applied  # told how many state changes each batch applied (wakes the senders)
         self.hooks = list(hooks)
         self.is_alive = is_alive
         self.forward_types = set(settings.forward_event_types)
@@ -164,6 +166,8 @@ class Consumer:
                           group=STREAM_GROUP, counters=counters)
         rates.add(self.r, self.keys, rates.WEBHOOKS, len(bodies), now / 1000)
         log.debug("consumed %d bodies, %d events: %s", len(bodies), len(events), res)
+        if res is not None and res.applied:
+            self.on_applied(res.applied)
 
     def _set_aside(self, failed: Sequence[tuple[_Body, Exception]]) -> None:
         """Bodies that failed alone: dead-lettered, unless Redis refused them (OOM, READONLY...),

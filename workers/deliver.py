@@ -68,6 +68,8 @@ MIN_LEASE_MS = 20_000
 CHAIN = 8
 # A sender waiting while another watches an empty outbox looks itself after this long (s).
 IDLE_WAIT = 1.0
+# A resting watcher looks at the engine's stop flag at least this often (s).
+STOP_CHECK = 0.1
 # The watcher is replaced if it has not looked again this long after its pause (s).
 WATCH_GRACE = 0.5
 # This many items of one batch rejected alone (400) with none delivered: a configuration
@@ -129,6 +131,22 @@ class Deliverer:
         self._idle = threading.Condition()
         self._watcher: int | None = None
         self._watch_until = 0.0
+        # Profiles this process's consumers made dirty, less those claimed since (an estimate of
+        # the outbox's size): at a batch's worth the watcher looks at once instead of at its poll.
+        self._fresh = 0
+        self._fresh_lock = threading.Lock()
+        self._work = threading.Event()
+
+    def added(self, profiles: int) -> None:
+        """The process's consumers made ``profiles`` dirty (called after each applied batch)."""
+        with self._fresh_lock:
+            self._fresh += profiles
+            if self._fresh >= self.settings.braze_track_batch_size:
+                self._work.set()
+
+    def _claimed(self, batch: Batch) -> None:
+        with self._fresh_lock:
+            self._fresh = max(0, self._fresh - len(batch.items))
 
     def counts(self) -> tuple[int, int]:
         """(batches finished, objects delivered) so far, for the worker's INFO summary."""
@@ -151,6 +169,7 @@ class Deliverer:
         )
         if isinstance(got, Wait):
             return self._nothing_to_send(got)
+        self._claimed(got)
         with self._idle:
             if self._watcher == threading.get_ident():
                 self._watcher = None
@@ -170,7 +189,8 @@ class Deliverer:
         """One thread per process keeps looking at the outbox; the others wait to be woken.
 
         64 idle senders each claiming every 50 ms would cost Redis ~1,300 scripts a
-        second for nothing; this way it is ~20, and a found batch wakes the rest.
+        second for nothing; this way it is ~20, and a found batch wakes the rest. The
+        watcher's pause is cut short by the process's consumers (:meth:`rest`).
         """
         pause = min(wait.ms / 1000, POLL_SLEEP) if wait.why == "delay" else IDLE_SLEEP
         me = threading.get_ident()
@@ -180,6 +200,22 @@ class Deliverer:
                 return 0.0
             self._watcher, self._watch_until = me, time.monotonic() + pause + WATCH_GRACE
         return pause
+
+    def rest(self, seconds: float, stop: threading.Event) -> None:
+        """Sleep between steps. The watcher wakes early when this process's consumers have added
+        a batch's worth (:meth:`added`): a full batch no longer waits out its poll. The others
+        sleep on ``stop`` (the engine's), as any loop does."""
+        if self._watcher != threading.get_ident():
+            stop.wait(seconds)
+            return
+        deadline = time.monotonic() + seconds
+        while not stop.is_set():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            if self._work.wait(min(left, STOP_CHECK)):
+                self._work.clear()
+                return
 
     def _deliver(self, batch: Batch, *, claim_next: bool) -> tuple[float, Batch | None]:
         """Send and settle one batch (workers/settle.py); with ``claim_next`` (and an open gate),
