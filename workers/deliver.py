@@ -144,9 +144,17 @@ class Deliverer:
             if self._fresh >= self.settings.braze_track_batch_size:
                 self._work.set()
 
-    def _claimed(self, batch: Batch) -> None:
+    def _claimed(self, got: Batch | Wait) -> None:
+        """Correct the estimate by what a claim found: a batch takes its profiles out; an empty
+        outbox holds none; one still filling holds less than a batch (guessed half: at most two
+        looks per batch's worth, whatever the consumers' pace)."""
         with self._fresh_lock:
-            self._fresh = max(0, self._fresh - len(batch.items))
+            if isinstance(got, Batch):
+                self._fresh = max(0, self._fresh - len(got.items))
+            elif got.why == "empty":
+                self._fresh = 0
+            else:
+                self._fresh = min(self._fresh, self.settings.braze_track_batch_size // 2)
 
     def counts(self) -> tuple[int, int]:
         """(batches finished, objects delivered) so far, for the worker's INFO summary."""
@@ -167,9 +175,9 @@ class Deliverer:
             flush_delay_ms=self.settings.flush_delay_ms, probe=gate.probe, lease_ms=self.lease_ms,
             owner=self.owner,
         )
+        self._claimed(got)
         if isinstance(got, Wait):
             return self._nothing_to_send(got)
-        self._claimed(got)
         with self._idle:
             if self._watcher == threading.get_ident():
                 self._watcher = None
@@ -233,6 +241,7 @@ class Deliverer:
             self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now,
             max_objects=self.settings.braze_track_batch_size, flush_delay_ms=self.settings.flush_delay_ms,
             lease_ms=self.lease_ms, owner=self.owner)
+        self._claimed(got)
         return finished, got if isinstance(got, Batch) else None
 
     # -- the lease ----------------------------------------------------------
