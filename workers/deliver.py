@@ -52,6 +52,7 @@ from workers import braze as b
 from workers import metrics
 from workers import sending, settle
 from workers.sending import Sender
+from workers.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +69,6 @@ MIN_LEASE_MS = 20_000
 CHAIN = 8
 # A sender waiting while another watches an empty outbox looks itself after this long (s).
 IDLE_WAIT = 1.0
-# A resting watcher looks at the engine's stop flag at least this often (s).
-STOP_CHECK = 0.1
 # The watcher is replaced if it has not looked again this long after its pause (s).
 WATCH_GRACE = 0.5
 # This many items of one batch rejected alone (400) with none delivered: a configuration
@@ -131,30 +130,7 @@ class Deliverer:
         self._idle = threading.Condition()
         self._watcher: int | None = None
         self._watch_until = 0.0
-        # Profiles this process's consumers made dirty, less those claimed since (an estimate of
-        # the outbox's size): at a batch's worth the watcher looks at once instead of at its poll.
-        self._fresh = 0
-        self._fresh_lock = threading.Lock()
-        self._work = threading.Event()
-
-    def added(self, profiles: int) -> None:
-        """The process's consumers made ``profiles`` dirty (called after each applied batch)."""
-        with self._fresh_lock:
-            self._fresh += profiles
-            if self._fresh >= self.settings.braze_track_batch_size:
-                self._work.set()
-
-    def _claimed(self, got: Batch | Wait) -> None:
-        """Correct the estimate by what a claim found: a batch takes its profiles out; an empty
-        outbox holds none; one still filling holds less than a batch (guessed half: at most two
-        looks per batch's worth, whatever the consumers' pace)."""
-        with self._fresh_lock:
-            if isinstance(got, Batch):
-                self._fresh = max(0, self._fresh - len(got.items))
-            elif got.why == "empty":
-                self._fresh = 0
-            else:
-                self._fresh = min(self._fresh, self.settings.braze_track_batch_size // 2)
+        self.wakeup = Wakeup(settings.braze_track_batch_size)  # the consumers' Consumer(on_applied=)
 
     def counts(self) -> tuple[int, int]:
         """(batches finished, objects delivered) so far, for the worker's INFO summary."""
@@ -175,7 +151,7 @@ class Deliverer:
             flush_delay_ms=self.settings.flush_delay_ms, probe=gate.probe, lease_ms=self.lease_ms,
             owner=self.owner,
         )
-        self._claimed(got)
+        self.wakeup.claimed(got)
         if isinstance(got, Wait):
             return self._nothing_to_send(got)
         with self._idle:
@@ -210,20 +186,11 @@ class Deliverer:
         return pause
 
     def rest(self, seconds: float, stop: threading.Event) -> None:
-        """Sleep between steps. The watcher wakes early when this process's consumers have added
-        a batch's worth (:meth:`added`): a full batch no longer waits out its poll. The others
-        sleep on ``stop`` (the engine's), as any loop does."""
-        if self._watcher != threading.get_ident():
+        """Sleep between steps: the watcher until a batch's worth arrived (workers/wakeup.py), the others on ``stop``."""
+        if self._watcher == threading.get_ident():
+            self.wakeup.rest(seconds, stop)
+        else:
             stop.wait(seconds)
-            return
-        deadline = time.monotonic() + seconds
-        while not stop.is_set():
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return
-            if self._work.wait(min(left, STOP_CHECK)):
-                self._work.clear()
-                return
 
     def _deliver(self, batch: Batch, *, claim_next: bool) -> tuple[float, Batch | None]:
         """Send and settle one batch (workers/settle.py); with ``claim_next`` (and an open gate),
@@ -241,7 +208,7 @@ class Deliverer:
             self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now,
             max_objects=self.settings.braze_track_batch_size, flush_delay_ms=self.settings.flush_delay_ms,
             lease_ms=self.lease_ms, owner=self.owner)
-        self._claimed(got)
+        self.wakeup.claimed(got)
         return finished, got if isinstance(got, Batch) else None
 
     # -- the lease ----------------------------------------------------------

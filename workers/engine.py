@@ -102,7 +102,7 @@ class Engine:
         loops: list[tuple[str, Callable[[], float]]] = []
         for i in range(self.consume_loops):
             c = Consumer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.clock, f"{self.name}/consume-{i}",
-                         hooks=self.hooks, is_alive=self.is_alive, on_applied=self.deliverer.added)
+                         hooks=self.hooks, is_alive=self.is_alive, on_applied=self.deliverer.wakeup.added)
             loops.append((f"consume-{i}", c.step))
         for i in range(self.concurrency):
             loops.append((f"deliver-{i}", self.deliverer.step))
