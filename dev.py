@@ -6,18 +6,24 @@
     python3 dev.py lock                       # re-resolve the dependencies and rewrite the lock files
 
 ``up`` and ``test`` first make sure ``.venv`` exists and holds the pinned
-dependencies of ``requirements-test.lock`` (runtime + the extras below), then
-linesync itself (``pip install --no-deps -e .``), then ``pip check``. The
+dependencies of ``requirements-test.lock`` (runtime + the extras below;
+``pip install --require-hashes --no-deps``: every file is checked against the
+lock's sha256 hashes, nothing else is resolved), then linesync itself
+(``pip install --no-deps -e .``), then ``pip check``. The
 install is redone only when ``pyproject.toml``, the lock file (or the extras
 below, or the set of top-level packages) changed since the last successful
 one: a stamp file in ``.venv`` records what was installed. The install is
 editable, so code changes need no reinstall.
 
-``lock`` resolves ``pyproject.toml``'s dependencies afresh from the package
-index in throw-away venvs and writes ``requirements-test.lock`` (runtime +
-extras, for dev.py and CI) and ``requirements.lock`` (runtime only, the same
-versions, for the Docker image). Run it after changing dependencies in
-pyproject.toml, or to take newer releases, and commit both files.
+``lock`` resolves ``pyproject.toml``'s dependencies afresh with uv's
+``uv pip compile --universal --generate-hashes`` (uv, pinned below, is installed
+into a throw-away venv from the package index) and writes
+``requirements-test.lock`` (runtime + extras, for dev.py and CI) and
+``requirements.lock`` (runtime only, constrained to the same versions, for the
+Docker image). ``--universal``: one lock for every platform and Python >= 3.11,
+with environment markers where they differ; every pin carries the sha256 of
+each of its files. Run it after changing dependencies in pyproject.toml, or to
+take newer releases, and commit both files.
 
 Standard library only, because it runs before anything is installed.
 POSIX only (Linux, macOS): Windows is out of scope.
@@ -42,10 +48,11 @@ STAMP_NAME = ".linesync-dev-stamp"
 # Bump to force every developer's next `dev.py` run to reinstall.
 STAMP_VERSION = "2"
 MIN_PYTHON = (3, 11)
-# Pinned versions (name==version, one a line): runtime only (the Docker image) ...
+# Pinned versions with their sha256 hashes: runtime only (the Docker image) ...
 LOCK = "requirements.lock"
-# ... and runtime + EXTRAS (dev.py, hence CI).
+# ... and runtime + EXTRAS (dev.py, hence CI). Both hashed, made by `dev.py lock` with:
 TEST_LOCK = "requirements-test.lock"
+LOCK_TOOL = "uv==0.13.9"
 
 USAGE = """usage: python3 dev.py up [linesync up options]
        python3 dev.py test [pytest args]
@@ -54,8 +61,8 @@ USAGE = """usage: python3 dev.py up [linesync up options]
   up     create/refresh .venv, then run `linesync up` (embedded Redis, sandboxes,
          ingress, worker and beat; Ctrl-C stops all)
   test   create/refresh .venv, then run the test suite with pytest
-  lock   resolve pyproject.toml's dependencies again (needs the package index) and
-         rewrite requirements.lock and requirements-test.lock
+  lock   resolve pyproject.toml's dependencies again with uv (needs the package index)
+         and rewrite the hashed requirements.lock and requirements-test.lock
 """
 
 
@@ -100,14 +107,15 @@ def write_stamp(stamp_path: Path, wanted: str) -> None:
 
 
 def pip_install_argvs(python: Path, root: Path = ROOT) -> list[list[str]]:
-    """The pinned dependencies, then linesync itself without resolving anything, then a consistency check.
+    """The pinned dependencies (each file checked against the lock's hashes), then linesync itself without
+    resolving anything, then a consistency check.
 
     ``pip check`` fails when the lock file is incomplete or no longer satisfies
     pyproject.toml (a floor raised without running ``dev.py lock``).
     """
     pip = [str(python), "-m", "pip", "--disable-pip-version-check"]
     return [
-        [*pip, "install", "--quiet", "--no-deps", "--requirement", str(root / TEST_LOCK)],
+        [*pip, "install", "--quiet", "--require-hashes", "--no-deps", "--requirement", str(root / TEST_LOCK)],
         [*pip, "install", "--quiet", "--no-deps", "--editable", str(root)],
         [*pip, "check"],
     ]
@@ -170,43 +178,47 @@ def requirements(pyproject: bytes, extras: tuple[str, ...] = ()) -> list[str]:
     return [*project.get("dependencies", []), *(r for e in extras for r in optional[e])]
 
 
-def lock_text(pins: list[str], *, what: str, python: str = f"{sys.version_info[0]}.{sys.version_info[1]}") -> str:
-    """A lock file: a header saying how it was made, then ``pins`` sorted by name."""
-    return (
-        f"# {what}, pinned.\n"
-        f"# Made by `python3 dev.py lock` from pyproject.toml with Python {python} on {sys.platform}.\n"
-        "# Do not edit by hand: change pyproject.toml if needed, run `python3 dev.py lock`\n"
-        "# again and commit both lock files.\n"
-        + "".join(f"{p}\n" for p in sorted(pins, key=lambda p: p.partition("==")[0].lower()))
-    )
+def lock_argvs(uv: str, tmp: Path, python: str = ".".join(map(str, MIN_PYTHON))) -> list[list[str]]:
+    """The two ``uv pip compile`` runs: everything (runtime + EXTRAS), then the runtime alone held to the
+    versions of the first (so the image runs what the tests ran). Both write into ``tmp``."""
+    common = [uv, "pip", "compile", "pyproject.toml", "--universal", "--python-version", python,
+              "--generate-hashes", "--quiet", "--custom-compile-command", "python3 dev.py lock"]
+    full = tmp / TEST_LOCK
+    return [
+        [*common, *(a for e in EXTRAS for a in ("--extra", e)), "--output-file", str(full)],
+        [*common, "--constraint", str(full), "--output-file", str(tmp / LOCK)],
+    ]
 
 
-def freeze(venv: Path, pip_args: list[str]) -> list[str]:
-    """Install ``pip_args`` into a new venv at ``venv``; return its ``pip freeze`` (name==version lines)."""
+def install_uv(venv: Path) -> str:
+    """A throw-away venv holding LOCK_TOOL; returns its uv executable."""
     create_venv(venv)
-    pip = [str(venv_bin(venv, "python")), "-m", "pip", "--disable-pip-version-check"]
-    proc = subprocess.run([*pip, "install", "--quiet", *pip_args], capture_output=True, text=True)
+    proc = subprocess.run([str(venv_bin(venv, "python")), "-m", "pip", "--disable-pip-version-check", "install",
+                           "--quiet", LOCK_TOOL], capture_output=True, text=True)
     if proc.returncode != 0:
         sys.stderr.write(proc.stdout + proc.stderr)
-        die(f"pip install failed (exit {proc.returncode}); the lock files were not changed", proc.returncode)
-    out = subprocess.run([*pip, "freeze", "--exclude", "linesync"], capture_output=True, text=True, check=True)
-    return [line for line in out.stdout.splitlines() if line and not line.startswith("#")]
+        die(f"could not install {LOCK_TOOL} (exit {proc.returncode}); the lock files were not changed",
+            proc.returncode)
+    return str(venv_bin(venv, "uv"))
 
 
-def lock(root: Path = ROOT, freeze=freeze) -> None:
-    """Resolve pyproject.toml again and rewrite TEST_LOCK (runtime + EXTRAS) and LOCK (runtime, same versions)."""
-    pyproject = (root / "pyproject.toml").read_bytes()
-    with tempfile.TemporaryDirectory(prefix="linesync-lock-") as tmp:
-        print(f"dev.py: resolving linesync[{','.join(EXTRAS)}] ...", file=sys.stderr, flush=True)
-        full = freeze(Path(tmp) / "full", requirements(pyproject, EXTRAS))
-        constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text("".join(f"{p}\n" for p in full))
-        print("dev.py: resolving the runtime dependencies alone ...", file=sys.stderr, flush=True)
-        runtime = freeze(Path(tmp) / "runtime", [*requirements(pyproject), "--constraint", str(constraints)])
-    extras = ",".join(EXTRAS)
-    write_atomically(root / TEST_LOCK, lock_text(full, what=f"linesync's dependencies with [{extras}] (dev.py, CI)"))
-    write_atomically(root / LOCK, lock_text(runtime, what="linesync's runtime dependencies (the Docker image)"))
-    print(f"dev.py: wrote {TEST_LOCK} ({len(full)} packages) and {LOCK} ({len(runtime)})", file=sys.stderr)
+def lock(root: Path = ROOT, install_uv=install_uv, run=subprocess.run) -> None:
+    """Resolve pyproject.toml again; rewrite TEST_LOCK and LOCK only when both resolutions succeeded."""
+    with tempfile.TemporaryDirectory(prefix="linesync-lock-") as tmp_name:
+        tmp = Path(tmp_name)
+        uv = install_uv(tmp / "venv")
+        whats = (f"linesync[{','.join(EXTRAS)}]", "the runtime dependencies alone, at the same versions")
+        for what, argv in zip(whats, lock_argvs(uv, tmp)):
+            print(f"dev.py: resolving {what} (uv pip compile) ...", file=sys.stderr, flush=True)
+            proc = run(argv, cwd=root, capture_output=True, text=True)
+            if proc.returncode != 0:
+                sys.stderr.write(proc.stdout + proc.stderr)
+                die(f"uv pip compile failed (exit {proc.returncode}); the lock files were not changed",
+                    proc.returncode)
+        for name in (TEST_LOCK, LOCK):
+            # uv's "via -c <file>" names the throw-away copy: name the committed file instead.
+            write_atomically(root / name, (tmp / name).read_text().replace(str(tmp / TEST_LOCK), TEST_LOCK))
+    print(f"dev.py: wrote {TEST_LOCK} and {LOCK} (hashed)", file=sys.stderr)
 
 
 def die(message: str, code: int = 1) -> None:

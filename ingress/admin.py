@@ -1,4 +1,4 @@
-"""Token-protected admin endpoints for identity reconciliation (SPEC §6).
+"""Token-protected admin endpoints for identity reconciliation (docs/reference.md, the admin bind).
 
 All under ``/v1/``, served on the admin bind only (ingress/surface.py), all
 need ``Authorization: Bearer <LINESYNC_ADMIN_TOKEN>`` (compared in constant

@@ -43,6 +43,11 @@ Every wait is bounded:
   the event loop for at most CLOSE_LINGER seconds (``gthread`` does that in its
   main thread, which then serves nobody else).
 
+The connection bookkeeping (:class:`~ingress.connection.Conn`, its states, the
+parser's deadline-bound socket and the answers the worker sends by itself)
+is in ingress/connection.py; this module is the worker: its event loop (main
+thread) and what a thread does with a readable connection.
+
 Plain HTTP/1.x only: TLS (and HTTP/2) end at the proxy in front.
 ``gunicorn -c python:ingress.gunicorn_conf`` selects this worker too.
 """
@@ -50,10 +55,8 @@ Plain HTTP/1.x only: TLS (and HTTP/2) end at the proxy in front.
 from __future__ import annotations
 
 import errno
-import json
 import selectors
 import socket
-import struct
 import time
 from functools import partial
 from typing import Any
@@ -62,16 +65,12 @@ from gunicorn import http
 from gunicorn.http.errors import NoMoreData
 from gunicorn.workers import gthread
 
-from ingress.framing import (
-    BAD_FRAMING,
-    BAD_FRAMING_DETAIL,
-    COMPLETE,
-    HEADERS_TOO_LARGE,
-    LENGTH_REQUIRED,
-    LENGTH_REQUIRED_DETAIL,
-    NEED_MORE,
-    RequestFraming,
+from ingress.connection import (
+    BUSY, CLOSED, CLOSING, CONTINUE, REFUSALS, REQUEST_TIMEOUT_ANSWER, WAITING, Conn, DeadlineSource, timeval,
 )
+from ingress.framing import COMPLETE, NEED_MORE, RequestFraming
+
+__all__ = ["BufferedThreadWorker", "Conn"]
 
 # A request must be in (headers and body) this long after its first byte; a new
 # connection's first request this long after the accept. LINE sends a webhook in
@@ -99,77 +98,8 @@ SWEEP_INTERVAL = 0.25
 # Out of file descriptors (or kernel memory): stop accepting for this long, serve the rest.
 ACCEPT_PAUSE = 0.5
 _OUT_OF_RESOURCES = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
-
-# Connection states (``Conn.state``).
-WAITING, BUSY, CLOSING, CLOSED = "waiting", "busy", "closing", "closed"
 # What a thread hands back when the request is not all in yet.
 _MORE = object()
-
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
-
-
-def _answer(status: int, reason: str, detail: str | None = None) -> bytes:
-    error = {"error": reason.lower()} | ({"detail": detail} if detail else {})
-    body = json.dumps(error).encode()
-    head = (f"HTTP/1.1 {status} {reason}\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n")
-    return head.encode("latin-1") + body
-
-
-REQUEST_TIMEOUT_ANSWER = _answer(408, "Request Timeout")
-# Requests refused by the worker itself, by RequestFraming's verdict: (answer, metric reason).
-REFUSALS = {
-    HEADERS_TOO_LARGE: (_answer(431, "Request Header Fields Too Large"), "headers_too_large"),
-    LENGTH_REQUIRED: (_answer(411, "Length Required", LENGTH_REQUIRED_DETAIL), "length_required"),
-    BAD_FRAMING: (_answer(400, "Bad Request", BAD_FRAMING_DETAIL), "bad_framing"),
-}
-
-
-def _timeval(seconds: float) -> bytes:
-    return struct.pack("ll", int(seconds), int((seconds % 1) * 1_000_000))
-
-
-class _DeadlineSource:
-    """The connection's socket as gunicorn's parser reads it: reads give up at ``deadline``.
-
-    Only a request handed over incomplete (its body over the limit) or framed
-    differently by gunicorn than by RequestFraming makes the parser read here.
-    """
-
-    def __init__(self, sock: socket.socket):
-        self.sock = sock
-        self.deadline = 0.0
-
-    def recv(self, size: int) -> bytes:
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
-            raise TimeoutError("request read deadline passed")
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, _timeval(max(remaining, 0.001)))
-        try:
-            return self.sock.recv(size)
-        except BlockingIOError:  # SO_RCVTIMEO ran out
-            raise TimeoutError("request read deadline passed") from None
-
-
-class Conn:
-    """One client connection and where it is: waiting for bytes, in a thread, or closing."""
-
-    __slots__ = ("sock", "client", "server", "parser", "source", "state", "deadline", "framing",
-                 "pending", "body_buffered", "continued", "drained")
-
-    def __init__(self, sock: socket.socket, client: Any, server: Any):
-        self.sock = sock
-        self.client = client
-        self.server = server  # the listening address, for SERVER_NAME / SERVER_PORT
-        self.parser: Any = None
-        self.source: _DeadlineSource | None = None
-        self.state = BUSY
-        self.deadline = 0.0
-        self.framing: RequestFraming | None = None  # the request being read, once its first byte is in
-        self.pending = b""  # bytes the parser read ahead (pipelined), for the next request
-        self.body_buffered = True
-        self.continued = False
-        self.drained = 0
 
 
 class BufferedThreadWorker(gthread.ThreadWorker):
@@ -256,7 +186,7 @@ class BufferedThreadWorker(gthread.ThreadWorker):
             # Blocking for good: reads that must not wait use MSG_DONTWAIT; sends give up
             # after THREAD_IO_TIMEOUT (kernel timeout, no poll() before each send).
             sock.setblocking(True)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, _timeval(THREAD_IO_TIMEOUT))
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval(THREAD_IO_TIMEOUT))
         except OSError:
             self._close(Conn(sock, client, None))
             return
@@ -396,7 +326,7 @@ class BufferedThreadWorker(gthread.ThreadWorker):
                     break
                 if framing.expects_continue and not conn.continued:
                     conn.continued = True  # the client waits for this before it sends its body
-                    conn.sock.sendall(_CONTINUE)
+                    conn.sock.sendall(CONTINUE)
             conn.framing = None
             refusal = REFUSALS.get(state)
             if refusal is not None:
@@ -407,7 +337,7 @@ class BufferedThreadWorker(gthread.ThreadWorker):
             conn.body_buffered = state == COMPLETE
             # Serve it: gunicorn's parser reads the request from these bytes.
             if conn.parser is None:
-                conn.source = _DeadlineSource(conn.sock)
+                conn.source = DeadlineSource(conn.sock)
                 conn.parser = http.get_parser(self.cfg, conn.source, conn.client)
             conn.source.deadline = time.monotonic() + THREAD_READ_TIMEOUT
             conn.parser.unreader.unread(bytes(framing.data))

@@ -16,7 +16,11 @@ Why these values:
   (like idle keep-alive connections) hold no thread; a request must be in
   within 10 s of its first byte (408 after that).
 - ``workers`` = usable CPUs (at least 2): the work is CPU-bound Python
-  (HMAC, JSON, schema), which threads alone cannot spread over cores.
+  (HMAC, JSON, schema), which threads alone cannot spread over cores. Usable
+  means the CPUs the process may run on, lowered by a container's CPU quota
+  (cgroup v2 ``cpu.max``, v1 ``cpu.cfs_quota_us``; ingress/cpu_limit.py): a
+  1-CPU pod on a 32-core node starts 2, not 32. ``linesync ingress --workers``
+  (or gunicorn's ``-w``, e.g. in ``GUNICORN_CMD_ARGS``) overrides it.
 - ``timeout`` 30 s is worker *liveness* (a wedged process is replaced), not the
   request budget. Requests answer well inside LINE's 2 s because the Redis
   client gives up after 1 s (0.5 s to connect) and the ingress then says 503.
@@ -43,16 +47,10 @@ import shutil
 import sys
 import tempfile
 
+from ingress.cpu_limit import usable_cpus
 from ingress.surface import DEFAULT_ADMIN_BIND
 
 DEFAULT_BIND = "0.0.0.0:8080"
-
-
-def usable_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 bind = [DEFAULT_BIND, DEFAULT_ADMIN_BIND]

@@ -3,7 +3,7 @@
 Server-rendered HTML with no build step and no script: it refreshes itself
 every ``REFRESH_S`` seconds (``<meta http-equiv="refresh">``) and draws its
 one-hour chart as inline SVG. It shows what ``linesync status`` shows
-(shared/status.py ``gather`` and the resync runs) plus the last hour of
+(shared/status.py ``gather``, with the identify/merge queue, and the resync runs) plus the last hour of
 delivered objects/s and webhooks/s (shared/rates.py), and where the follow state
 goes in Braze (``BRAZE_STATE_MODE``: the subscription group and/or the custom
 attributes ``line_follow_state`` and ``line_follow_state_at``). :func:`render`
@@ -106,6 +106,16 @@ def chart(series: dict[str, Sequence[tuple[int, float]]], now: float) -> str:
             f'<div class="legend">{legend}</div>')
 
 
+def identity_table(idn: dict[str, Any] | None) -> str:
+    """The identify/merge queue's rows (shared/status.py ``identity_queue``); dead letters in red."""
+    if not idn:
+        return "<tr><td>unknown</td></tr>"
+    rows = [("queued", idn["queued"], ""), ("held by workers", idn["held"], ""),
+            ("waiting to retry", idn["retrying"], "")]
+    rows += [(f"dead-lettered: {kind}", n, "bad" if n else "") for kind, n in idn["dead_letters"].items()]
+    return "".join(f'<tr class="{level}"><td>{_e(label)}</td><td>{_n(n)}</td></tr>' for label, n, level in rows)
+
+
 def render(s: dict[str, Any]) -> str:
     q, o, lim, dl = s["queue"], s["outbox"], s["limits"], s["dead_letters"]
     live = [w for w in s["workers"] if w["alive"]]
@@ -129,6 +139,7 @@ def render(s: dict[str, Any]) -> str:
     worker_rows = "".join(
         f'<tr class="{"" if w["alive"] else "dim"}"><td>{_e(w["name"])}</td>'
         f'<td>{"alive" if w["alive"] else "gone"}, seen {w["seen_s_ago"]} s ago</td></tr>' for w in s["workers"])
+    identity_rows = identity_table(s.get("identity"))
     rs = s.get("resync") or {}
     resync_rows = []
     for label in ("current", "last"):
@@ -166,6 +177,8 @@ table {{ border-collapse: collapse; }} td {{ padding: 2px 14px 2px 0; vertical-a
 <table>{state_rows or "<tr><td>unknown</td></tr>"}</table>
 <h2>Braze limits</h2>
 <table>{"".join(limit_rows)}</table>
+<h2>Identity queue (/users/identify, /users/merge)</h2>
+<table>{identity_rows}</table>
 <h2>Dead letters</h2>
 <table>{dl_rows or "<tr><td>none</td></tr>"}</table>
 <h2>Resync</h2>

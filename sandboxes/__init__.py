@@ -1,4 +1,4 @@
-"""Local stand-ins for Braze and LINE (SPEC §7), served over real HTTP.
+"""Local stand-ins for Braze and LINE (docs/guide.md, "Local sandboxes"), served over real HTTP.
 
 ``linesync up`` starts them when ``BRAZE_REST_ENDPOINT`` / ``LINE_API_BASE_URL``
 are unset, ``linesync sandbox braze|line`` runs one in the foreground, and the

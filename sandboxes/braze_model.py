@@ -1,5 +1,6 @@
 """The Braze sandbox's data model: profiles and their store, identifier rules,
-the fixed-window rate limit and injected faults. No HTTP here (sandboxes/braze.py)."""
+the fixed-window rate limit and injected faults. No HTTP here (sandboxes/braze.py
+and its braze_*.py parts)."""
 
 from __future__ import annotations
 

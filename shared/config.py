@@ -149,9 +149,12 @@ def _http_url(text: str) -> str:
 
 
 def _redis_url(text: str) -> str:
+    from shared.redis_conn import SENTINEL_SCHEME, parse_sentinel_url
     p = urlparse(text.strip())
-    if p.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    if p.scheme == SENTINEL_SCHEME:
+        parse_sentinel_url(text)  # ValueError saying what is wrong
+    elif p.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss://, unix:// or sentinel:// URL")
     return text.strip()
 
 
@@ -201,6 +204,17 @@ def _state_mode(text: str) -> str:
     t = text.strip().lower()
     if t not in STATE_MODES:
         raise ValueError("expected one of " + ", ".join(STATE_MODES))
+    return t
+
+
+# How Redis keeps an acknowledged webhook (shared/redis_checks.py): its own AOF, or a replica.
+REDIS_DURABILITIES = ("aof", "replicas")
+
+
+def _durability(text: str) -> str:
+    t = text.strip().lower()
+    if t not in REDIS_DURABILITIES:
+        raise ValueError("expected aof or replicas")
     return t
 
 
@@ -260,7 +274,9 @@ def _check_transport(values: Mapping[str, Any]) -> None:
 
 
 def mask_url_password(url: str) -> str:
-    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0`` (user names stay)."""
+    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0`` (user names stay; sentinel:// too)."""
+    if "," in url.split("/", 3)[2]:  # several hosts (sentinel://): not one netloc urlsplit can read
+        return re.sub(r"^([a-z]+://[^:@/]*):[^@/]*@", r"\1:***@", url)
     p = urlsplit(url)
     if p.password is None:
         return url
@@ -333,6 +349,7 @@ _FIELDS: dict[str, _Field] = {
     "worker_metrics_port": _Field("LINESYNC_WORKER_METRICS_PORT", _port, DEFAULT_WORKER_METRICS_PORT),
     "beat_metrics_port": _Field("LINESYNC_BEAT_METRICS_PORT", _port, DEFAULT_BEAT_METRICS_PORT),
     "admin_bind": _Field("LINESYNC_ADMIN_BIND", _bind, DEFAULT_ADMIN_BIND),
+    "redis_durability": _Field("LINESYNC_REDIS_DURABILITY", _durability, "aof"),
 }
 
 
@@ -378,6 +395,7 @@ class Settings:
     worker_metrics_port: int = DEFAULT_WORKER_METRICS_PORT
     beat_metrics_port: int = DEFAULT_BEAT_METRICS_PORT
     admin_bind: str = DEFAULT_ADMIN_BIND
+    redis_durability: str = "aof"  # replicas: a webhook is answered 200 once a replica has it (WAIT)
 
     @property
     def webhook_url(self) -> str | None:

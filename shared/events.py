@@ -2,14 +2,14 @@
 
 Each event gets a *version*: a fixed-width string that sorts like
 ``(timestamp, arrival)``, where arrival is the body's stream id and the event's
-position in the body. Comparing versions as strings gives SPEC §4's order:
+position in the body. Comparing versions as strings gives the contract's order (docs/reference.md, Guarantees):
 newest timestamp wins, ties go to the later arrival.
 
 The timestamp in a version is the event's *effective* time
 (:func:`effective_timestamp`): its ``timestamp``, but never later than the time
 the ingress stored the body, which is the milliseconds of its stream id
 (Redis's clock, shared/webhook_queue.py). A signed event dated tomorrow would
-otherwise win over every real event until tomorrow (SPEC §3).
+otherwise win over every real event until tomorrow (docs/reference.md, the ingress).
 
 A body the ingress would refuse (shared/envelope.py: not strict UTF-8 JSON,
 out of bounds) raises InvalidWebhook here too, so one such body already in the

@@ -1,4 +1,4 @@
-"""The exact Braze objects of SPEC §4. Pure.
+"""The exact Braze objects (docs/reference.md, "What reaches Braze"). Pure.
 
 Where a LINE user's follow state goes depends on ``BRAZE_STATE_MODE``:
 

@@ -1,10 +1,10 @@
-"""What `linesync status` reports, gathered from Redis in a few round trips."""
+"""What `linesync status` and the status page (ingress/status_page.py) report, gathered from Redis in a few round trips."""
 
 from __future__ import annotations
 
 import redis
 
-from shared import dlq, outbox, rates, state
+from shared import dlq, identity, outbox, rates, state
 from shared.clock import redis_now
 from shared.keys import STREAM_GROUP, Keys
 from shared.limiter import IDENTIFY, TRACK
@@ -77,6 +77,12 @@ def workers(r: redis.Redis, keys: Keys, now: float) -> list[dict]:
             for (name, seen), live in zip(rows, alive)]
 
 
+def identity_queue(r: redis.Redis, keys: Keys) -> dict:
+    """The identify/merge queue: queued, held by workers, waiting to retry, and dead letters of each kind."""
+    letters = dlq.by_kind(r, keys)
+    return {**identity.sizes(r, keys), "dead_letters": {k: letters.get(k, 0) for k in identity.KINDS}}
+
+
 def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:
     now = redis_now(r) if now is None else now
     stats = {_s(k): int(v) for k, v in r.hgetall(keys.stats).items()}
@@ -90,4 +96,5 @@ def gather(r: redis.Redis, keys: Keys, now: float | None = None) -> dict:
         "profiles_known": state.count(r, keys),
         "workers": workers(r, keys, now),
         "counters": stats,
+        "identity": identity_queue(r, keys),
     }

@@ -32,7 +32,11 @@ def requeue(p: redis.client.Pipeline, keys: Keys, body: bytes) -> None:
     p.xadd(keys.webhooks, {BODY_FIELD: body, RECEIVED_FIELD: _received_ms()})
 
 
-def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: bytes) -> str:
+# With replicas: how long the ingress waits for a replica to confirm a webhook (ms).
+REPLICA_WAIT_MS = 500
+
+
+def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: bytes, *, replicas: int = 0) -> str:
     """``enqueue`` over one connection the caller owns (the ingress pins one per thread).
 
     The ingress's hot path: it sends one pre-packed XADD and reads the reply,
@@ -44,21 +48,39 @@ def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: 
     retried, so an answer stays well inside LINE's 2 s. If the first attempt's
     XADD did land, the retry stores the body twice; workers deduplicate
     events by webhookEventId.
+
+    ``replicas`` > 0 (LINESYNC_REDIS_DURABILITY=replicas): the XADD is followed,
+    in the same round trip, by ``WAIT replicas REPLICA_WAIT_MS``; fewer replicas
+    confirming it is StoreUnavailable (503: LINE redelivers). A body answered
+    200 is then on a replica too, so a failover cannot lose it — including a
+    Sentinel failover, where the old primary accepts writes until it is demoted
+    and drops them then (its promoted replica no longer confirms anything).
     """
     packed = _resp(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
+    if replicas:
+        packed += _resp(b"WAIT", b"%d" % replicas, b"%d" % REPLICA_WAIT_MS)
     try:
         try:
-            entry_id = _round_trip(conn, packed)
+            entry_id, confirmed = _round_trip(conn, packed, replicas)
         except redis.ConnectionError:
-            entry_id = _round_trip(conn, packed)
+            entry_id, confirmed = _round_trip(conn, packed, replicas)
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store webhook body") from e
+    if confirmed < replicas:
+        raise StoreUnavailable(f"webhook body stored but confirmed by {confirmed} of {replicas} replicas")
     return _text(entry_id)
 
 
-def _round_trip(conn: redis.connection.AbstractConnection, packed: bytes):
+def _round_trip(conn: redis.connection.AbstractConnection, packed: bytes, replicas: int = 0):
     conn.send_packed_command([packed], check_health=False)  # redis-py disconnects on any error
-    return conn.read_response()
+    if not replicas:
+        return conn.read_response(), 0
+    try:
+        entry_id = conn.read_response()
+    except redis.ResponseError:
+        conn.disconnect()  # the WAIT's reply is still on the socket: never read it as the next answer
+        raise
+    return entry_id, conn.read_response()
 
 
 def _resp(*parts: bytes) -> bytes:

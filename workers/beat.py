@@ -11,9 +11,11 @@ while another beat replica holds it, as at start.
 from __future__ import annotations
 
 import logging
+import time
+from types import SimpleNamespace
 
 from redbeat import RedBeatScheduler
-from redbeat.schedulers import get_redis
+from redbeat.schedulers import acquire_distributed_beat_lock, get_redis
 from redis.exceptions import LockError
 
 from shared import redis_checks
@@ -33,16 +35,27 @@ class Scheduler(RedBeatScheduler):
     def setup_schedule(self):
         from shared.errors import ConfigError
         try:
-            redis_checks.at_start(get_redis(self.app), "beat", log)
+            redis_checks.at_start(get_redis(self.app), "beat", log, self.app.settings.redis_durability)
             # /metrics and /healthz, served while this replica waits for the lock too.
             self.probe = self.probe or BeatProbe(self.app.settings.beat_metrics_port).start()
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None
-        super().setup_schedule()
+        attempt = 0
+        while True:  # writing the schedule needs Redis, with room (maxmemory): wait for both
+            try:
+                return super().setup_schedule()
+            except REDIS_DOWN as e:
+                attempt += 1
+                if attempt == 1:
+                    log.warning("beat: cannot write the schedule to Redis (%s); retrying every %.0f s",
+                                type(e).__name__, RETRY_SECONDS)
+                time.sleep(RETRY_SECONDS)
 
     def tick(self, *args, **kwargs):
         try:
+            if self.lock_key and self.lock is None:  # not taken at start (Redis away or full): take it now
+                acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=self))
             wait = super().tick(*args, **kwargs)
         except REDIS_DOWN as e:
             if not self._redis_down:
@@ -74,7 +87,10 @@ class Scheduler(RedBeatScheduler):
 
     def _reacquire(self) -> None:
         try:
-            self.lock.acquire(blocking=True)
+            if self.lock is None:
+                acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=self))
+            else:
+                self.lock.acquire(blocking=True)
             log.info("beat: lock taken again")
         except REDIS_DOWN:
             self._redis_down = True

@@ -1,5 +1,5 @@
 """Braze REST client, shared by every sender thread of a worker process, and a
-pure classifier that says what a response means for delivery (SPEC §4).
+pure classifier that says what a response means for delivery (docs/reference.md, Guarantees).
 
 The client is urllib3's ``PoolManager`` (the connection pool under requests):
 it is documented thread-safe, which ``requests.Session`` is not, and one pool

@@ -15,7 +15,6 @@ import os
 import threading
 from datetime import timedelta
 
-from celery import Celery
 from celery.schedules import crontab
 from kombu import Queue
 from kombu.utils.objects import cached_property
@@ -23,7 +22,9 @@ from kombu.utils.objects import cached_property
 from shared import queues
 from shared.config import Settings, parse_interval
 from shared.keys import Keys
+from shared.redis_conn import celery_broker, redbeat_settings
 from workers import BEAT_SCHEDULER
+from workers.broker import App
 
 # A beat replica that dies hands its lock over after this long (s) — the documented failover time.
 BEAT_LOCK_TIMEOUT = 30
@@ -40,8 +41,11 @@ def resync_schedule(text: str):
     return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
 
 
-class LinesyncCelery(Celery):
-    """A Celery app that carries linesync's settings and builds its worker runtime from them."""
+class LinesyncCelery(App):
+    """A Celery app that carries linesync's settings and builds its worker runtime from them.
+
+    Its workers run without mingle, gossip and heartbeat and its transport rides out a
+    full Redis (workers/broker.py's App and Worker, which workers/console.py's Worker extends)."""
 
     def __init__(self, settings: Settings, **kwargs):
         super().__init__("linesync", log="workers.console:Logging", **kwargs)
@@ -73,8 +77,10 @@ def create_app(settings: Settings) -> LinesyncCelery:
     """The Celery app of the workers and beat, configured from ``settings`` (which it carries)."""
     keys = Keys(settings.key_prefix)
     app = LinesyncCelery(settings, include=["workers.resync_tasks"])
+    broker = celery_broker(settings.redis_url)  # sentinel:// becomes kombu's sentinel transport
     app.conf.update(
-        broker_url=settings.redis_url,
+        broker_url=broker["broker_url"],
+        broker_transport=broker["broker_transport"],
         broker_connection_retry_on_startup=True,
         # Every key kombu writes (queues, unacknowledged messages, bindings, the fanout
         # channels of inspect/control and events) starts with {P}:celery:, so installs with
@@ -82,7 +88,8 @@ def create_app(settings: Settings) -> LinesyncCelery:
         # other's work. Unacknowledged messages of a dead worker come back after the
         # visibility timeout; it must exceed the longest task (a resync chunk, ~20 s), and
         # nothing depends on it to recover (leases and checkpoints do), so it is generous.
-        broker_transport_options={"global_keyprefix": keys.celery_prefix, "visibility_timeout": 900},
+        broker_transport_options={"global_keyprefix": keys.celery_prefix, "visibility_timeout": 900,
+                                  **broker.get("broker_transport_options", {})},
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,
@@ -102,7 +109,7 @@ def create_app(settings: Settings) -> LinesyncCelery:
         task_default_queue=queues.TASKS,
         worker_hijack_root_logger=False,
         beat_scheduler=BEAT_SCHEDULER,  # redbeat's, riding out Redis outages
-        redbeat_redis_url=settings.redis_url,
+        **redbeat_settings(settings.redis_url),
         redbeat_key_prefix=keys.redbeat_prefix,
         redbeat_lock_key=keys.redbeat_lock,
         redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,

@@ -16,10 +16,10 @@ import logging
 
 from celery.app.log import Logging as CeleryLogging
 from celery.apps.beat import Beat as CeleryBeat
-from celery.apps.worker import Worker as CeleryWorker
 from celery.apps.worker import install_worker_term_handler
 
 from shared.logs import setup_logging
+from workers.broker import Worker as BrokerWorker
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +53,8 @@ def _setup(settings) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
-class Worker(CeleryWorker):
-    """``celery worker``: no banner on stdout in JSON mode."""
+class Worker(BrokerWorker):
+    """``celery worker`` (workers/broker.py's: no mingle, gossip, heartbeat): no banner on stdout in JSON mode."""
 
     def on_before_init(self, quiet=False, **kwargs):
         if json_mode(self.app):

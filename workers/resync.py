@@ -1,4 +1,4 @@
-"""Follower resync (SPEC §5): page through LINE's follower list and mark every follower subscribed.
+"""Follower resync (docs/guide.md, "Follower resync"): page through LINE's follower list and mark every follower subscribed.
 
 Collaborators are injected (Redis, a LINE client with ``followers_ids``, a
 clock), so the whole pass runs in tests and benchmarks without Celery.

@@ -78,7 +78,8 @@ def _admin_bind(ctx: click.Context, param: click.Parameter, value: str | None) -
               help="Admin address: /metrics, /v1/... (LINESYNC_ADMIN_TOKEN), /status, health. Keep it private "
                    f"(unix:PATH works too). [default: LINESYNC_ADMIN_BIND, else {DEFAULT_ADMIN_BIND}]")
 @click.option("--workers", type=click.IntRange(min=1), default=None,
-              help=f"Worker processes (default: usable CPUs, at least 2; here {gunicorn_conf.workers}).")
+              help=f"Worker processes (default: usable CPUs, lowered to a container CPU quota, at least 2; "
+                   f"here {gunicorn_conf.workers}).")
 def ingress(bind: str, admin_bind: str | None, workers: int | None) -> None:
     """Serve LINE's webhook on --bind and the admin surface on --admin-bind (gunicorn)."""
     settings = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
@@ -88,7 +89,7 @@ def ingress(bind: str, admin_bind: str | None, workers: int | None) -> None:
             raise ConfigError("LINESYNC_ADMIN_BIND", "must differ from --bind: the admin surface is never on "
                                                      "the public one")
     setup_logging(settings.log_format, settings.log_level)
-    startup.check_redis(settings.redis_url)  # a ConfigError: one line, exit 2 (linesync.cli)
+    startup.check_redis(settings.redis_url, settings.redis_durability)  # a ConfigError: one line, exit 2 (linesync.cli)
     log.info("webhooks on %s (POST /line/events), admin surface on %s (/metrics, /v1/..., /status)",
              bind, admin_bind)
     overrides: dict[str, Any] = {"bind": [bind, admin_bind]}

@@ -1,4 +1,4 @@
-"""`linesync link|unlink|identify|merge`: join LINE users to known customer profiles (SPEC §6)."""
+"""`linesync link|unlink|identify|merge`: join LINE users to known customer profiles (docs/guide.md, "Reconciling users")."""
 
 from __future__ import annotations
 

@@ -111,7 +111,7 @@ def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) ->
 @click.option("--wait", is_flag=True, help="Show progress until the run ends; exit 0 if it completed, 1 if it failed.")
 @click.option("--mark-missing/--no-mark-missing", default=None,
               help="Mark known users absent from the complete pass unsubscribed "
-                   "(default: RESYNC_MARK_MISSING_UNSUBSCRIBED). See the README's caveat.")
+                   "(default: RESYNC_MARK_MISSING_UNSUBSCRIBED). See docs/guide.md, Follower resync, for LINE's caveat.")
 @click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="With --wait: give up (exit 3) if no worker starts the run within this many seconds.")
 @click.option("--cancel", is_flag=True, help="End the running resync (it stops at its next page) instead.")

@@ -7,15 +7,12 @@ import json
 import click
 
 from linesync.context import connect
-from shared import dlq, identity
 from shared.status import describe_limit, gather
 
 
 def collect() -> dict:
     _, r, keys = connect()
-    out = gather(r, keys)
-    letters = dlq.by_kind(r, keys)
-    out["identity"] = {**identity.sizes(r, keys), "dead_letters": {k: letters.get(k, 0) for k in identity.KINDS}}
+    out = gather(r, keys)  # with the identity queue (shared/status.py identity_queue)
     from workers.resync import resync_status
     out["resync"] = resync_status(r, keys)
     return out

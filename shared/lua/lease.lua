@@ -1,7 +1,7 @@
 #!lua flags=allow-oom
 -- A lease held by one token: take it, renew it, or give it back.
 --
--- KEYS[1] the lease key (e.g. {P}:pump:<kind>:<slot>)
+-- KEYS[1] the lease key ({P}:worker:<name>: a worker process's; {P}:resync:lease: the running resync's)
 -- ARGV[1] 'take' | 'renew' | 'release'   ARGV[2] token   ARGV[3] lease ms
 -- Returns 1 if this token holds (or held, for release) the lease, else 0.
 local op, token = ARGV[1], ARGV[2]

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from ingress import status_page
-from shared import outbox, rates, state
+from shared import dlq, identity, outbox, rates, state
 from shared.events import make_version
 from shared.config import RateLimit
 from shared.limiter import Limiter
@@ -18,6 +18,19 @@ from shared.state import Change
 from shared.clock import redis_now
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+U1 = "U" + "a" * 32
+
+
+def identity_queue(r, keys):
+    """4 identify/merge items queued, 2 of them held by a worker, 1 waiting to retry; a merge dead letter."""
+    for i in range(3):
+        identity.enqueue(r, keys, identity.IDENTIFY, f"crm-{i}", U1)
+    identity.enqueue(r, keys, identity.MERGE, "crm-m", U1)
+    r.xgroup_create(keys.identity, "workers", id="0")
+    got = r.xreadgroup("workers", "h:1:a/identity", {keys.identity: ">"}, count=2)[0][1]
+    identity.record_retries(r, keys, {got[0][0]: identity.RetryState(1, 10**13)})
+    kind, payload = dlq.identity_letter(identity.Request(identity.MERGE, "crm-x", U1))
+    r.xadd(keys.dlq, dlq.entry(kind, "HTTP 400", payload))
 
 
 def busy_redis(r, keys):
@@ -38,6 +51,7 @@ def busy_redis(r, keys):
     r.xadd(keys.dlq, {"kind": "track", "reason": "invalid alias", "payload": "{}"})
     r.zadd(keys.workers, {"host:1:abc": int(now * 1000)})
     r.set(keys.worker("host:1:abc"), "token", px=15_000)
+    identity_queue(r, keys)
 
 
 def test_render_shows_every_part(r, keys):
@@ -48,6 +62,24 @@ def test_render_shows_every_part(r, keys):
                  "invalid alias", "host:1:abc", "alive", "<polyline", "peak 1,234.0/s", "live workers"):
         assert text in page, text
     assert "<script" not in page  # no build step, no script
+
+
+def test_shows_the_identity_queue(r, keys, client):
+    identity_queue(r, keys)
+    page = client.get("/status").get_data(as_text=True)
+    assert "Identity queue (/users/identify, /users/merge)" in page
+    for row in ('<tr class=""><td>queued</td><td>4</td></tr>',
+                '<tr class=""><td>held by workers</td><td>2</td></tr>',
+                '<tr class=""><td>waiting to retry</td><td>1</td></tr>',
+                '<tr class=""><td>dead-lettered: identify</td><td>0</td></tr>',
+                '<tr class="bad"><td>dead-lettered: merge</td><td>1</td></tr>'):
+        assert row in page, row
+
+
+def test_an_empty_identity_queue_is_all_zeros(r, keys):
+    page = status_page.render(status_page.snapshot(r, keys))
+    for label in ("queued", "held by workers", "waiting to retry", "dead-lettered: identify", "dead-lettered: merge"):
+        assert f'<tr class=""><td>{label}</td><td>0</td></tr>' in page, label
 
 
 def test_values_are_escaped(r, keys):

@@ -29,7 +29,8 @@ def run_worker(env: dict[str, str], command: str = "worker", ready: str = "ready
             time.sleep(0.05)
         assert any(ready in line for line in list(err)), "".join(err)[-3000:]
         p.send_signal(signal.SIGTERM)
-        out, _ = p.communicate(timeout=30)
+        p.wait(30)
+        out = p.stdout.read()  # stderr is the reader thread's alone
     finally:
         if p.poll() is None:
             p.kill()

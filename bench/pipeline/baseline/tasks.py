@@ -1,5 +1,5 @@
 """The obvious design, worker half: one Celery task = one Braze /users/track POST
-with one attributes object (SPEC §4). (Baseline for bench/pipeline/run.py.)
+with one attributes object (docs/reference.md, "What reaches Braze"). (Baseline for bench/pipeline/run.py.)
 
     celery -A tasks worker        # with bench/pipeline/baseline on PYTHONPATH
 
