@@ -456,31 +456,25 @@ def test_progress_line():
 
 
 def test_kick_resumes_a_dead_chunk_and_queues_the_first_start_once(r, keys, settings, clock, monkeypatch):
-    from workers import resync_tasks, runtime
+    from workers import resync_tasks
+    from workers.runtime import build
     sent = []
     monkeypatch.setattr(resync_tasks.chunk, "apply_async", lambda args=(), **kw: sent.append(("chunk", args)))
     monkeypatch.setattr(resync_tasks.start, "apply_async", lambda args=(), **kw: sent.append(("start", kw)))
-    runtime.use_settings(settings.replace(resync_on_start=True))
-    try:
-        rt = runtime.runtime()
-        assert resync_tasks.wake(rt) == ["first-start"]
-        assert resync_tasks.wake(rt) == []  # once per deployment, however many kicks and replicas
-        run = begin(r, keys, clock)  # a run whose chunk died: no lease, nothing queued
-        assert resync_tasks.wake(rt) == [f"resume:{run.id}"]
-        assert sent == [("start", {"kwargs": {"reason": "first-start"}}), ("chunk", (run.id,))]
-    finally:
-        runtime.use_settings(None)
+    rt = build(settings.replace(resync_on_start=True))
+    assert resync_tasks.wake(rt) == ["first-start"]
+    assert resync_tasks.wake(rt) == []  # once per deployment, however many kicks and replicas
+    run = begin(r, keys, clock)  # a run whose chunk died: no lease, nothing queued
+    assert resync_tasks.wake(rt) == [f"resume:{run.id}"]
+    assert sent == [("start", {"kwargs": {"reason": "first-start"}}), ("chunk", (run.id,))]
 
 
 def test_first_start_waits_for_a_token(r, keys, settings, monkeypatch):
-    from workers import resync_tasks, runtime
+    from workers import resync_tasks
+    from workers.runtime import build
     monkeypatch.setattr(resync_tasks.start, "apply_async", lambda *a, **kw: None)
-    runtime.use_settings(settings.replace(resync_on_start=True, line_channel_access_token=None))
-    try:
-        assert resync_tasks.wake(runtime.runtime()) == []
-        assert not r.exists(keys.resync_first)
-    finally:
-        runtime.use_settings(None)
+    assert resync_tasks.wake(build(settings.replace(resync_on_start=True, line_channel_access_token=None))) == []
+    assert not r.exists(keys.resync_first)
 
 
 # ---------------------------------------------------------------- cancels and stale chunks: nothing half-applied
