@@ -102,7 +102,7 @@ class Engine:
         loops: list[tuple[str, Callable[[], float]]] = []
         for i in range(self.consume_loops):
             c = Consumer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.clock, f"{self.name}/consume-{i}",
-                         hooks=self.hooks, is_alive=self.is_alive)
+                         hooks=self.hooks, is_alive=self.is_alive, on_applied=self.deliverer.wakeup.added)
             loops.append((f"consume-{i}", c.step))
         for i in range(self.concurrency):
             loops.append((f"deliver-{i}", self.deliverer.step))
@@ -110,7 +110,9 @@ class Engine:
                                   self.rt.clock, consumer=f"{self.name}/identity", is_alive=self.is_alive)
         loops.append(("identity", ident.step))
         for loop_name, step in loops:
-            self._spawn(loop_name, self._loop, loop_name, step)
+            # A sender's pause is the deliverer's to sleep: its watcher wakes when a batch's worth arrived.
+            rest = self.deliverer.rest if loop_name.startswith("deliver-") else None
+            self._spawn(loop_name, self._loop, loop_name, step, rest)
         self._spawn("heartbeat", self._heartbeat)
         log.info("worker %s: %d consume loops, %d Braze requests in flight at most, identity sender",
                  self.name, self.consume_loops, self.concurrency)
@@ -153,7 +155,8 @@ class Engine:
         self._threads.append(t)
         t.start()
 
-    def _loop(self, loop_name: str, step: Callable[[], float]) -> None:
+    def _loop(self, loop_name: str, step: Callable[[], float],
+              rest: Callable[[float, threading.Event], None] | None = None) -> None:
         while not self._stop.is_set():
             try:
                 pause = step()
@@ -170,7 +173,10 @@ class Engine:
                 log.exception("%s: step failed", loop_name)
                 pause = ERROR_SLEEP
             if pause:
-                self._stop.wait(pause)
+                if rest is not None:
+                    rest(pause, self._stop)
+                else:
+                    self._stop.wait(pause)
 
     def _claim_exporter(self) -> None:
         """Compete for the exporter lease, while serving /metrics."""

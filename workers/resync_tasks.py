@@ -1,6 +1,6 @@
 """Celery tasks of the follower resync (logic in workers/resync.py).
 
-- ``linesync.resync.start(reason, mark_missing=None, run_id=None)``: beat's
+- ``linesync.resync.start(reason, mark_missing=None, run_id=None, force_mark_missing=False)``: beat's
   schedule, the first-start run and ``linesync resync`` send this. Creates a
   run unless one is running, then queues the first chunk. Every call is
   counted in ``{P}:stats`` field ``resync_start_calls``.
@@ -23,7 +23,7 @@ from shared.clock import now_ms
 from shared.logs import bound
 from workers import resync
 from workers.line_api import LineClient
-from workers.runtime import Runtime, runtime
+from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -36,19 +36,21 @@ def make_resync(rt: Runtime) -> resync.Resync:
     s = rt.settings
     line = LineClient(s.line_api_base_url, s.line_channel_access_token) if s.line_channel_access_token else None
     return resync.Resync(rt.r, rt.keys, line, rt.clock, dedupe_ttl=s.dedupe_ttl_seconds,
-                         line_unavailable="LINE_CHANNEL_ACCESS_TOKEN is not set on the workers")
+                         line_unavailable="LINE_CHANNEL_ACCESS_TOKEN is not set on the workers",
+                         mark_missing_min_share=s.resync_mark_missing_min_share)
 
 
-@shared_task(name="linesync.resync.start")
-def start(reason: str = "manual", mark_missing: bool | None = None, run_id: str | None = None) -> dict:
-    rt = runtime()
+@shared_task(name="linesync.resync.start", bind=True)
+def start(self, reason: str = "manual", mark_missing: bool | None = None, run_id: str | None = None,
+          force_mark_missing: bool = False) -> dict:
+    rt = self.app.runtime
     rt.r.hincrby(rt.keys.stats, START_CALLS, 1)
     mark = rt.settings.resync_mark_missing if mark_missing is None else bool(mark_missing)
     run, created = resync.start(rt.r, rt.keys, reason=reason, now_ms=now_ms(rt.clock), mark_missing=mark,
-                                run_id=run_id)
+                                run_id=run_id, force_mark_missing=bool(force_mark_missing))
     if created:
         resync.mark_queued(rt.r, rt.keys)
-        chunk.apply_async((run.id,))
+        self.app.tasks[chunk.name].apply_async((run.id,))  # through this app's broker
     else:
         log.info("resync requested (%s) while run %s is running: nothing to do", reason, run.id)
     return {"run_id": run.id, "created": created}
@@ -56,13 +58,13 @@ def start(reason: str = "manual", mark_missing: bool | None = None, run_id: str 
 
 @shared_task(name="linesync.resync.chunk", bind=True)
 def chunk(self, run_id: str = "") -> str:
-    rt = runtime()
+    rt = self.app.runtime
     resync.clear_queued(rt.r, rt.keys)
     with bound(resync=run_id, task_id=self.request.id or ""):
         outcome = make_resync(rt).run_chunk(stop=_stopping.is_set)
     if outcome in ("more", "lost") and not _stopping.is_set():
         resync.mark_queued(rt.r, rt.keys)
-        chunk.apply_async((run_id,))
+        self.apply_async((run_id,))
     return outcome
 
 

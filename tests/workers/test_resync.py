@@ -239,6 +239,87 @@ def test_mark_missing_does_nothing_after_an_incomplete_pass(r, keys, sandbox, cl
     assert set(states(r, keys, gone)) == {"S"}
 
 
+def strangers(r, keys, n, at_ms):
+    """``n`` users linesync holds as subscribed who are not on LINE's list."""
+    users = [f"Ustranger{i:05d}" for i in range(n)]
+    state.apply(r, keys, [state.Change(u, make_version(at_ms, at_ms, 0, i), "S") for i, u in enumerate(users)],
+                now_ms=at_ms, dedupe_ttl=60)
+    deliver_all(r, keys)  # delivered
+    return users
+
+
+def test_a_complete_pass_listing_no_followers_marks_nobody_missing(r, keys, sandbox, clock, caplog):
+    """LINE answers an empty list (a wrong channel's token, an outage page): nobody may become unsubscribed."""
+    sandbox.set_followers(0)
+    known = strangers(r, keys, 40, now_ms(clock) - 86_400_000)
+    run = begin(r, keys, clock, mark_missing=True)
+    with caplog.at_level(logging.ERROR, logger="workers.resync"):
+        assert make(r, keys, sandbox, clock).run_chunk() == "failed"
+    assert set(states(r, keys, known)) == {"S"} and outbox_pending(r, keys) == 0
+    done = run_of(r, keys)
+    assert (done.status, done.followers, done.unsubscribed, done.missing_found) == ("failed", 0, 0, 40)
+    assert done.error.startswith("mark-missing refused") and "0 followers" in done.error
+    assert resync.resync_status(r, keys)["last"]["error"] == done.error  # what `linesync status` shows
+    assert any("mark-missing refused" in rec.getMessage() for rec in caplog.records)
+    assert not r.exists(keys.resync_lock) and not r.exists(keys.resync_seen(run.id))
+
+
+def test_no_override_lets_an_empty_pass_mark_anyone(r, keys, sandbox, clock):
+    sandbox.set_followers(0)
+    known = strangers(r, keys, 40, now_ms(clock) - 86_400_000)
+    run, _ = resync.start(r, keys, reason="test", now_ms=now_ms(clock), mark_missing=True, force_mark_missing=True)
+    assert run.force_mark_missing
+    assert make(r, keys, sandbox, clock).run_chunk() == "failed"
+    assert set(states(r, keys, known)) == {"S"} and "0 followers" in run_of(r, keys).error
+
+
+def test_an_empty_pass_with_nobody_known_completes(r, keys, sandbox, clock):
+    sandbox.set_followers(0)
+    begin(r, keys, clock, mark_missing=True)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    assert run_of(r, keys).unsubscribed == 0
+
+
+def test_mark_missing_refuses_a_pass_listing_less_than_the_share(r, keys, sandbox, clock):
+    known = strangers(r, keys, 3000, now_ms(clock) - 86_400_000)  # 2,500 listed of 5,500 known: 45 %
+    begin(r, keys, clock, mark_missing=True)
+    assert make(r, keys, sandbox, clock, missing_chunk=700).run_chunk() == "failed"
+    done = run_of(r, keys)
+    assert done.error.startswith("mark-missing refused") and "45.5%" in done.error
+    assert "LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE=0.5" in done.error and "--force-mark-missing" in done.error
+    assert (done.followers, done.missing_found, done.unsubscribed) == (2500, 3000, 0)
+    assert set(states(r, keys, known)) == {"S"}
+    assert set(states(r, keys, all_followers())) == {"S"}  # the pass itself did its work
+    assert outbox_pending(r, keys) == 2500  # new followers only: no unsubscribe queued
+
+
+def test_a_lower_share_lets_the_same_pass_mark_them(r, keys, sandbox, clock):
+    known = strangers(r, keys, 3000, now_ms(clock) - 86_400_000)
+    begin(r, keys, clock, mark_missing=True)
+    assert make(r, keys, sandbox, clock, mark_missing_min_share=0.4).run_chunk() == "completed"
+    assert set(states(r, keys, known)) == {"U"} and run_of(r, keys).unsubscribed == 3000
+
+
+def test_the_override_marks_them_and_is_recorded_on_the_run(r, keys, sandbox, clock):
+    known = strangers(r, keys, 3000, now_ms(clock) - 86_400_000)
+    resync.start(r, keys, reason="test", now_ms=now_ms(clock), mark_missing=True, force_mark_missing=True)
+    assert make(r, keys, sandbox, clock, missing_chunk=700).run_chunk() == "completed"
+    assert set(states(r, keys, known)) == {"U"}
+    done = run_of(r, keys)
+    assert (done.unsubscribed, done.missing_found, done.force_mark_missing) == (3000, 3000, True)
+    assert resync.resync_status(r, keys)["last"]["force_mark_missing"] is True
+
+
+def test_the_share_setting(monkeypatch):
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+    assert load_settings({}, dotenv=False).resync_mark_missing_min_share == 0.5
+    assert load_settings({"LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE": "0.8"},
+                         dotenv=False).resync_mark_missing_min_share == 0.8
+    with pytest.raises(ConfigError, match="LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE"):
+        load_settings({"LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE": "1.5"}, dotenv=False)
+
+
 class _Crash(Exception):
     pass
 
@@ -377,31 +458,25 @@ def test_progress_line():
 
 
 def test_kick_resumes_a_dead_chunk_and_queues_the_first_start_once(r, keys, settings, clock, monkeypatch):
-    from workers import resync_tasks, runtime
+    from workers import resync_tasks
+    from workers.runtime import build
     sent = []
     monkeypatch.setattr(resync_tasks.chunk, "apply_async", lambda args=(), **kw: sent.append(("chunk", args)))
     monkeypatch.setattr(resync_tasks.start, "apply_async", lambda args=(), **kw: sent.append(("start", kw)))
-    runtime.use_settings(settings.replace(resync_on_start=True))
-    try:
-        rt = runtime.runtime()
-        assert resync_tasks.wake(rt) == ["first-start"]
-        assert resync_tasks.wake(rt) == []  # once per deployment, however many kicks and replicas
-        run = begin(r, keys, clock)  # a run whose chunk died: no lease, nothing queued
-        assert resync_tasks.wake(rt) == [f"resume:{run.id}"]
-        assert sent == [("start", {"kwargs": {"reason": "first-start"}}), ("chunk", (run.id,))]
-    finally:
-        runtime.use_settings(None)
+    rt = build(settings.replace(resync_on_start=True))
+    assert resync_tasks.wake(rt) == ["first-start"]
+    assert resync_tasks.wake(rt) == []  # once per deployment, however many kicks and replicas
+    run = begin(r, keys, clock)  # a run whose chunk died: no lease, nothing queued
+    assert resync_tasks.wake(rt) == [f"resume:{run.id}"]
+    assert sent == [("start", {"kwargs": {"reason": "first-start"}}), ("chunk", (run.id,))]
 
 
 def test_first_start_waits_for_a_token(r, keys, settings, monkeypatch):
-    from workers import resync_tasks, runtime
+    from workers import resync_tasks
+    from workers.runtime import build
     monkeypatch.setattr(resync_tasks.start, "apply_async", lambda *a, **kw: None)
-    runtime.use_settings(settings.replace(resync_on_start=True, line_channel_access_token=None))
-    try:
-        assert resync_tasks.wake(runtime.runtime()) == []
-        assert not r.exists(keys.resync_first)
-    finally:
-        runtime.use_settings(None)
+    assert resync_tasks.wake(build(settings.replace(resync_on_start=True, line_channel_access_token=None))) == []
+    assert not r.exists(keys.resync_first)
 
 
 # ---------------------------------------------------------------- cancels and stale chunks: nothing half-applied
@@ -515,3 +590,14 @@ def test_a_cancel_during_the_finish_ends_the_run_once(r, keys, sandbox, clock, m
     done = run_of(r, keys)
     assert (done.status, done.error) == ("failed", "cancelled by operator")
     assert [json.loads(x)["status"] for x in r.lrange(keys.resync_history, 0, -1)] == ["failed"]
+
+
+def test_the_sandbox_answers_pages_at_a_set_pace(r, keys, sandbox, clock):
+    """bench/resync's LINE pace: ``page_time_ms`` is a fault like the others; a pass under it completes."""
+    sandbox.set_faults(page_time_ms=5)
+    assert sandbox.faults()["page_time_ms"] == 5.0 and sandbox.faults()["latency_ms"] == 0.0
+    begin(r, keys, clock)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    assert run_of(r, keys).followers == 2500
+    sandbox.clear_faults()
+    assert sandbox.faults()["page_time_ms"] == 0.0
