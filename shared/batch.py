@@ -10,10 +10,22 @@ through the real scripts, so the two writers agree. Layout::
     {"id":       "<batch id>",
      "u":        ["<LINE user id>", ...],                 # the items, as parallel arrays:
      "x":        ["<its linked external ids, newline-separated>" | false, ...],
-     "v":        ["<version><S|U>" | false, ...],         # false: no state yet (linked profiles only)
+     "p":        ["<its state value, packed>" | false, ...],  # written by claim_batch.lua, or
+     "v":        ["<version><S|U>" | false, ...],         # written by encode; false: no state yet
      "events":   ["<forwarded event JSON, as queued on {P}:outbox:events (q dropped once put back)>"],
      "attempts": 0, "created": <ms>,
      "last_error": "", "retry_at": <ms>, "config_checked": false}   # the last three: once put back
+
+A state is ``"p"`` when claim_batch.lua wrote the batch: the value as stored
+(shared/state.py pack; its bytes as they are), so Lua formats no version and
+:func:`decode` unpacks it; ``"v"`` (version and state as text) when
+:func:`encode` wrote it.
+
+Redis's cjson writes bytes of 128 and more as they are, so a body Lua wrote may
+be no UTF-8 text (a packed value's bytes, or UTF-8 of links and events next to
+them): such a body is read as Latin-1 (one character per byte), each packed
+value is its characters' bytes, and each other string is UTF-8 read from them.
+A body :func:`encode` wrote is ASCII and read as JSON.
 
 Parallel arrays because the script builds them from its HMGET replies as they
 come, with no Lua table per user (that is most of a claim's Redis time). Batches
@@ -35,6 +47,8 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+
+from shared import state
 
 # The field of a queued event holding when it was queued (ms); dropped when the batch is read.
 QUEUED_AT = "q"
@@ -93,16 +107,34 @@ def encode(batch: Batch) -> str:
     })
 
 
+def _utf8(s: str) -> str:
+    """A string of a body read as Latin-1: the text its bytes (UTF-8) spell."""
+    return s if s.isascii() else s.encode("latin-1").decode("utf-8")
+
+
+def _unpacked(p: str | bool | None) -> str | bool:
+    """version + state of a packed value (its characters are its bytes), or false."""
+    if not p:
+        return False
+    version, st = state.unpack(p.encode("latin-1"))
+    return version + st
+
+
 def decode(body: bytes | str, *, taken_over: bool = False) -> Batch:
     """The batch stored as ``body`` (by claim_batch.lua or :func:`encode`)."""
-    d = json.loads(body)
+    raw = isinstance(body, bytes) and not body.isascii()
+    d = json.loads(body.decode("latin-1") if raw else body)
     events = []
     for e in d.get("events") or []:  # cjson encodes an empty list as {}
-        ev = json.loads(e) if isinstance(e, str) else e
+        ev = json.loads(_utf8(e) if raw else e) if isinstance(e, str) else e
         ev.pop(QUEUED_AT, None)
         events.append(ev)
     if "u" in d:
-        users, links, states = d["u"] or [], d.get("x") or [], d.get("v") or []  # cjson: [] is {}
+        users, links = d["u"] or [], d.get("x") or []  # cjson: [] is {}
+        if raw:
+            users = [_utf8(u) for u in users]
+            links = [_utf8(x) if x else x for x in links]
+        states = [_unpacked(p) for p in d["p"] or []] if "p" in d else d.get("v") or []
         items = [_item(u, links[i] if i < len(links) else None, states[i] if i < len(states) else None)
                  for i, u in enumerate(users)]
     else:  # stored by an earlier release

@@ -84,55 +84,74 @@ local function gather(upto)
       if bi > #blist and #blist == 32 then next_page() end
       local key = st.prefix .. ':' .. b
       local all = redis.call('HGETALL', key)
-      left[b] = left[b] or 0
+      local dirty, n = left[b] or 0, #cu
       for i = 1, #all, 2 do
         local cur = all[i + 1]
         if st_is_dirty(cur) then
-          left[b] = left[b] + 1
-          if #cu < upto then
-            local n = #cu + 1
+          dirty = dirty + 1
+          if n < upto then
+            n = n + 1
             cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = 'U' .. lh_bin2hex(all[i]), bs, b, key, all[i], cur
           end
         end
       end
+      left[b] = dirty
     end
   end
 end
 
-local users, links, states, objects = {}, {}, {}, 0
-local taken, picked = {}, {}
+-- Picked users go straight into the batch's arrays (u, x, v: those with a state or links; the
+-- others just leave the outbox), with what taking them changes, written only if a batch is made:
+-- gone (listed alone: they leave the list), clean[key] (fields and values with the dirty flag
+-- cleared), took[bucket read] (how many of its dirty users were taken).
+local u, x, v, flying, nitems = {}, {}, {}, {}, 0
+local objects, npicked, picked = 0, 0, {}
+local gone, clean, took, ncleaned = {}, {}, {}, 0
 local oldest = nil
 local looked, full = 0, false
 while not full and looked < limit do
   gather(math.min(limit, looked + max_objects))
   if #cu == looked then break end
   local slice = {unpack(cu, looked + 1, #cu)}
-  local flying = redis.call('HMGET', KEYS[3], unpack(slice))
+  local inflight = redis.call('HMGET', KEYS[3], unpack(slice))
   local linked = any_links and redis.call('HMGET', KEYS[6], unpack(slice)) or {}
   for k, user in ipairs(slice) do
     local j = looked + k
-    if not flying[k] then
+    if not inflight[k] then
       if picked[user] then
-        taken[#taken + 1] = j
+        -- Listed twice (alone and in its bucket): the same value, cleaned once.
+        if not cfrom[j] then gone[#gone + 1] = user end
       else
-        local v = false
-        if ccur[j] then
-          local version, state = st_unpack(ccur[j])
-          v = version .. state
-        end
+        -- Its stored value as is (packed, dirty flag and all): shared/batch.py decodes it, so
+        -- no version is formatted here.
+        local cur = ccur[j]
         -- The objects it makes (shared/payload.py objects_for): its alias profile if it has a
         -- state, and each linked profile. None: nothing to send, it just leaves the outbox.
-        local cost = v and 1 or 0
-        if linked[k] then
-          for _ in string.gmatch(linked[k], '[^\n]+') do cost = cost + 1 end
+        local cost = cur and 1 or 0
+        local lk = linked[k]
+        if lk then
+          for _ in string.gmatch(lk, '[^\n]+') do cost = cost + 1 end
         end
         if objects + cost > max_objects and objects > 0 then full = true break end
         picked[user] = true
-        taken[#taken + 1] = j
+        npicked = npicked + 1
+        if not cfrom[j] then gone[#gone + 1] = user end
+        if cur and st_is_dirty(cur) then
+          local key = ckey[j]
+          local c = clean[key]
+          if not c then c = {} clean[key] = c end
+          c[#c + 1] = cfield[j]
+          c[#c + 1] = st_clean(cur)
+          local b = cfrom[j] or string.sub(key, #st.prefix + 2)
+          took[b] = (took[b] or 0) + 1
+          ncleaned = ncleaned + 1
+        end
         if oldest == nil or cscore[j] < oldest then oldest = cscore[j] end
-        users[#users + 1] = user
-        links[#links + 1] = linked[k] or false
-        states[#states + 1] = v
+        if cur or lk then
+          nitems = nitems + 1
+          u[nitems], x[nitems], v[nitems] = user, lk or false, cur
+          flying[2 * nitems - 1] = user
+        end
         objects = objects + cost
         if objects >= max_objects then full = true break end
       end
@@ -160,7 +179,7 @@ if objects < max_objects then
     if oldest == nil or q < oldest then oldest = q end
   end
 end
-if #users == 0 and nevents == 0 then
+if npicked == 0 and nevents == 0 then
   forget_clean_buckets()
   st_close(st)
   return {'empty'}
@@ -172,36 +191,18 @@ if objects + nevents < max_objects and oldest + delay > now then
 end
 
 -- The batch value: its layout is shared/batch.py's (the codec, round-trip tested with this
--- script): parallel arrays of users, their links and their states (false: none).
+-- script): parallel arrays of users, their links and their stored state values (p, packed as
+-- lib/state.lua keeps them; false: none).
 local id = ARGV[4]
-local u, x, v = {}, {}, {}
-if #users > 0 then
-  -- Taken: listed alone, they leave the list; in a bucket, their dirty flag is cleared.
-  local gone, clean, seen = {}, {}, {}
-  for _, j in ipairs(taken) do
-    if not cfrom[j] then gone[#gone + 1] = cu[j] end
-    local cur, where = ccur[j], ckey[j] .. '|' .. cfield[j]
-    if cur and st_is_dirty(cur) and not seen[where] then
-      seen[where] = true
-      clean[ckey[j]] = clean[ckey[j]] or {}
-      local c = clean[ckey[j]]
-      c[#c + 1], c[#c + 2] = cfield[j], st_clean(cur)
-      st.dirtied = st.dirtied - 1
-      local b = string.sub(ckey[j], #st.prefix + 2)
-      if left[b] then left[b] = left[b] - 1 end
-    end
-  end
+if npicked > 0 then
   if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
   for key, c in pairs(clean) do redis.call('HSET', key, unpack(c)) end
-  local flying, n = {}, 0
-  for i, user in ipairs(users) do
-    if states[i] or links[i] then
-      n = n + 1
-      u[n], x[n], v[n] = user, links[i], states[i]
-      flying[2 * n - 1], flying[2 * n] = user, id
-    end
+  st.dirtied = st.dirtied - ncleaned
+  for b, n in pairs(took) do
+    if left[b] then left[b] = left[b] - n end
   end
-  if #flying > 0 then redis.call('HSET', KEYS[3], unpack(flying)) end
+  for i = 2, 2 * nitems, 2 do flying[i] = id end
+  if nitems > 0 then redis.call('HSET', KEYS[3], unpack(flying)) end
 end
 forget_clean_buckets()
 st_close(st)
@@ -211,7 +212,7 @@ if nevents > 0 then
   redis.call('LTRIM', KEYS[7], nevents, -1)
 end
 if #u == 0 and #events == 0 then return {'empty'} end
-local body = cjson.encode({id = id, u = u, x = x, v = v, events = events, attempts = 0, created = now})
+local body = cjson.encode({id = id, u = u, x = x, p = v, events = events, attempts = 0, created = now})
 redis.call('HSET', KEYS[4], id, body)
 redis.call('ZADD', KEYS[5], now + lease, id)
 redis.call('HSET', KEYS[9], id, ARGV[8])

@@ -100,3 +100,21 @@ def test_claim_counts_objects_as_payload_makes_them(r, keys):
     b = claim(r, keys, size=4)
     assert b.users == ["U0", "U1"]
     assert sum(len(payload.objects_for(i.user, i.state, i.external_ids, "sg")) for i in b.items) == 4
+
+
+def test_a_lua_batch_with_raw_bytes_and_utf8_links_decodes(r, keys):
+    # claim_batch.lua stores each state as packed (bytes of 128 and more as they are, next to
+    # UTF-8 links and events): decode reads them back exactly.
+    user = "U" + "ab" * 16                             # a LINE user id: kept in a bucket, packed
+    v = make_version(1_700_000_000_123, 1_700_000_000_456, 7, 3)
+    state.apply(r, keys, [Change(user, v, "S", None)], now_ms=1000, dedupe_ttl=60)
+    state.apply(r, keys, [Change("odd-id", "legacy-version", "U", None)], now_ms=1000, dedupe_ttl=60)
+    r.hset(keys.links_line, user, "crm-café\ncrm-東京")
+    r.rpush(keys.outbox_events, forward.encode({"name": "line_postback", "properties": {"data": "é"}}, 900))
+    got = claim(r, keys)
+    body = r.hget(keys.batches, got.id)
+    assert not body.isascii() and b'"p"' in body
+    assert sorted(got.items, key=lambda i: i.user) == sorted(
+        [Item(user, "S", v, ["crm-café", "crm-東京"]), Item("odd-id", "U", "legacy-version")], key=lambda i: i.user)
+    assert got.events == [{"name": "line_postback", "properties": {"data": "é"}}]
+    assert codec.decode(body).items == got.items
