@@ -1,7 +1,10 @@
 """Per-user subscription state: newest event wins, applied atomically with dedupe.
 
 Both the webhook consumer and the resync write state through :func:`apply`,
-so the ordering rule lives in one place (shared/lua/apply_events.lua). Every
+so the ordering rule lives in one place (shared/lua/lib/state.lua ``st_set``,
+run by shared/lua/apply_events.lua, and by shared/lua/apply_states.lua for
+changes that are states alone, as a resync page's are: two values per user
+instead of eleven, one write per bucket). Every
 read goes through :func:`get`, :func:`count` and :func:`scan`: the layout is
 this module's and shared/lua/lib/state.lua's alone (tests/shared/test_state.py
 round-trips values through the real scripts).
@@ -61,6 +64,9 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
     With a pipeline the script is only queued and None is returned; its result
     comes with the pipeline's ``execute()`` (see :func:`applied`).
     """
+    acks = list(ack_ids)
+    if not acks and not counters and all(c.state and not c.event_id and not c.forward for c in changes):
+        return _apply_states(r, keys, changes, now_ms=now_ms)
     args: list[str | int | bytes] = []
     for c in changes:
         f = field(c.user) or b""
@@ -73,12 +79,31 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
         else:
             args += [c.user, f, c.version, c.state, "", "", "", ""]
         args += [c.event_id or "", c.forward, dedupe.id_bytes(c.event_id) if c.event_id else ""]
-    acks = list(ack_ids)
     stats = [x for kv in (counters or {}).items() for x in kv]
     res = script(r, "apply_events")(
         keys=[keys.state, keys.outbox_ready, keys.outbox_events, keys.stats, keys.webhooks, keys.dedupe,
               keys.seen_prefix, keys.migrate, keys.outbox_buckets],
         args=[now_ms, dedupe_ttl, group, len(changes), len(acks), len(stats) // 2, *args, *acks, *stats],
+    )
+    if isinstance(r, redis.client.Pipeline):
+        return None
+    return applied(res)
+
+
+def _apply_states(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[Change], *,
+                  now_ms: int) -> Applied | None:
+    """States alone (a resync page): shared/lua/apply_states.lua, the same rule with 2 values per user."""
+    line: list[bytes] = []
+    other: list[str | bytes] = []
+    for c in changes:
+        f = field(c.user)
+        if f is None:
+            other += [c.user, pack(c.version, c.state)]
+        else:
+            line += [f, pack(c.version, c.state)]
+    res = script(r, "apply_states")(
+        keys=[keys.state, keys.outbox_ready, keys.stats, keys.outbox_buckets],
+        args=[now_ms, len(line) // 2, *line, *other],
     )
     if isinstance(r, redis.client.Pipeline):
         return None

@@ -2,7 +2,7 @@
 --#include lhash
 --#include state
 --#include dedupe
--- Apply a batch of LINE events atomically: dedupe, newer-wins transition,
+-- Apply a batch of LINE events atomically: dedupe, newer-wins transition (lib/state.lua st_set),
 -- outbox marking, forwarded events, stream acknowledgement, counters.
 --
 -- KEYS[1]  {P}:state            prefix of the state buckets (lib/state.lua); itself the old HASH
@@ -56,31 +56,13 @@ for i = 0, n - 1 do
   else
     if state ~= '' then
       local cur, key, f, b = st_read(st, user, field)
-      local was_dirty = cur and st_is_dirty(cur) or false
-      local newer, cur_state = true, nil
-      if cur then newer, cur_state = st_newer(version, cur, tonumber(ARGV[o + 6]), tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8])) end
-      if not newer then
+      local outcome, value = st_set(st, user, cur, b, version, state, ARGV[o + 5], tonumber(ARGV[o + 6]),
+                                    tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8]), KEYS[2])
+      if outcome == 0 then
         stale = stale + 1
       else
-        local changed = cur_state ~= state
-        local value = ARGV[o + 5]
-        if not st_packed(value) then
-          if was_dirty then
-            st.dirtied = st.dirtied - 1
-            redis.call('ZADD', KEYS[2], 'NX', now, user)
-            was_dirty = false
-          end
-          b = nil
-        elseif b ~= nil and (changed or was_dirty) then
-          value = st_dirty(value)
-        end
         st_write(st, key, f, value, not cur)
-        if changed then
-          st_mark(st, b, was_dirty, user, KEYS[2])
-          applied = applied + 1
-        else
-          unchanged = unchanged + 1
-        end
+        if outcome == 1 then applied = applied + 1 else unchanged = unchanged + 1 end
       end
     end
     if fwd ~= '' then

@@ -206,7 +206,7 @@ def test_many_event_ids_split_their_window_and_are_all_remembered(r, keys):
 
 
 def test_library_lines_keep_the_scripts_line_numbers():
-    for name in ("apply_events", "claim_batch", "get_state"):
+    for name in ("apply_events", "apply_states", "claim_batch", "get_state"):
         src = (Path(scripts.__file__).with_name("lua") / f"{name}.lua").read_text()
         assert len(scripts._source(name).split("\n")) == len(src.split("\n"))
         assert "--#include" not in scripts._source(name)
@@ -230,3 +230,50 @@ def test_a_plain_stored_version_still_orders_against_a_packed_one(r, keys):
     assert state.get(r, keys, u) == (make_version(1700000000000, 1, 0, 0), "U")
     apply(r, keys, Change(u, "1", "S"))                                # older as a string: stale
     assert state.get(r, keys, u)[1] == "U"
+
+
+def _everything(r, keys):
+    """Every key's content, as comparable values (the stats without the probe counter)."""
+    out = {}
+    for k in sorted(r.keys("*")):
+        t = r.type(k).decode()
+        if t == "hash":
+            out[k] = r.hgetall(k)
+        elif t == "zset":
+            out[k] = r.zrange(k, 0, -1, withscores=True)
+        else:
+            out[k] = r.dump(k)
+    out.get(keys.stats.encode(), {}).pop(b"probe", None)
+    return out
+
+
+def test_states_alone_take_the_same_path_as_events(r, keys):
+    # A resync page's changes (states, no event id) go through apply_states.lua; with a counter
+    # they go through apply_events.lua. Both apply lib/state.lua st_set: same keys, same values,
+    # same outbox, same replies, over splits, duplicates in one call, the old layout moved on
+    # read, ids of another form and versions of another form.
+    rnd = random.Random(16)
+    users = [line_user(i) for i in range(400)] + [f"u-{i}" for i in range(8)]
+    old = {u: VERSIONS[1] + "U" for u in users[::37]}
+    versions = VERSIONS + [v(rnd.randrange(1, 50), rnd.randrange(1, 9), rnd.randrange(0, 3)) for _ in range(30)]
+    pages = [[Change(rnd.choice(users), rnd.choice(versions), rnd.choice("SU"), None) for _ in range(150)]
+             for _ in range(14)]
+    results = []
+    for counters in (None, {"probe": 1}):
+        r.flushdb()
+        r.hset(keys.state, mapping=old)
+        got = [state.apply(r, keys, page, now_ms=1000 + i, dedupe_ttl=60, counters=counters)
+               for i, page in enumerate(pages)]
+        results.append((got, _everything(r, keys)))
+    (fast, fast_keys), (slow, slow_keys) = results
+    assert int(r.hget(keys.state_meta, "buckets")) > 2 and r.zcard(keys.outbox_buckets) > 2
+    assert fast == slow and fast_keys == slow_keys
+
+
+def test_states_alone_are_one_script_call(r, keys, monkeypatch):
+    called = []
+    real = state.script
+    monkeypatch.setattr(state, "script", lambda client, name: called.append(name) or real(client, name))
+    apply(r, keys, Change(line_user(1), v(1), "S", None), Change("u-1", v(1), "U", None))
+    apply(r, keys, Change(line_user(1), v(2), "U", "e1"))
+    assert called == ["apply_states", "apply_events"]

@@ -50,9 +50,10 @@ local function st_pack(version, state, dirty)
   local hi = (h - lo) / 16777216
   return schar(floor(hi / 65536), floor(hi / 256) % 256, hi % 256, floor(lo / 65536), floor(lo / 256) % 256, lo % 256) .. st_varint(d) .. st_varint(si)
 end
--- version, state, and for a standard version its parts (timestamp, arrival, seq*10000+index).
-local function st_unpack(v)
-  if string.byte(v, 1) == 255 then return string.sub(v, 3), string.sub(v, 2, 2) end
+-- state and, for a standard version, its parts (timestamp, arrival, seq*10000+index) of a stored
+-- value, with no version formatted; for a version of another form: state, nil, nil, nil, version.
+local function st_fields(v)
+  if sbyte(v, 1) == 255 then return ssub(v, 2, 2), nil, nil, nil, ssub(v, 3) end
   local b1, b2, b3, b4, b5, b6 = sbyte(v, 1, 6)
   local h = ((b1 * 256 + b2) * 256 + b3) * 16777216 + (b4 * 256 + b5) * 256 + b6
   local flags = h % 8
@@ -60,9 +61,13 @@ local function st_unpack(v)
   local d, i = st_unvarint(v, 7)
   local si = st_unvarint(v, i)
   if flags % 4 >= 2 then d = -d end
-  local arr = ts + d
-  local state = (flags % 2 == 1) and 'S' or 'U'
-  return string.format('%013d%013d%010d', ts, arr, si), state, ts, arr, si
+  return (flags % 2 == 1) and 'S' or 'U', ts, ts + d, si
+end
+-- version, state, and for a standard version its parts (timestamp, arrival, seq*10000+index).
+local function st_unpack(v)
+  local state, ts, arr, si, version = st_fields(v)
+  if ts then version = sformat('%013d%013d%010d', ts, arr, si) end
+  return version, state, ts, arr, si
 end
 -- Can the value carry the dirty flag (a packed version)? Is it set?
 local function st_packed(v)
@@ -79,7 +84,7 @@ local function st_dirty(v)
 end
 -- Is version (as given, or its parts if known) newer than the stored value cur? And cur's state.
 local function st_newer(version, cur, ts, arr, si)
-  local cv, cstate, cts, carr, csi = st_unpack(cur)
+  local cstate, cts, carr, csi, cv = st_fields(cur)
   if not ts then ts, arr, si = st_parts(version) end
   if ts and cts then
     if ts ~= cts then return ts > cts, cstate end
@@ -87,6 +92,7 @@ local function st_newer(version, cur, ts, arr, si)
     return si > csi, cstate
   end
   if ts then version = sformat('%013d%013d%010d', ts, arr, si) end
+  if cts then cv = sformat('%013d%013d%010d', cts, carr, csi) end
   return version > cv, cstate
 end
 -- The state store of one script run: st = st_open(prefix, buckets, now) with KEYS' {P}:state
@@ -95,7 +101,7 @@ local function st_open(prefix, dirty_buckets, now)
   local m = redis.call('HMGET', prefix .. ':meta', 'buckets', 'entries', 'dirty')
   local n = tonumber(m[1]) or 1
   return {prefix = prefix, n = n, p = lh_pow(n), entries = tonumber(m[2]) or 0, dirty = tonumber(m[3]) or 0,
-          added = 0, dirtied = 0, listed = {}, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now}
+          added = 0, dirtied = 0, listed = {}, tolist = {}, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now}
 end
 -- key and field where user lives, and its bucket (nil: in <P>:state:x).
 local function st_where(st, user)
@@ -112,11 +118,8 @@ local function st_at(st, user, f)
   local b = lh_bucket(lh_hash(f), st.n, st.p)
   return st.prefix .. ':' .. b, f, b
 end
--- The stored value of user (packed), or false; moves it from the old layout if it is there.
--- f: its field if the caller knows it (else computed here).
-local function st_read(st, user, f)
-  local key, b
-  if f then key, f, b = st_at(st, user, f) else key, f, b = st_where(st, user) end
+-- The stored value at key, f of user (packed), or false; moves it from the old layout if it is there.
+local function st_get(st, key, f, user)
   local cur = redis.call('HGET', key, f)
   if not cur and st.legacy then
     local old = redis.call('HGET', st.prefix, user)
@@ -127,24 +130,61 @@ local function st_read(st, user, f)
       st.added = st.added + 1
     end
   end
-  return cur, key, f, b
+  return cur
+end
+-- The stored value of user (packed), or false, and where: key, field, bucket (nil: <P>:state:x).
+-- f: its field if the caller knows it (else computed here).
+local function st_read(st, user, f)
+  local key, b
+  if f then key, f, b = st_at(st, user, f) else key, f, b = st_where(st, user) end
+  return st_get(st, key, f, user), key, f, b
 end
 local function st_write(st, key, f, value, new)
   redis.call('HSET', key, f, value)
   if new then st.added = st.added + 1 end
 end
--- Mark a stored user dirty: in its bucket's value if it has one (value as just written,
--- packed with dirty set by the caller), else listed alone in ready (ZSET user -> ms).
+-- Mark a stored user dirty: in its bucket's value if it has one (value as written, packed with
+-- dirty set by the caller; the bucket is listed by st_close), else listed alone in ready
+-- (ZSET user -> ms).
 local function st_mark(st, b, was_dirty, user, ready)
   if b then
     if not was_dirty then st.dirtied = st.dirtied + 1 end
     if not st.listed[b] then
-      redis.call('ZADD', st.buckets, 'NX', st.now, b)
       st.listed[b] = true
+      st.tolist[#st.tolist + 1] = st.now
+      st.tolist[#st.tolist + 1] = b
     end
   else
     redis.call('ZADD', ready, 'NX', st.now, user)
   end
+end
+-- The ordering rule, written once (apply_events.lua, apply_states.lua): user, stored value cur
+-- (false: none) in bucket b (nil: <P>:state:x), goes to state at version (parts ts, arr, si
+-- when standard); value: the new value packed, not dirty. Marks the user dirty as needed (ready:
+-- KEYS' {P}:outbox:ready). Returns 0 (stale: nothing to write), or 1 (applied: the state
+-- changed) or 2 (unchanged: a newer version of the same state) and the value to write.
+local function st_set(st, user, cur, b, version, state, value, ts, arr, si, ready)
+  local was_dirty, cur_state = false, nil
+  if cur then
+    local newer
+    newer, cur_state = st_newer(version, cur, ts, arr, si)
+    if not newer then return 0 end
+    was_dirty = st_is_dirty(cur)
+  end
+  local changed = cur_state ~= state
+  if not st_packed(value) then
+    if was_dirty then
+      st.dirtied = st.dirtied - 1
+      redis.call('ZADD', ready, 'NX', st.now, user)
+      was_dirty = false
+    end
+    b = nil
+  elseif b ~= nil and (changed or was_dirty) then
+    value = st_dirty(value)
+  end
+  if not changed then return 2, value end
+  st_mark(st, b, was_dirty, user, ready)
+  return 1, value
 end
 -- A split moved dirty users: their new bucket waits in the outbox as long as the old one.
 local function st_moved(st)
@@ -160,6 +200,10 @@ local function st_moved(st)
 end
 -- Persist the counts and grow the buckets: once per script run, after the writes.
 local function st_close(st)
+  if #st.tolist > 0 then
+    redis.call('ZADD', st.buckets, 'NX', unpack(st.tolist))
+    st.tolist = {}
+  end
   if st.added == 0 and st.dirtied == 0 then return end
   st.entries = st.entries + st.added
   st.dirty = st.dirty + st.dirtied
