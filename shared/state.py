@@ -98,9 +98,9 @@ def _apply_states(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: S
     for c in changes:
         f = field(c.user)
         if f is None:
-            other += [c.user, pack(c.version, c.state)]
+            other += [c.user, pack(c.version, c.state, True)]
         else:
-            line += [f, pack(c.version, c.state)]
+            line += [f, pack(c.version, c.state, True)]
     res = script(r, "apply_states")(
         keys=[keys.state, keys.outbox_ready, keys.stats, keys.outbox_buckets],
         args=[now_ms, len(line) // 2, *line, *other],

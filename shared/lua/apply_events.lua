@@ -56,8 +56,8 @@ for i = 0, n - 1 do
   else
     if state ~= '' then
       local cur, key, f, b = st_read(st, user, field)
-      local outcome, value = st_set(st, user, cur, b, version, state, ARGV[o + 5], tonumber(ARGV[o + 6]),
-                                    tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8]), KEYS[2])
+      local outcome, value = st_set(st, user, cur, b, ARGV[o + 5], false, KEYS[2], state, version, tonumber(ARGV[o + 6]),
+                                    tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8]))
       if outcome == 0 then
         stale = stale + 1
       else

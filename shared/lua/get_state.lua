@@ -9,7 +9,7 @@
 -- Returns per user two values: the packed value (or false), the old layout's
 -- "<version><S|U>" (or false; only while that hash exists).
 local n = lh_meta(KEYS[1] .. ':meta')
-local st = {prefix = KEYS[1], n = n}
+local st = {prefix = KEYS[1], kfmt = st_keyfmt(KEYS[1]), n = n}
 local old = redis.call('EXISTS', KEYS[1]) == 1
 local out = {}
 for i, user in ipairs(ARGV) do

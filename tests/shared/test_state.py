@@ -277,3 +277,12 @@ def test_states_alone_are_one_script_call(r, keys, monkeypatch):
     apply(r, keys, Change(line_user(1), v(1), "S", None), Change("u-1", v(1), "U", None))
     apply(r, keys, Change(line_user(1), v(2), "U", "e1"))
     assert called == ["apply_states", "apply_events"]
+
+
+def test_a_prefix_with_percent_signs_still_finds_its_buckets(r):
+    from shared.keys import Keys
+    keys = Keys("50%off")
+    users = [line_user(i) for i in range(300)]
+    state.apply(r, keys, [Change(u, v(1), "S", None) for u in users], now_ms=1, dedupe_ttl=60)
+    assert int(r.hget(keys.state_meta, "buckets")) > 1
+    assert r.exists(keys.state_bucket(1)) and state.get_many(r, keys, users) == [(v(1), "S")] * 300

@@ -97,18 +97,22 @@ local function st_newer(version, cur, ts, arr, si)
 end
 -- The state store of one script run: st = st_open(prefix, buckets, now) with KEYS' {P}:state
 -- and {P}:outbox:buckets (ZSET bucket -> first-dirty ms), the time (ms) a bucket becomes dirty.
+-- The format of a bucket's key (string.format, with the bucket number).
+local function st_keyfmt(prefix)
+  return (string.gsub(prefix, '%%', '%%%%')) .. ':%d'
+end
 local function st_open(prefix, dirty_buckets, now)
   local m = redis.call('HMGET', prefix .. ':meta', 'buckets', 'entries', 'dirty')
   local n = tonumber(m[1]) or 1
-  return {prefix = prefix, n = n, p = lh_pow(n), entries = tonumber(m[2]) or 0, dirty = tonumber(m[3]) or 0,
-          added = 0, dirtied = 0, listed = {}, tolist = {}, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now}
+  return {prefix = prefix, kfmt = st_keyfmt(prefix), n = n, p = lh_pow(n), entries = tonumber(m[2]) or 0, dirty = tonumber(m[3]) or 0,
+          added = 0, dirtied = 0, listed = {}, tolist = {}, legacy = redis.call('EXISTS', prefix) == 1, buckets = dirty_buckets, now = now, nows = sformat('%d', now)}
 end
 -- key and field where user lives, and its bucket (nil: in <P>:state:x).
 local function st_where(st, user)
   if #user == 33 and sbyte(user, 1) == 85 and not sfind(user, '[^0-9a-f]', 2) then
     local f = lh_hex2bin(string.sub(user, 2))
     local b = lh_bucket(lh_hash(f), st.n, st.p)
-    return st.prefix .. ':' .. b, f, b
+    return sformat(st.kfmt, b), f, b
   end
   return st.prefix .. ':x', user, nil
 end
@@ -116,7 +120,7 @@ end
 local function st_at(st, user, f)
   if f == '' then return st.prefix .. ':x', user, nil end
   local b = lh_bucket(lh_hash(f), st.n, st.p)
-  return st.prefix .. ':' .. b, f, b
+  return sformat(st.kfmt, b), f, b
 end
 -- The stored value at key, f of user (packed), or false; moves it from the old layout if it is there.
 local function st_get(st, key, f, user)
@@ -151,36 +155,42 @@ local function st_mark(st, b, was_dirty, user, ready)
     if not was_dirty then st.dirtied = st.dirtied + 1 end
     if not st.listed[b] then
       st.listed[b] = true
-      st.tolist[#st.tolist + 1] = st.now
-      st.tolist[#st.tolist + 1] = b
+      local n = #st.tolist
+      st.tolist[n + 1] = st.nows
+      st.tolist[n + 2] = sformat('%d', b)
     end
   else
-    redis.call('ZADD', ready, 'NX', st.now, user)
+    redis.call('ZADD', ready, 'NX', st.nows, user)
   end
 end
 -- The ordering rule, written once (apply_events.lua, apply_states.lua): user, stored value cur
--- (false: none) in bucket b (nil: <P>:state:x), goes to state at version (parts ts, arr, si
--- when standard); value: the new value packed, not dirty. Marks the user dirty as needed (ready:
--- KEYS' {P}:outbox:ready). Returns 0 (stale: nothing to write), or 1 (applied: the state
--- changed) or 2 (unchanged: a newer version of the same state) and the value to write.
-local function st_set(st, user, cur, b, version, state, value, ts, arr, si, ready)
-  local was_dirty, cur_state = false, nil
+-- (false: none) in bucket b (nil: <P>:state:x), goes to the state and version of value (the new
+-- value packed; dirty: whether it carries the dirty flag already; state, version and its parts
+-- ts, arr, si as the caller has them, or state nil: read from value when needed). Marks the user
+-- dirty as needed (ready: KEYS' {P}:outbox:ready; user may be nil when value is packed and b is
+-- not nil). Returns 0 (stale: nothing to write), or 1 (applied: the state changed) or 2
+-- (unchanged: a newer version of the same state) and the value to write.
+local function st_set(st, user, cur, b, value, dirty, ready, state, version, ts, arr, si)
+  local was_dirty, changed = false, true
   if cur then
-    local newer
-    newer, cur_state = st_newer(version, cur, ts, arr, si)
+    if not state then state, ts, arr, si, version = st_fields(value) end
+    local newer, cur_state = st_newer(version, cur, ts, arr, si)
     if not newer then return 0 end
     was_dirty = st_is_dirty(cur)
+    changed = cur_state ~= state
   end
-  local changed = cur_state ~= state
   if not st_packed(value) then
     if was_dirty then
       st.dirtied = st.dirtied - 1
-      redis.call('ZADD', ready, 'NX', st.now, user)
+      redis.call('ZADD', ready, 'NX', st.nows, user)
       was_dirty = false
     end
     b = nil
-  elseif b ~= nil and (changed or was_dirty) then
-    value = st_dirty(value)
+  else
+    local want = b ~= nil and (changed or was_dirty)
+    if want ~= dirty then
+      if want then value = st_dirty(value) else value = st_clean(value) end
+    end
   end
   if not changed then return 2, value end
   st_mark(st, b, was_dirty, user, ready)
