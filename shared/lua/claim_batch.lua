@@ -136,7 +136,7 @@ while not full and looked < limit do
         picked[user] = true
         npicked = npicked + 1
         if not cfrom[j] then gone[#gone + 1] = user end
-        if cur and st_is_dirty(cur) then
+        if cfrom[j] or (cur and st_is_dirty(cur)) then  -- read from a bucket: dirty
           local key = ckey[j]
           local c = clean[key]
           if not c then c = {} clean[key] = c end

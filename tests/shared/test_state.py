@@ -5,6 +5,8 @@ import itertools
 import random
 from pathlib import Path
 
+import pytest
+
 from shared import buckets, dedupe, scripts, state
 from shared.events import make_version
 from shared.state import Change
@@ -247,21 +249,23 @@ def _everything(r, keys):
     return out
 
 
-def test_states_alone_take_the_same_path_as_events(r, keys):
+@pytest.mark.parametrize("old_layout", [True, False])
+def test_states_alone_take_the_same_path_as_events(r, keys, old_layout):
     # A resync page's changes (states, no event id) go through apply_states.lua; with a counter
     # they go through apply_events.lua. Both apply lib/state.lua st_set: same keys, same values,
     # same outbox, same replies, over splits, duplicates in one call, the old layout moved on
     # read, ids of another form and versions of another form.
     rnd = random.Random(16)
     users = [line_user(i) for i in range(400)] + [f"u-{i}" for i in range(8)]
-    old = {u: VERSIONS[1] + "U" for u in users[::37]}
+    old = {u: VERSIONS[1] + "U" for u in users[::37]} if old_layout else {}
     versions = VERSIONS + [v(rnd.randrange(1, 50), rnd.randrange(1, 9), rnd.randrange(0, 3)) for _ in range(30)]
     pages = [[Change(rnd.choice(users), rnd.choice(versions), rnd.choice("SU"), None) for _ in range(150)]
              for _ in range(14)]
     results = []
     for counters in (None, {"probe": 1}):
         r.flushdb()
-        r.hset(keys.state, mapping=old)
+        if old:
+            r.hset(keys.state, mapping=old)
         got = [state.apply(r, keys, page, now_ms=1000 + i, dedupe_ttl=60, counters=counters)
                for i, page in enumerate(pages)]
         results.append((got, _everything(r, keys)))

@@ -71,13 +71,13 @@ local function st_unpack(v)
 end
 -- Can the value carry the dirty flag (a packed version)? Is it set?
 local function st_packed(v)
-  return string.byte(v, 1) ~= 255
+  return sbyte(v, 1) ~= 255
 end
 local function st_is_dirty(v)
-  return string.byte(v, 1) ~= 255 and string.byte(v, 6) % 8 >= 4
+  return sbyte(v, 1) ~= 255 and sbyte(v, 6) % 8 >= 4
 end
 local function st_clean(v)
-  return string.sub(v, 1, 5) .. string.char(string.byte(v, 6) - 4) .. string.sub(v, 7)
+  return ssub(v, 1, 5) .. schar(sbyte(v, 6) - 4) .. ssub(v, 7)
 end
 local function st_dirty(v)
   return ssub(v, 1, 5) .. schar(sbyte(v, 6) + 4) .. ssub(v, 7)
@@ -163,14 +163,14 @@ local function st_mark(st, b, was_dirty, user, ready)
     redis.call('ZADD', ready, 'NX', st.nows, user)
   end
 end
--- The ordering rule, written once (apply_events.lua, apply_states.lua): user, stored value cur
--- (false: none) in bucket b (nil: <P>:state:x), goes to the state and version of value (the new
--- value packed; dirty: whether it carries the dirty flag already; state, version and its parts
--- ts, arr, si as the caller has them, or state nil: read from value when needed). Marks the user
--- dirty as needed (ready: KEYS' {P}:outbox:ready; user may be nil when value is packed and b is
--- not nil). Returns 0 (stale: nothing to write), or 1 (applied: the state changed) or 2
--- (unchanged: a newer version of the same state) and the value to write.
-local function st_set(st, user, cur, b, value, dirty, ready, state, version, ts, arr, si)
+-- The ordering rule, written once (apply_events.lua, apply_states.lua): a user with stored
+-- value cur (false: none) in bucket b (nil: <P>:state:x) goes to the state and version of
+-- value (the new value packed; dirty: whether it carries the dirty flag already; state,
+-- version and its parts ts, arr, si as the caller has them, or state nil: read from value when
+-- needed). Returns 0 (stale: nothing to write), or 1 (applied: the state changed) or 2
+-- (unchanged: a newer version of the same state), the value to write, the bucket to list it in
+-- (nil: listed alone) and whether it was dirty. Changes nothing: st_effects does.
+local function st_next(cur, b, value, dirty, state, version, ts, arr, si)
   local was_dirty, changed = false, true
   if cur then
     if not state then state, ts, arr, si, version = st_fields(value) end
@@ -180,11 +180,6 @@ local function st_set(st, user, cur, b, value, dirty, ready, state, version, ts,
     changed = cur_state ~= state
   end
   if not st_packed(value) then
-    if was_dirty then
-      st.dirtied = st.dirtied - 1
-      redis.call('ZADD', ready, 'NX', st.nows, user)
-      was_dirty = false
-    end
     b = nil
   else
     local want = b ~= nil and (changed or was_dirty)
@@ -192,9 +187,24 @@ local function st_set(st, user, cur, b, value, dirty, ready, state, version, ts,
       if want then value = st_dirty(value) else value = st_clean(value) end
     end
   end
-  if not changed then return 2, value end
-  st_mark(st, b, was_dirty, user, ready)
-  return 1, value
+  return changed and 1 or 2, value, b, was_dirty
+end
+-- The outbox side of st_next's answer (ready: KEYS' {P}:outbox:ready; user may be nil when the
+-- value written is packed and b is not nil): a dirty user whose value cannot carry the flag is
+-- listed alone; a changed user is marked dirty.
+local function st_effects(st, user, outcome, b, was_dirty, written, ready)
+  if was_dirty and not st_packed(written) then
+    st.dirtied = st.dirtied - 1
+    redis.call('ZADD', ready, 'NX', st.nows, user)
+    was_dirty = false
+  end
+  if outcome == 1 then st_mark(st, b, was_dirty, user, ready) end
+end
+-- st_next and st_effects: returns the outcome and the value to write (none if stale).
+local function st_set(st, user, cur, b, value, dirty, ready, state, version, ts, arr, si)
+  local outcome, out, mb, was_dirty = st_next(cur, b, value, dirty, state, version, ts, arr, si)
+  if outcome ~= 0 then st_effects(st, user, outcome, mb, was_dirty, out, ready) end
+  return outcome, out
 end
 -- A split moved dirty users: their new bucket waits in the outbox as long as the old one.
 local function st_moved(st)
