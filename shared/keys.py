@@ -64,6 +64,14 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:resync:seen:<runId> SET     ids seen by run <runId> (only with RESYNC_MARK_MISSING_UNSUBSCRIBED)
     {P}:resync:first        STRING  set once the first-start run was queued (RESYNC_ON_START), no TTL
 
+  Several channels (shared/channels.py, LINESYNC_CHANNELS_FILE)
+    Each channel's keys (stream, state, dedupe, outbox, batches, dead letters, links, nonces,
+    identity, resync, rates) carry its scope after the prefix: {P}:ch:<channel>:state and so on;
+    the channel ``default`` has none, so a single-channel deployment's keys are the ones above.
+    Each Braze workspace's limiter, pauses and breaker carry the workspace's scope the same way,
+    {P}:ws:<workspace>:limit:<name> (the workspace of ``default`` has none). Process-wide keys
+    (worker, workers, celery, redbeat, metrics:exporter) are never scoped.
+
   Metrics
     {P}:rate:<series>:<t>   STRING  how many in the 10 s starting at epoch second t (TTL ~1 h), series
                                     delivered (objects Braze accepted) or webhooks (bodies applied):
@@ -77,14 +85,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STREAM_GROUP = "workers"
+# The channel whose keys carry no scope: the only one of a single-channel deployment.
+DEFAULT_CHANNEL = "default"
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "linesync"
+    scope: str = ""  # "" or "ch:<channel>" / "ws:<workspace>": see "Several channels" above
 
     def _k(self, *parts: str) -> str:
-        return ":".join(("{" + self.prefix + "}",) + parts)
+        head = ("{" + self.prefix + "}", self.scope) if self.scope else ("{" + self.prefix + "}",)
+        return ":".join(head + parts)
+
+    def for_channel(self, name: str) -> Keys:
+        """The keys of channel ``name`` (``default``: these very keys, unscoped)."""
+        return Keys(self.prefix) if name == DEFAULT_CHANNEL else Keys(self.prefix, f"ch:{name}")
+
+    def for_workspace(self, workspace: str) -> Keys:
+        """The limiter/pause/breaker keys of Braze workspace ``workspace`` ("": unscoped)."""
+        return Keys(self.prefix, f"ws:{workspace}") if workspace else Keys(self.prefix)
 
     # ingress
     @property
