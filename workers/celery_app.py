@@ -11,6 +11,7 @@ from kombu import Queue
 from shared import queues
 from shared.config import Settings, load_settings, parse_interval
 from shared.keys import Keys
+from workers.channel_schedule import resync_entries
 
 # A beat replica that dies hands its lock over after this long (s) — the documented failover time.
 BEAT_LOCK_TIMEOUT = 30
@@ -67,13 +68,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         redbeat_lock_key=keys.redbeat_lock,
         redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,
         beat_max_loop_interval=5,
-        beat_schedule={
-            "resync-followers": {
-                "task": "linesync.resync.start",
-                "schedule": resync_schedule(settings.resync_schedule),
-                "kwargs": {"reason": "schedule"},
-            },
-        },
+        beat_schedule=resync_entries(settings, resync_schedule),  # one per channel (workers/channel_schedule.py)
     )
     from workers.bootstep import EngineStep
     app.steps["worker"].add(EngineStep)
