@@ -102,6 +102,16 @@ class Keys:
         """The keys of channel ``name`` (``default``: these very keys, unscoped)."""
         return Keys(self.prefix) if name == DEFAULT_CHANNEL else Keys(self.prefix, f"ch:{name}")
 
+    @property
+    def channel_streams(self) -> str:
+        """SCAN pattern matching every scoped channel's webhook stream ({P}:ch:*:webhooks)."""
+        return self._k("ch", "*", "webhooks") if not self.scope else self.webhooks
+
+    def channel_of(self, key: str) -> str | None:
+        """The channel a scoped key belongs to ({P}:ch:<name>:...), or None."""
+        head = "{" + self.prefix + "}:ch:"
+        return key[len(head):].split(":", 1)[0] if key.startswith(head) else None
+
     def for_workspace(self, workspace: str) -> Keys:
         """The limiter/pause/breaker keys of Braze workspace ``workspace`` ("": unscoped)."""
         return Keys(self.prefix, f"ws:{workspace}") if workspace else Keys(self.prefix)

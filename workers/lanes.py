@@ -139,8 +139,21 @@ def engine_for(rt: Runtime, **kw):
     lanes = of(rt)
     if not lanes:
         return Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)], **kw)
+    _report_leftovers(rt, lanes)
     return Engine(rt, lanes=[(ln.name, ln.rt, consume_hooks(ln.rt)) for ln in lanes],
                   housekeeping=[_waker(ln) for ln in lanes], **kw)
+
+
+def _report_leftovers(rt: Runtime, lanes: list[Lane]) -> None:
+    from shared import leftovers
+    from shared.redis_conn import REDIS_DOWN
+
+    try:
+        found = leftovers.find(rt.r, rt.settings.key_prefix, [ln.name for ln in lanes])
+    except REDIS_DOWN:
+        return
+    for line in leftovers.describe(found):
+        log.warning("%s", line)
 
 
 def _waker(ln: Lane) -> Callable[[], object]:

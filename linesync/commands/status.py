@@ -25,7 +25,9 @@ def collect(channel: str | None = None) -> dict:
         st["workers"] = workers(r, Keys(settings.key_prefix), now)  # worker processes serve every channel
         st["workspace"] = ch.workspace_label
         out[ch.name] = st
-    return {"channels": out}
+    from shared import leftovers
+    return {"channels": out, "removed_channels": leftovers.find(r, settings.key_prefix, [c.name for c in
+                                                                                         settings.channels()])}
 
 
 def _one(r, keys: Keys) -> dict:
@@ -38,8 +40,10 @@ def _one(r, keys: Keys) -> dict:
 def render(s: dict) -> str:
     if "channels" not in s:
         return _render(s)
-    return "\n\n".join(f"== channel {name} (Braze workspace {st['workspace']})\n" + _render(st)
-                        for name, st in s["channels"].items())
+    from shared import leftovers
+    parts = [f"== channel {name} (Braze workspace {st['workspace']})\n" + _render(st)
+             for name, st in s["channels"].items()]
+    return "\n\n".join(parts + leftovers.describe(s.get("removed_channels") or {}))
 
 
 def _render(s: dict) -> str:

@@ -93,3 +93,16 @@ def test_single_channel_deployment_unchanged_and_default_accepted(r, run):
     assert run("status", "--json", "--channel", "default", channels_file=False).exit_code == 0
     assert run("link", "crm-1", U1, channels_file=False).exit_code == 0
     assert r.hget(Keys().links_ext, "crm-1") == U1.encode()
+
+
+def test_status_reports_a_removed_channels_leftover_work(r, run):
+    old = Keys("linesync", "ch:br")
+    r.xadd(old.webhooks, {"body": b"{}"})
+    r.zadd(old.outbox_ready, {U1: 1})
+    r.xadd(Keys("linesync", "ch:empty").webhooks, {"body": b"{}"})
+    r.xtrim(Keys("linesync", "ch:empty").webhooks, maxlen=0)  # a removed channel with nothing left
+    s = json.loads(run("status", "--json").output)
+    assert s["removed_channels"] == {"br": {"webhooks": 1, "profiles_waiting": 1, "open_batches": 0,
+                                            "identity": 0, "dead_letters": 0}}
+    assert "channel br is not in LINESYNC_CHANNELS_FILE but has work left" in run("status").output
+    assert r.xlen(old.webhooks) == 1  # reported, not touched
