@@ -106,3 +106,20 @@ def test_status_reports_a_removed_channels_leftover_work(r, run):
                                             "identity": 0, "dead_letters": 0}}
     assert "channel br is not in LINESYNC_CHANNELS_FILE but has work left" in run("status").output
     assert r.xlen(old.webhooks) == 1  # reported, not touched
+
+
+def test_pauses_per_workspace(r, run):
+    ws_tw = Keys("linesync").for_workspace(channels.workspace_of("https://rest.iad-02.braze.com", "k2"))
+    r.hset(ws_tw.pause(TRACK), mapping={"until": 2**50, "reason": "auth", "kind": "auth"})
+    doc = json.loads(run("pauses", "--json").output)
+    assert {tuple(w["channels"]) for w in doc.values()} == {("jp",), ("tw",)}
+    tw = next(w for w in doc.values() if w["channels"] == ["tw"])
+    jp = next(w for w in doc.values() if w["channels"] == ["jp"])
+    assert tw[TRACK]["paused"] and not jp[TRACK]["paused"]
+    assert run("pauses", "--clear", "--channel", "tw").exit_code == 0
+    assert not r.exists(ws_tw.pause(TRACK))
+
+
+def test_send_test_webhook_needs_a_channel_when_there_are_several(run):
+    res = run("send-test-webhook")
+    assert res.exit_code == 2 and "--channel" in res.output
