@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
+import subprocess
 import sys
 import tomllib
 import urllib.request
@@ -34,6 +36,15 @@ braze_rest_endpoint = "https://rest.iad-01.braze.com"
 braze_api_key_env = "TW_BRAZE_KEY"
 braze_subscription_group_id = "sg-tw"
 """
+
+
+def _env_file(path: Path) -> dict[str, str]:
+    out = {}
+    for line in path.read_text().splitlines():
+        if line and not line.startswith("#"):
+            k, _, v = line.partition("=")
+            out[k] = shlex.split(v)[0] if v else ""
+    return out
 
 
 def ports():
@@ -94,6 +105,16 @@ def test_up_serves_every_channel_with_its_own_stand_ins(tmp_path):
 
             wait_until(subscribed, timeout=60, what=f"{name}'s follow in its own Braze sandbox",
                        on_fail=up.output)
+        # A resync of one channel pages that channel's LINE sandbox into that channel's workspace only.
+        cli_env = {**base_env(), **_env_file(data / "env")}
+        res = subprocess.run([sys.executable, "-m", "linesync.cli", "resync", "--channel", "jp", "--wait",
+                              "--start-timeout", "60"], env=cli_env, capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stdout + res.stderr + up.output()
+        assert "Resync completed: 100 followers" in res.stdout
+        with urllib.request.urlopen(f"{doc['jp']['braze_rest_endpoint']}/_sandbox/profiles", timeout=5) as resp:
+            assert len(json.loads(resp.read())["profiles"]) == 101
+        with urllib.request.urlopen(f"{doc['tw']['braze_rest_endpoint']}/_sandbox/profiles", timeout=5) as resp:
+            assert len(json.loads(resp.read())["profiles"]) == 1
     finally:
         if up.proc.poll() is None:
             os.kill(up.proc.pid, signal.SIGINT)
