@@ -108,7 +108,8 @@ class Engine:
     def start(self) -> Engine:
         self.metrics_server = serve(
             self.metrics_port,
-            metrics.registry_with(ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)),
+            metrics.registry_with(ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting),
+                                  *self._channel_collectors()),
             self._health, setting="LINESYNC_WORKER_METRICS_PORT")
         self.presence.register()
         try:
@@ -140,6 +141,14 @@ class Engine:
         log.info("worker %s: %d consume loops, %d Braze requests in flight at most, identity sender",
                  self.name, self.consume_loops, self.concurrency)
         return self
+
+    def _channel_collectors(self) -> list:
+        """Per-channel figures (workers/channel_metrics.py) when this engine serves several channels."""
+        if not self.lanes:
+            return []
+        from workers.channel_metrics import ChannelCollector
+        chans = [c for c in self.rt.settings.channels() if c.name in {name for name, _, _ in self.lanes}]
+        return [ChannelCollector(lambda: self.rt.r, chans, active=lambda: self.exporting)]
 
     def _lane_senders(self) -> int:
         return max(LANE_MIN_SENDERS, self.concurrency // len(self.lanes))

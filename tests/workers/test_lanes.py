@@ -79,3 +79,23 @@ def test_beat_schedules_one_resync_per_channel(settings, braze):
     assert entries["resync-followers-jp"]["schedule"].total_seconds() == 7200
     single = resync_entries(settings, resync_schedule)
     assert list(single) == ["resync-followers"] and single["resync-followers"]["kwargs"] == {"reason": "schedule"}
+
+
+def test_channel_metrics_per_channel_and_workspace(r, settings, braze):
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from workers.channel_metrics import ChannelCollector
+
+    s = multi(settings, braze)
+    jp, th, tw = s.channels()
+    r.xadd(jp.keys.dlq, {"kind": "track"})
+    r.zadd(th.keys.outbox_ready, {"U1": 1})
+    r.hset(tw.workspace_keys.pause(TRACK), mapping={"until": 2**50, "reason": "auth", "kind": "auth"})
+    reg = CollectorRegistry()
+    reg.register(ChannelCollector(lambda: r, s.channels()))
+    text = generate_latest(reg).decode()
+    assert 'linesync_channel_dead_letters{channel="jp"} 1.0' in text
+    assert 'linesync_channel_dead_letters{channel="th"} 0.0' in text
+    assert 'linesync_channel_outbox_pending_profiles{channel="th"} 1.0' in text
+    assert f'linesync_workspace_braze_paused{{limiter="{TRACK}",workspace="{tw.workspace_label}"}} 1.0' in text
+    assert f'linesync_workspace_braze_paused{{limiter="{TRACK}",workspace="{jp.workspace_label}"}} 0.0' in text
