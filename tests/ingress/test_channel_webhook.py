@@ -101,3 +101,13 @@ def test_without_a_default_channel_the_bare_path_is_404(settings, r, follow_body
     c = admin_surface(create_app(base.replace(channel_table=table)).test_client())
     assert post(c, "/line/events", follow_body, TEST_SECRET).status_code == 404
     assert post(c, "/line/events/br", follow_body, TEST_SECRET).status_code == 200
+
+
+def test_status_page_per_channel(mclient, r, follow_body):
+    assert post(mclient, "/line/events/jp", follow_body, "jp-secret").status_code == 200
+    page = mclient.get("/status?channel=jp")
+    assert page.status_code == 200
+    text = page.get_data(as_text=True)
+    assert "channel <b>jp</b>" in text and '<a href="?channel=default">default</a>' in text
+    assert mclient.get("/status").status_code == 200  # the channel `default`
+    assert mclient.get("/status?channel=br").status_code == 404
