@@ -13,6 +13,8 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:seen:<eventId>      STRING  dedupe mark for a webhookEventId, TTL LINESYNC_DEDUPE_TTL_SECONDS
     {P}:state               HASH    LINE user id -> "<version><S|U>" newest known subscription state
     {P}:stats               HASH    counters (events by type, duplicates, stale, transitions...)
+    {P}:destination         STRING  the newest body's envelope "destination" (the bot user id), kept with
+                                    several channels only, for `linesync doctor` (workers/consume.py)
 
   Outbox and delivery (shared/outbox.py, shared/lua/*.lua)
     {P}:outbox:ready        ZSET    LINE user id whose state must be sent, scored by when it first
@@ -136,6 +138,10 @@ class Keys:
     @property
     def stats(self) -> str:
         return self._k("stats")
+
+    @property
+    def destination(self) -> str:
+        return self._k("destination")
 
     # outbox
     @property

@@ -162,7 +162,7 @@ class Engine:
         for (name, lrt, hooks), d in zip(self.lanes, self.deliverers):
             for i in range(self._lane_consumers()):
                 c = Consumer(lrt.r, lrt.keys, lrt.settings, lrt.clock, f"{self.name}/consume-{i}",
-                             hooks=hooks, is_alive=self.is_alive)
+                             hooks=hooks, is_alive=self.is_alive, record_destination=True)
                 loops.append((f"{name}:consume-{i}", c.step))
             for i in range(self._lane_senders()):
                 loops.append((f"{name}:deliver-{i}", d.step))

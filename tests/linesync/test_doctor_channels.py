@@ -50,3 +50,19 @@ def test_unknown_channel_is_a_failed_check():
 def test_each_channel_has_its_resync_check_on_real_redis(redis_url, r):
     s = statuses(diagnose(multi(redis_url=redis_url), http=good_http()))
     assert "default:resync.recent" in s and "jp:resync.recent" in s and "workers.alive" in s
+
+
+def test_destination_matches_the_channels_bot(redis_url, r):
+    from shared.keys import Keys
+    from tests.linesync.doctor_fakes import reply
+
+    http = good_http()
+    http.routes[("GET", "/v2/bot/info")] = reply(200, {"basicId": "@abc", "userId": "Ubot-jp"})
+    s = statuses(diagnose(multi(redis_url=redis_url), http=http))
+    assert s["jp:line.destination"] == SKIP  # no webhook applied yet
+    r.set(Keys("linesync", "ch:jp").destination, "Ubot-jp")
+    r.set(Keys("linesync").destination, "Ubot-other")  # the default channel's bodies went to another bot
+    checks = {c.name: c for c in diagnose(multi(redis_url=redis_url), http=http)}
+    assert checks["jp:line.destination"].status == OK
+    assert checks["default:line.destination"].status == FAIL
+    assert "Ubot-other" in checks["default:line.destination"].detail

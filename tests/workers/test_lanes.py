@@ -99,3 +99,19 @@ def test_channel_metrics_per_channel_and_workspace(r, settings, braze):
     assert 'linesync_channel_outbox_pending_profiles{channel="th"} 1.0' in text
     assert f'linesync_workspace_braze_paused{{limiter="{TRACK}",workspace="{tw.workspace_label}"}} 1.0' in text
     assert f'linesync_workspace_braze_paused{{limiter="{TRACK}",workspace="{jp.workspace_label}"}} 0.0' in text
+
+
+def test_each_lane_records_its_bodies_destination(r, settings, braze):
+    rt = build(multi(settings, braze, other_key=()))
+    ls = lanes.of(rt)
+    for ln in ls:
+        webhook_queue.ensure_group(r, ln.channel.keys)
+        raw = follow_body(["U" + "d" * 32], 1000).replace(b'"Ubot"', f'"Ubot-{ln.name}"'.encode())
+        webhook_queue.enqueue(r, ln.channel.keys, raw)
+    engine = Engine(rt, lanes=[(ln.name, ln.rt, ()) for ln in ls], concurrency=4).start()
+    try:
+        wait_until(lambda: all(r.get(ln.channel.keys.destination) == f"Ubot-{ln.name}".encode() for ln in ls),
+                   timeout=30)
+    finally:
+        engine.stop()
+    assert not r.exists(Keys().destination)
