@@ -2,6 +2,8 @@
 
     .venv/bin/python bench/channels/run.py [--backlog 20000] [--probes 20] [--rate 100/1s]
                                            [--latency-ms 100] [--concurrency 16] [--workspaces same|separate]
+                                           [--live-channels 1]
+    .venv/bin/python bench/channels/run.py --throughput [--events 20000] [--channels 10]
 
 One worker engine in this process serving two channels (``LINESYNC_CHANNELS_FILE`` semantics,
 workers/lanes.py), an embedded Redis, the Braze sandbox in-process (``--latency-ms`` per
@@ -12,6 +14,12 @@ its profile being in Braze (the sandbox's receipt), p50 and max; the same probes
 backlog (the baseline); and how long the backlog took to drain. ``--workspaces same``: both
 channels in one Braze workspace, sharing its limiter (``--rate``), the harder case;
 ``separate``: two workspaces (two sandboxes, two API keys, two limiters).
+
+``--live-channels N``: N live channels (``live0``…), the probes taking turns; p99 is printed too.
+
+``--throughput``: ``--events`` follows (200 per body) spread evenly over ``--channels``
+channels, each its own workspace and sandbox, then over one channel: events/s from the first
+body queued to the last profile in Braze, for both.
 
 Not a test: the figures depend on the machine (everything shares it).
 """
@@ -47,10 +55,41 @@ braze_track_rate_limit = "{rate}"
 """
 
 
-def body(users: list[str], ts: int) -> bytes:
-    return json.dumps({"destination": "Ubot", "events": [
+def body(users: list[str], ts: int, dest: str = "Ubot") -> bytes:
+    return json.dumps({"destination": dest, "events": [
         {"type": "follow", "timestamp": ts, "mode": "active", "webhookEventId": f"e-{u}-{ts}",
          "source": {"type": "user", "userId": u}} for u in users]}).encode()
+
+
+class Deployment:
+    """An embedded Redis, Braze sandboxes, and one engine serving the channels ``{name: sandbox}``."""
+
+    def __init__(self, boxes: dict[str, BrazeSandbox], *, rate: str, concurrency: int, latency_ms: float):
+        self.server = EmbeddedRedis().start()
+        self.boxes = boxes
+        for b in set(boxes.values()):
+            b.set_faults(latency_ms=latency_ms)
+        text = "".join(TABLE.format(name=n, url=b.url, key=b.api_key, rate=rate) for n, b in boxes.items())
+        base = Settings(redis_url=self.server.url, channels_file="bench", delivery_concurrency=concurrency,
+                        worker_metrics_port=0, flush_delay_ms=200, resync_on_start=False)
+        settings = base.replace(channel_table=channels.parse(text, base, {}))
+        self.r = redis.Redis.from_url(self.server.url)
+        rt = runtime.build(settings)
+        ls = lanes.of(rt)
+        self.keys = {ln.name: ln.channel.keys for ln in ls}
+        for k in self.keys.values():
+            webhook_queue.ensure_group(self.r, k)
+        self.engine = Engine(rt, lanes=[(ln.name, ln.rt, ()) for ln in ls], concurrency=concurrency).start()
+
+    def close(self) -> None:
+        self.engine.stop()
+        for b in set(self.boxes.values()):
+            b.stop()
+        self.server.cleanup()
+
+
+def sandbox(key: str) -> BrazeSandbox:
+    return BrazeSandbox(api_key=key, rate_limit="100000/1s").start()
 
 
 def main() -> int:
@@ -61,62 +100,83 @@ def main() -> int:
     ap.add_argument("--latency-ms", type=float, default=100.0)
     ap.add_argument("--concurrency", type=int, default=16)
     ap.add_argument("--workspaces", choices=("same", "separate"), default="same")
+    ap.add_argument("--live-channels", type=int, default=1)
+    ap.add_argument("--throughput", action="store_true")
+    ap.add_argument("--events", type=int, default=20000)
+    ap.add_argument("--channels", type=int, default=10)
     a = ap.parse_args()
-
-    server = EmbeddedRedis().start()
-    boxes = {"bulk": BrazeSandbox(api_key="k-bulk", rate_limit="100000/1s").start()}
-    boxes["live"] = boxes["bulk"] if a.workspaces == "same" else BrazeSandbox(api_key="k-live",
-                                                                               rate_limit="100000/1s").start()
-    for b in set(boxes.values()):
-        b.set_faults(latency_ms=a.latency_ms)
-    text = "".join(TABLE.format(name=n, url=boxes[n].url, key=boxes[n].api_key, rate=a.rate) for n in ("bulk", "live"))
-    base = Settings(redis_url=server.url, channels_file="bench", delivery_concurrency=a.concurrency,
-                    worker_metrics_port=0, flush_delay_ms=200, resync_on_start=False)
-    settings = base.replace(channel_table=channels.parse(text, base, {}))
-    r = redis.Redis.from_url(server.url)
-    rt = runtime.build(settings)
-    ls = {ln.name: ln for ln in lanes.of(rt)}
-    eng = Engine(rt, lanes=[(ln.name, ln.rt, ()) for ln in ls.values()], concurrency=a.concurrency).start()
-    keys = {n: ls[n].channel.keys for n in ls}
-    for k in keys.values():
-        webhook_queue.ensure_group(r, k)
+    if a.throughput:
+        return throughput(a)
+    bulk = sandbox("k-bulk")
+    boxes = {"bulk": bulk}
+    for i in range(a.live_channels):
+        boxes[f"live{i}"] = bulk if a.workspaces == "same" else sandbox(f"k-live{i}")
+    d = Deployment(boxes, rate=a.rate, concurrency=a.concurrency, latency_ms=a.latency_ms)
+    live = [n for n in boxes if n != "bulk"]
     try:
-        base_lat = probe(r, keys["live"], boxes["live"], a.probes, "base")
+        base_lat = probe(d, live, a.probes, "base")
         t0 = time.monotonic()
         users = [f"Ubulk{i:027x}" for i in range(a.backlog)]
         for i in range(0, len(users), 200):
-            webhook_queue.enqueue(r, keys["bulk"], body(users[i:i + 200], 1000))
+            webhook_queue.enqueue(d.r, d.keys["bulk"], body(users[i:i + 200], 1000))
         time.sleep(1.0)  # the backlog is in the outbox
-        lat = probe(r, keys["live"], boxes["live"], a.probes, "load")
-        while _profiles(boxes["bulk"], "sg-bulk") < a.backlog and time.monotonic() - t0 < 600:
+        lat = probe(d, live, a.probes, "load")
+        while _profiles(bulk, "sg-bulk") < a.backlog and time.monotonic() - t0 < 600:
             time.sleep(0.5)
         drain = time.monotonic() - t0
     finally:
-        eng.stop()
-        for b in set(boxes.values()):
-            b.stop()
-        server.cleanup()
+        d.close()
     print(f"workspaces {a.workspaces}, limit {a.rate} each, Braze latency {a.latency_ms:.0f} ms, "
-          f"concurrency {a.concurrency} (split per channel)")
-    print(f"live channel, follow -> Braze: without backlog p50 {statistics.median(base_lat):.2f} s, "
-          f"max {max(base_lat):.2f} s")
-    print(f"live channel, follow -> Braze: during bulk backlog of {a.backlog:,}: p50 {statistics.median(lat):.2f} s, "
-          f"max {max(lat):.2f} s")
+          f"concurrency {a.concurrency} (split per channel), live channels {len(live)}")
+    print(f"live follow -> Braze, without backlog: {_summary(base_lat)}")
+    print(f"live follow -> Braze, during a bulk backlog of {a.backlog:,}: {_summary(lat)}")
     print(f"bulk backlog drained in {drain:.1f} s ({a.backlog / drain:,.0f} profiles/s)")
     return 0
+
+
+def throughput(a) -> int:
+    out = {}
+    for n in (a.channels, 1):
+        boxes = {f"c{i}": sandbox(f"k{i}") for i in range(n)}
+        d = Deployment(boxes, rate="100000/1s", concurrency=a.concurrency, latency_ms=a.latency_ms)
+        try:
+            per = a.events // n
+            t0 = time.monotonic()
+            for i, name in enumerate(boxes):
+                users = [f"U{i:04x}{j:028x}" for j in range(per)]
+                for k in range(0, per, 200):
+                    webhook_queue.enqueue(d.r, d.keys[name], body(users[k:k + 200], 1000))
+            while sum(b.stats()["objects_received"] for b in boxes.values()) < per * n:
+                if time.monotonic() - t0 > 600:
+                    raise SystemExit("not delivered in 600 s")
+                time.sleep(0.1)
+            out[n] = per * n / (time.monotonic() - t0)
+        finally:
+            d.close()
+    for n, rate in out.items():
+        print(f"{n:>2} channel(s): {a.events:,} follows through the pipeline at {rate:,.0f} events/s "
+              f"(Braze latency {a.latency_ms:.0f} ms, concurrency {a.concurrency})")
+    return 0
+
+
+def _summary(lat: list[float]) -> str:
+    q = sorted(lat)
+    p99 = q[min(len(q) - 1, int(round(0.99 * (len(q) - 1))))]
+    return f"p50 {statistics.median(q):.2f} s, p99 {p99:.2f} s, max {q[-1]:.2f} s ({len(q)} probes)"
 
 
 def _profiles(box: BrazeSandbox, group: str) -> int:
     return sum(1 for p in box.profiles() if p.get("subscription_groups", {}).get(group) == "subscribed")
 
 
-def probe(r, keys, box: BrazeSandbox, n: int, tag: str) -> list[float]:
+def probe(d: Deployment, live: list[str], n: int, tag: str) -> list[float]:
     out = []
     for i in range(n):
+        name = live[i % len(live)]
         user = f"U{tag}{i:028x}"[:33]
         t = time.monotonic()
-        webhook_queue.enqueue(r, keys, body([user], 2000 + i))
-        while box.subscription_state("sg-live", alias_name=user, alias_label="line_id") != "subscribed":
+        webhook_queue.enqueue(d.r, d.keys[name], body([user], 2000 + i))
+        while d.boxes[name].subscription_state(f"sg-{name}", alias_name=user, alias_label="line_id") != "subscribed":
             if time.monotonic() - t > 120:
                 raise SystemExit(f"probe {user} not delivered in 120 s")
             time.sleep(0.01)
