@@ -44,17 +44,14 @@ class IngressState:
     admin_failures: FailureLimiter = field(default_factory=FailureLimiter, repr=False, compare=False)
     unauthorized_log: LogSummary = field(default_factory=LogSummary, repr=False, compare=False)  # 401s, summed
     _threads: threading.local = field(default_factory=threading.local, repr=False, compare=False)
-    # Channel name -> its route (every channel of the channels file; else `default` alone, from
-    # `secret` and `keys`). A dict swapped whole on reload (ingress/reload.py), never changed in place.
+    # Channel name -> its route: every channel of the channels file, or `default` alone. Built once
+    # per app; SIGHUP builds new apps in new gunicorn workers (linesync/commands/ingress.py).
     routes: dict[str, Route] = field(default_factory=dict, repr=False, compare=False)
 
     def route(self, name: str) -> Route | None:
         if not self.routes:  # built without channels (tests): the single channel
             return Route(DEFAULT_CHANNEL, self.keys, (("current", self.secret),)) if name == DEFAULT_CHANNEL else None
         return self.routes.get(name)
-
-    def set_routes(self, routes: dict[str, Route]) -> None:
-        object.__setattr__(self, "routes", routes)  # one reference swap: a request sees the old or the new
 
     @property
     def redis(self) -> redis.Redis:

@@ -107,7 +107,7 @@ class Keys:
     @property
     def channel_streams(self) -> str:
         """SCAN pattern matching every scoped channel's webhook stream ({P}:ch:*:webhooks)."""
-        return self._k("ch", "*", "webhooks") if not self.scope else self.webhooks
+        return Keys(self.prefix)._k("ch", "*", "webhooks")
 
     def channel_of(self, key: str) -> str | None:
         """The channel a scoped key belongs to ({P}:ch:<name>:...), or None."""

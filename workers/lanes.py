@@ -25,7 +25,7 @@ from shared import identity, outbox
 from shared.channels import Channel
 from shared.clock import Clock, now_ms
 from shared.config import Settings
-from shared.keys import Keys
+from shared.keys import DEFAULT_CHANNEL, Keys
 from shared.limiter import IDENTIFY, TRACK, Limiter
 from workers.braze import BrazeClient
 from workers.runtime import Runtime
@@ -65,17 +65,17 @@ def of(rt: Runtime) -> list[Lane]:
 
 
 def lane(rt: Runtime, channel: str | None) -> Runtime:
-    """The runtime of ``channel`` (None: ``rt`` itself, the only channel of a single-channel worker).
+    """The runtime of ``channel`` (None: the only channel of a single-channel worker, or the
+    channel ``default`` of a channels file: a task queued before the file existed).
 
     Raises KeyError for a channel this worker does not serve.
     """
     lanes = of(rt)
     if not lanes:
-        if channel not in (None, "default"):
+        if channel not in (None, DEFAULT_CHANNEL):
             raise KeyError(channel)
         return rt
-    if channel is None:
-        raise KeyError("a channel name is needed: this worker serves several")
+    channel = DEFAULT_CHANNEL if channel is None else channel
     for ln in lanes:
         if ln.name == channel:
             return ln.rt

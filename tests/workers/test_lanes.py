@@ -115,3 +115,15 @@ def test_each_lane_records_its_bodies_destination(r, settings, braze):
     finally:
         engine.stop()
     assert not r.exists(Keys().destination)
+
+
+def test_a_task_without_channel_goes_to_the_default_channel_or_fails_loudly(r, settings, braze):
+    import pytest
+
+    rt = build(multi(settings, braze))
+    with pytest.raises(KeyError):
+        lanes.lane(rt, None)  # no channel `default` in this file
+    with pytest.raises(KeyError):
+        lanes.lane(rt, "br")
+    single = build(settings.replace(braze_rest_endpoint=braze.url))
+    assert lanes.lane(single, None) is single and lanes.lane(single, "default") is single
