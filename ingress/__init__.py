@@ -42,7 +42,7 @@ def create_app(config: Settings | None = None, *, admin_bind: str = DEFAULT_ADMI
 
         config = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
         setup_logging(config.log_format, config.log_level)
-        startup.check_redis(config.redis_url)
+        startup.check_redis(config.redis_url, config.redis_durability)
     config.require(*ROLE_REQUIREMENTS["ingress"])
     default = config.channel("default")
 

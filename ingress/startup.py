@@ -26,22 +26,22 @@ import logging
 import redis
 
 from shared import redis_checks
-from shared.redis_conn import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT
+from shared.redis_conn import DEFAULT_CONNECT_TIMEOUT, DEFAULT_SOCKET_TIMEOUT, connect
 
 log = logging.getLogger(__name__)
 
 _checked = False
 
 
-def check_redis(redis_url: str) -> None:
+def check_redis(redis_url: str, durability: str = "aof") -> None:
     """``redis_checks.at_start`` for the ingress, once per process (see the module docstring)."""
     global _checked
     if _checked:
         return
-    r = redis.Redis.from_url(redis_url, socket_timeout=DEFAULT_SOCKET_TIMEOUT,
+    r = connect(redis_url, socket_timeout=DEFAULT_SOCKET_TIMEOUT,
                              socket_connect_timeout=DEFAULT_CONNECT_TIMEOUT)
     try:
-        redis_checks.at_start(r, "ingress", log)
+        redis_checks.at_start(r, "ingress", log, durability)
     except redis.RedisError as e:  # e.g. INFO refused by an ACL: no reason to stay down
         log.warning("ingress: could not check Redis's settings at start (%s); carrying on", type(e).__name__)
     finally:

@@ -142,7 +142,8 @@ def receive(st: IngressState, environ: dict[str, Any], route: Route | None = Non
     try:
         if st.memory.over(st.redis):  # cached: Redis is asked at most once a second per process
             return metrics.REDIS_FULL, 503, {"error": "store full"}, 0
-        entry_id = enqueue_pinned(st.connection, route.keys, body)
+        entry_id = enqueue_pinned(st.connection, route.keys, body,
+                                  replicas=1 if st.settings.redis_durability == "replicas" else 0)
     except (StoreUnavailable, redis.RedisError) as e:
         log.warning("webhook not stored, answering 503: %s", e.__cause__ or e)
         return metrics.UNAVAILABLE, 503, {"error": "store unavailable"}, 0

@@ -157,6 +157,7 @@ class LineFaults:
     fail_pages: dict[int, int] = field(default_factory=dict)  # page index -> 500s left
     expire_tokens: bool = False
     latency_ms: float = 0.0
+    page_time_ms: float = 0.0       # a followers page is answered this long after its request arrived (work included)
     webhook_unset: bool = False     # LINE has no webhook URL on file (whatever was PUT)
     webhook_inactive: bool = False  # "Use webhook" is off: the URL is kept, LINE sends nothing
 
@@ -166,6 +167,7 @@ class LineFaults:
             "fail_pages": {str(k): v for k, v in sorted(self.fail_pages.items())},
             "expire_tokens": self.expire_tokens,
             "latency_ms": self.latency_ms,
+            "page_time_ms": self.page_time_ms,
             "webhook_unset": self.webhook_unset,
             "webhook_inactive": self.webhook_inactive,
         }
@@ -262,6 +264,7 @@ class LineSandbox(Sandbox):
         fail_pages: dict[int | str, int] | None = None,
         expire_tokens: bool | None = None,
         latency_ms: float | None = None,
+        page_time_ms: float | None = None,
         webhook_unset: bool | None = None,
         webhook_inactive: bool | None = None,
     ) -> None:
@@ -270,7 +273,9 @@ class LineSandbox(Sandbox):
         ``forbidden``: every followers call answers 403. ``fail_pages``: ``{page
         index: n}`` — that page answers 500 ``n`` times, then works (page 0 is the
         request without ``start``). ``expire_tokens``: every ``start`` is rejected
-        as expired. ``latency_ms``: delay every ``/v2`` request.
+        as expired. ``latency_ms``: delay every ``/v2`` request. ``page_time_ms``:
+        answer each followers page that long after its request arrived, the
+        sandbox's own work included (LINE's pace: each page in N ms).
         ``webhook_unset``: LINE has no webhook URL on file (a test delivery without
         an ``endpoint`` answers 400). ``webhook_inactive``: the URL is on file but
         "Use webhook" is off (``active: false``).
@@ -285,6 +290,8 @@ class LineSandbox(Sandbox):
                 f.expire_tokens = bool(expire_tokens)
             if latency_ms is not None:
                 f.latency_ms = float(latency_ms)
+            if page_time_ms is not None:
+                f.page_time_ms = float(page_time_ms)
             if webhook_unset is not None:
                 f.webhook_unset = bool(webhook_unset)
             if webhook_inactive is not None:
@@ -345,6 +352,7 @@ class LineSandbox(Sandbox):
             return self._reply(path, 404, {"message": "Not found"}, count=False)
         if request.method not in _API[path]:
             return self._reply(path, 405, {"message": "Method not allowed"})
+        arrived = time.monotonic()
         with self._lock:
             latency = self._faults.latency_ms
         sleep_ms(latency)
@@ -354,7 +362,11 @@ class LineSandbox(Sandbox):
             if path == BOT_INFO:
                 return self._reply(path, 200, self._bot_info())
             if path == FOLLOWERS:
-                return self._followers_page(request)
+                page, page_time = self._followers_page(request), self._faults.page_time_ms
+        if path == FOLLOWERS:
+            sleep_ms(page_time - (time.monotonic() - arrived) * 1000)
+            return page
+        with self._lock:
             if path == PUSH:
                 return self._push(request)
         if path == WEBHOOK_ENDPOINT:
@@ -465,7 +477,7 @@ class LineSandbox(Sandbox):
                 body = admin_body(request)
                 if body.pop("clear", False):
                     self.clear_faults()
-                reject_unknown(body, {"forbidden", "fail_pages", "expire_tokens", "latency_ms",
+                reject_unknown(body, {"forbidden", "fail_pages", "expire_tokens", "latency_ms", "page_time_ms",
                                       "webhook_unset", "webhook_inactive"})
                 self.set_faults(**body)
                 return json_response(200, self.faults())

@@ -45,6 +45,9 @@ DEFAULT_WORKER_METRICS_PORT = 9464
 DEFAULT_BEAT_METRICS_PORT = 9465
 # The ingress's admin surface (/metrics, /v1/..., /status): private by default.
 DEFAULT_ADMIN_BIND = "127.0.0.1:9080"
+# Mark-missing refuses when a complete resync pass lists fewer than this share of the
+# followers linesync knows (a truncated or empty list from LINE must not unsubscribe them).
+DEFAULT_MARK_MISSING_MIN_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -149,9 +152,12 @@ def _http_url(text: str) -> str:
 
 
 def _redis_url(text: str) -> str:
+    from shared.redis_conn import SENTINEL_SCHEME, parse_sentinel_url
     p = urlparse(text.strip())
-    if p.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss:// or unix:// URL")
+    if p.scheme == SENTINEL_SCHEME:
+        parse_sentinel_url(text)  # ValueError saying what is wrong
+    elif p.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must be a redis://, rediss://, unix:// or sentinel:// URL")
     return text.strip()
 
 
@@ -201,6 +207,17 @@ def _state_mode(text: str) -> str:
     t = text.strip().lower()
     if t not in STATE_MODES:
         raise ValueError("expected one of " + ", ".join(STATE_MODES))
+    return t
+
+
+# How Redis keeps an acknowledged webhook (shared/redis_checks.py): its own AOF, or a replica.
+REDIS_DURABILITIES = ("aof", "replicas")
+
+
+def _durability(text: str) -> str:
+    t = text.strip().lower()
+    if t not in REDIS_DURABILITIES:
+        raise ValueError("expected aof or replicas")
     return t
 
 
@@ -260,7 +277,9 @@ def check_transport(values: Mapping[str, Any]) -> None:
 
 
 def mask_url_password(url: str) -> str:
-    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0`` (user names stay)."""
+    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0`` (user names stay; sentinel:// too)."""
+    if "," in url.split("/", 3)[2]:  # several hosts (sentinel://): not one netloc urlsplit can read
+        return re.sub(r"^([a-z]+://[^:@/]*):[^@/]*@", r"\1:***@", url)
     p = urlsplit(url)
     if p.password is None:
         return url
@@ -328,12 +347,15 @@ _FIELDS: dict[str, _Field] = {
     "resync_schedule": _Field("RESYNC_SCHEDULE", _schedule, "0 3 * * *"),
     "resync_on_start": _Field("RESYNC_ON_START", _bool, True),
     "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", _bool, False),
+    "resync_mark_missing_min_share": _Field("LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE", _fraction,
+                                            DEFAULT_MARK_MISSING_MIN_SHARE),
     "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _forward_events, ()),
     "public_url": _Field("LINESYNC_PUBLIC_URL", _public_url, None),
     "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", _bool, False),
     "worker_metrics_port": _Field("LINESYNC_WORKER_METRICS_PORT", _port, DEFAULT_WORKER_METRICS_PORT),
     "beat_metrics_port": _Field("LINESYNC_BEAT_METRICS_PORT", _port, DEFAULT_BEAT_METRICS_PORT),
     "admin_bind": _Field("LINESYNC_ADMIN_BIND", _bind, DEFAULT_ADMIN_BIND),
+    "redis_durability": _Field("LINESYNC_REDIS_DURABILITY", _durability, "aof"),
     "channels_file": _Field("LINESYNC_CHANNELS_FILE", _text, None),
 }
 
@@ -375,12 +397,14 @@ class Settings:
     resync_schedule: str = "0 3 * * *"
     resync_on_start: bool = True
     resync_mark_missing: bool = False
+    resync_mark_missing_min_share: float = DEFAULT_MARK_MISSING_MIN_SHARE
     forward_event_types: tuple[str, ...] = ()
     public_url: str | None = None
     allow_insecure_http: bool = False
     worker_metrics_port: int = DEFAULT_WORKER_METRICS_PORT
     beat_metrics_port: int = DEFAULT_BEAT_METRICS_PORT
     admin_bind: str = DEFAULT_ADMIN_BIND
+    redis_durability: str = "aof"  # replicas: a webhook is answered 200 once a replica has it (WAIT)
     channels_file: str | None = None
     # The channels file, parsed once by load_settings (shared/channels.py); () without one.
     channel_table: tuple = field(default=(), repr=False, compare=False)

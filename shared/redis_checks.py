@@ -52,13 +52,48 @@ def aof(info: Mapping[str, Any]) -> Check:
         return warning(
             "redis.aof",
             "appendonly is off: a Redis restart loses webhooks acknowledged to LINE since the last snapshot",
-            f"CONFIG SET appendonly yes (with appendfsync everysec), and set it {CONFIG_HINT}",
+            f"CONFIG SET appendonly yes (with appendfsync everysec), and set it {CONFIG_HINT}; or, on a managed "
+            "Redis that keeps data by replication instead of AOF, LINESYNC_REDIS_DURABILITY=replicas",
         )
     status = str(info.get("aof_last_write_status", "ok"))
     if status != "ok":
         return failed("redis.aof", f"appendonly is on but AOF writes are failing (aof_last_write_status {status})",
                       "check the Redis host's disk (full? read-only?) and the Redis log")
     return passed("redis.aof", "appendonly yes")
+
+
+def replicas(info: Mapping[str, Any]) -> Check:
+    """LINESYNC_REDIS_DURABILITY=replicas: a webhook is kept by a replica (the ingress WAITs for one), not AOF."""
+    n = int(info.get("connected_slaves", 0) or 0)
+    aof_on = str(info.get("aof_enabled", "0")) == "1"
+    if n < 1:
+        return failed(
+            "redis.replicas",
+            "LINESYNC_REDIS_DURABILITY=replicas but no replica is connected: the ingress answers 503 to every "
+            "webhook (no replica confirms it) until one is",
+            "add a replica (managed Redis: a replica node / Multi-AZ; self-hosted: replicaof, with Sentinel), "
+            "or set LINESYNC_REDIS_DURABILITY=aof with appendonly yes",
+        )
+    risk = ("" if aof_on else "; without AOF, losing the primary and its replicas together (a region, "
+            "a restart of all nodes) loses what they held")
+    return passed("redis.replicas", f"{n} replica(s) connected: a webhook is answered 200 once one has it{risk}")
+
+
+def cluster(info: Mapping[str, Any]) -> Check:
+    if str(info.get("cluster_enabled", "0")) == "1":
+        return failed(
+            "redis.cluster",
+            "a Redis Cluster endpoint (cluster mode enabled): Celery's broker and redbeat need one keyspace "
+            "on one node, which Cluster does not give them",
+            "use a cluster-mode-disabled Redis (managed: \"cluster mode disabled\", its primary endpoint; "
+            "self-hosted: a primary with replicas, and Sentinel for failover)",
+        )
+    return passed("redis.cluster", "not a cluster (one keyspace)")
+
+
+def durability(info: Mapping[str, Any], mode: str = "aof") -> Check:
+    """How acknowledged webhooks survive the primary: its AOF (``aof``), or a replica (``replicas``)."""
+    return replicas(info) if mode == "replicas" else aof(info)
 
 
 def _mb(n: int) -> str:
@@ -86,27 +121,30 @@ def memory(info: Mapping[str, Any]) -> Check:
     return passed("redis.memory", detail)
 
 
-def check_info(info: Mapping[str, Any]) -> list[Check]:
-    return [version(info), eviction(info), aof(info), memory(info)]
+def check_info(info: Mapping[str, Any], durability_mode: str = "aof") -> list[Check]:
+    return [version(info), eviction(info), cluster(info), durability(info, durability_mode), memory(info)]
 
 
-def at_start(r, role: str, log) -> None:
+def at_start(r, role: str, log, durability_mode: str = "aof") -> None:
     """The check every long-running process makes when it starts (ingress, worker, beat).
 
-    An evicting ``maxmemory-policy`` or a Redis older than 6.2 stops the process
-    with one line naming it (ConfigError): eviction silently drops queued updates.
-    AOF off, no ``maxmemory`` or a nearly full Redis are logged as warnings. A Redis
-    that does not answer yet is not a reason to refuse to start (every process
-    rides out an outage): the check is logged as skipped.
+    An evicting ``maxmemory-policy``, a Redis older than 6.2 or a Redis Cluster
+    endpoint stops the process with one line naming it (ConfigError): eviction
+    silently drops queued updates; Celery's broker and redbeat cannot work on a
+    cluster. AOF off (``LINESYNC_REDIS_DURABILITY=aof``) or no replica connected
+    (``replicas``), no ``maxmemory`` or a nearly full Redis are logged as
+    warnings. Only ``INFO`` is used (``CONFIG`` is refused by most managed Redis).
+    A Redis that does not answer yet is not a reason to refuse to start (every
+    process rides out an outage): the check is logged as skipped.
     """
     try:
         info = r.info()
     except REDIS_DOWN as e:
         log.warning("%s: could not check Redis's settings at start (%s); carrying on", role, type(e).__name__)
         return
-    for check in (version(info), eviction(info)):
+    for check in (version(info), eviction(info), cluster(info)):
         if check.status == FAIL:
             raise ConfigError("REDIS_URL", f"points at a Redis linesync must not use: {check.detail}; fix: {check.fix}")
-    for check in (aof(info), memory(info)):
+    for check in (durability(info, durability_mode), memory(info)):
         if check.status != OK:
             log.warning("%s: %s (fix: %s)", role, check.detail, check.fix)

@@ -6,7 +6,7 @@ import time
 
 import redis
 
-from shared import stream_group
+from shared import resp, stream_group
 from shared.errors import StoreUnavailable
 from shared.keys import STREAM_GROUP, Keys
 from shared.redis_conn import REDIS_DOWN
@@ -32,7 +32,11 @@ def requeue(p: redis.client.Pipeline, keys: Keys, body: bytes) -> None:
     p.xadd(keys.webhooks, {BODY_FIELD: body, RECEIVED_FIELD: _received_ms()})
 
 
-def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: bytes) -> str:
+# With replicas: how long the ingress waits for a replica to confirm a webhook (ms).
+REPLICA_WAIT_MS = 500
+
+
+def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: bytes, *, replicas: int = 0) -> str:
     """``enqueue`` over one connection the caller owns (the ingress pins one per thread).
 
     The ingress's hot path: it sends one pre-packed XADD and reads the reply,
@@ -44,26 +48,40 @@ def enqueue_pinned(conn: redis.connection.AbstractConnection, keys: Keys, body: 
     retried, so an answer stays well inside LINE's 2 s. If the first attempt's
     XADD did land, the retry stores the body twice; workers deduplicate
     events by webhookEventId.
+
+    ``replicas`` > 0 (LINESYNC_REDIS_DURABILITY=replicas): the XADD is followed,
+    in the same round trip, by ``WAIT replicas REPLICA_WAIT_MS``; fewer replicas
+    confirming it is StoreUnavailable (503: LINE redelivers). A body answered
+    200 is then on a replica too, so a failover cannot lose it — including a
+    Sentinel failover, where the old primary accepts writes until it is demoted
+    and drops them then (its promoted replica no longer confirms anything).
     """
-    packed = _resp(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
+    packed = resp.pack(b"XADD", keys.webhooks.encode(), b"*", BODY_FIELD, body, RECEIVED_FIELD, _received_ms().encode())
+    if replicas:
+        packed += resp.pack(b"WAIT", replicas, REPLICA_WAIT_MS)
     try:
         try:
-            entry_id = _round_trip(conn, packed)
+            entry_id, confirmed = _round_trip(conn, packed, replicas)
         except redis.ConnectionError:
-            entry_id = _round_trip(conn, packed)
+            entry_id, confirmed = _round_trip(conn, packed, replicas)
     except (REDIS_DOWN + (redis.ResponseError,)) as e:
         raise StoreUnavailable("could not store webhook body") from e
+    if confirmed < replicas:
+        raise StoreUnavailable(f"webhook body stored but confirmed by {confirmed} of {replicas} replicas")
     return _text(entry_id)
 
 
-def _round_trip(conn: redis.connection.AbstractConnection, packed: bytes):
+def _round_trip(conn: redis.connection.AbstractConnection, packed: bytes, replicas: int = 0):
+    """The XADD's reply and, with ``replicas``, how many replicas the WAIT behind it heard from."""
+    if not replicas:
+        return resp.round_trip(conn, packed), 0
     conn.send_packed_command([packed], check_health=False)  # redis-py disconnects on any error
-    return conn.read_response()
-
-
-def _resp(*parts: bytes) -> bytes:
-    """One command in the Redis protocol (RESP): an array of bulk strings."""
-    return b"*%d\r\n%s" % (len(parts), b"".join(b"$%d\r\n%s\r\n" % (len(p), p) for p in parts))
+    try:
+        entry_id = conn.read_response()
+    except redis.ResponseError:
+        conn.disconnect()  # the WAIT's reply is still on the socket: never read it as the next answer
+        raise
+    return entry_id, conn.read_response()
 
 
 def reject(r: redis.Redis, keys: Keys, body: bytes, reason: str, *, max_len: int) -> str:

@@ -29,6 +29,22 @@ TEST_SECRET = "test-channel-secret"
 SERVER_VARIABLE = "LINESYNC_TEST_REDIS_SERVER"
 
 
+@pytest.fixture(autouse=True)
+def _root_logging_restored():
+    """A test that calls setup_logging (or a CLI command that does) leaves the root logger as it found it.
+
+    Otherwise a handler bound to one test's captured stderr outlives it, and a
+    later test's log call prints "--- Logging error ---" into whatever stderr
+    is then (a CliRunner's output, say).
+    """
+    import logging
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+
+
 def pytest_configure(config):
     embedded_redis.use_server(os.environ.get(SERVER_VARIABLE) or None)
 

@@ -11,20 +11,21 @@ while another beat replica holds it, as at start.
 from __future__ import annotations
 
 import logging
+import time
+from types import SimpleNamespace
 
-import redis
 from redbeat import RedBeatScheduler
-from redbeat.schedulers import get_redis
+from redbeat.schedulers import acquire_distributed_beat_lock, get_redis
 from redis.exceptions import LockError
 
 from shared import redis_checks
+from shared.redis_conn import REDIS_DOWN
 from workers.beat_probe import BeatProbe
 
 log = logging.getLogger(__name__)
 
 # While Redis is away, try again this often (s).
 RETRY_SECONDS = 2.0
-REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError, OSError)
 
 
 class Scheduler(RedBeatScheduler):
@@ -35,18 +36,29 @@ class Scheduler(RedBeatScheduler):
         from shared.errors import ConfigError
         from workers.runtime import settings
         try:
-            redis_checks.at_start(get_redis(self.app), "beat", log)
+            redis_checks.at_start(get_redis(self.app), "beat", log, settings().redis_durability)
             # /metrics and /healthz, served while this replica waits for the lock too.
             self.probe = self.probe or BeatProbe(settings().beat_metrics_port).start()
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None
-        super().setup_schedule()
+        attempt = 0
+        while True:  # writing the schedule needs Redis, with room (maxmemory): wait for both
+            try:
+                return super().setup_schedule()
+            except REDIS_DOWN as e:
+                attempt += 1
+                if attempt == 1:
+                    log.warning("beat: cannot write the schedule to Redis (%s); retrying every %.0f s",
+                                type(e).__name__, RETRY_SECONDS)
+                time.sleep(RETRY_SECONDS)
 
     def tick(self, *args, **kwargs):
         try:
+            if self.lock_key and self.lock is None:  # not taken at start (Redis away or full): take it now
+                acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=self))
             wait = super().tick(*args, **kwargs)
-        except REDIS_ERRORS as e:
+        except REDIS_DOWN as e:
             if not self._redis_down:
                 log.warning("beat: Redis unavailable (%s); retrying every %.0f s", type(e).__name__, RETRY_SECONDS)
             self._redis_down = True
@@ -76,7 +88,10 @@ class Scheduler(RedBeatScheduler):
 
     def _reacquire(self) -> None:
         try:
-            self.lock.acquire(blocking=True)
+            if self.lock is None:
+                acquire_distributed_beat_lock(sender=SimpleNamespace(scheduler=self))
+            else:
+                self.lock.acquire(blocking=True)
             log.info("beat: lock taken again")
-        except REDIS_ERRORS:
+        except REDIS_DOWN:
             self._redis_down = True

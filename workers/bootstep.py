@@ -31,7 +31,7 @@ class EngineStep(bootsteps.StartStopStep):
         from workers.runtime import runtime
         rt = runtime()
         try:
-            redis_checks.at_start(rt.r, "worker", log)
+            redis_checks.at_start(rt.r, "worker", log, rt.settings.redis_durability)
             log.info("%s", describe(rt.settings.braze_state_mode, rt.settings.braze_subscription_group_id))
             # A taken LINESYNC_WORKER_METRICS_PORT is a ConfigError too.
             self.engine = engine_for(rt).start()  # every channel's loops (workers/lanes.py)

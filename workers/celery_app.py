@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from celery import Celery
 from celery.schedules import crontab
 from kombu import Queue
 
 from shared import queues
 from shared.config import Settings, load_settings, parse_interval
 from shared.keys import Keys
+from shared.redis_conn import celery_broker, redbeat_settings
 from workers.channel_schedule import resync_entries
 
 # A beat replica that dies hands its lock over after this long (s) — the documented failover time.
@@ -28,14 +28,19 @@ def resync_schedule(text: str):
     return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
 
 
-def make_app(settings: Settings | None = None) -> Celery:
+def make_app(settings: Settings | None = None):
     settings = settings or load_settings()
     keys = Keys(settings.key_prefix)
     from workers import runtime
     runtime.use_settings(settings)  # what the app runs (engine, tasks) uses the app's settings
-    app = Celery("linesync", include=["workers.tasks", "workers.resync_tasks"])
+    from workers.broker import App
+    # App: its workers run without mingle, gossip and heartbeat; the transport rides out a
+    # full Redis (workers/broker.py).
+    app = App("linesync", include=["workers.tasks", "workers.resync_tasks"])
+    broker = celery_broker(settings.redis_url)  # sentinel:// becomes kombu's sentinel transport
     app.conf.update(
-        broker_url=settings.redis_url,
+        broker_url=broker["broker_url"],
+        broker_transport=broker["broker_transport"],
         broker_connection_retry_on_startup=True,
         # Every key kombu writes (queues, unacknowledged messages, bindings, the fanout
         # channels of inspect/control and events) starts with {P}:celery:, so installs with
@@ -43,7 +48,8 @@ def make_app(settings: Settings | None = None) -> Celery:
         # other's work. Unacknowledged messages of a dead worker come back after the
         # visibility timeout; it must exceed the longest task (a resync chunk, ~20 s), and
         # nothing depends on it to recover (leases and checkpoints do), so it is generous.
-        broker_transport_options={"global_keyprefix": keys.celery_prefix, "visibility_timeout": 900},
+        broker_transport_options={"global_keyprefix": keys.celery_prefix, "visibility_timeout": 900,
+                                  **broker.get("broker_transport_options", {})},
         task_serializer="json",
         accept_content=["json"],
         result_backend=None,
@@ -63,7 +69,7 @@ def make_app(settings: Settings | None = None) -> Celery:
         task_default_queue=queues.TASKS,
         worker_hijack_root_logger=False,
         beat_scheduler="workers.beat:Scheduler",  # redbeat's, riding out Redis outages
-        redbeat_redis_url=settings.redis_url,
+        **redbeat_settings(settings.redis_url),
         redbeat_key_prefix=keys.redbeat_prefix,
         redbeat_lock_key=keys.redbeat_lock,
         redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,

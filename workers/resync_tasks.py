@@ -1,6 +1,6 @@
 """Celery tasks of the follower resync (logic in workers/resync.py).
 
-- ``linesync.resync.start(reason, mark_missing=None, run_id=None)``: beat's
+- ``linesync.resync.start(reason, mark_missing=None, run_id=None, force_mark_missing=False)``: beat's
   schedule, the first-start run and ``linesync resync`` send this. Creates a
   run unless one is running, then queues the first chunk. Every call is
   counted in ``{P}:stats`` field ``resync_start_calls``.
@@ -53,17 +53,18 @@ def make_resync(rt: Runtime) -> resync.Resync:
     s = rt.settings
     line = LineClient(s.line_api_base_url, s.line_channel_access_token) if s.line_channel_access_token else None
     return resync.Resync(rt.r, rt.keys, line, rt.clock, dedupe_ttl=s.dedupe_ttl_seconds,
-                         line_unavailable="LINE_CHANNEL_ACCESS_TOKEN is not set on the workers")
+                         line_unavailable="LINE_CHANNEL_ACCESS_TOKEN is not set on the workers",
+                         mark_missing_min_share=s.resync_mark_missing_min_share)
 
 
 @shared_task(name="linesync.resync.start")
 def start(reason: str = "manual", mark_missing: bool | None = None, run_id: str | None = None,
-          channel: str | None = None) -> dict:
+          force_mark_missing: bool = False, channel: str | None = None) -> dict:
     rt = _rt(channel)
     rt.r.hincrby(rt.keys.stats, START_CALLS, 1)
     mark = rt.settings.resync_mark_missing if mark_missing is None else bool(mark_missing)
     run, created = resync.start(rt.r, rt.keys, reason=reason, now_ms=now_ms(rt.clock), mark_missing=mark,
-                                run_id=run_id)
+                                run_id=run_id, force_mark_missing=bool(force_mark_missing))
     if created:
         resync.mark_queued(rt.r, rt.keys)
         chunk.apply_async((run.id,), **_chunk_opts(channel))

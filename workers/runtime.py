@@ -18,6 +18,7 @@ from shared.clock import Clock, RedisClock, now_ms
 from shared.config import ROLE_REQUIREMENTS, Settings, load_settings
 from shared.keys import Keys
 from shared.limiter import IDENTIFY, TRACK, Limiter
+from shared.redis_conn import connection_pool
 from workers.braze import BrazeClient
 from workers.sending import Sender
 
@@ -74,7 +75,7 @@ def build_one(settings: Settings, clock: Clock | None = None) -> Runtime:
     settings.require(*ROLE_REQUIREMENTS["worker"])
     # Every thread holds at most one connection at a time, so the pool never runs dry:
     # the plain pool (a list and a lock) is cheaper per call than the blocking one.
-    pool = redis.ConnectionPool.from_url(
+    pool = connection_pool(  # REDIS_URL, sentinel:// included
         settings.redis_url, max_connections=settings.delivery_concurrency + EXTRA_CONNECTIONS,
         socket_timeout=WORKER_SOCKET_TIMEOUT, socket_connect_timeout=2.0, health_check_interval=30)
     r = redis.Redis(connection_pool=pool)

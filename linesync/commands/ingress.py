@@ -101,7 +101,7 @@ def ingress(bind: str, admin_bind: str | None, workers: int | None) -> None:
             raise ConfigError("LINESYNC_ADMIN_BIND", "must differ from --bind: the admin surface is never on "
                                                      "the public one")
     setup_logging(settings.log_format, settings.log_level)
-    startup.check_redis(settings.redis_url)  # a ConfigError: one line, exit 2 (linesync.cli)
+    startup.check_redis(settings.redis_url, settings.redis_durability)  # a ConfigError: one line, exit 2 (linesync.cli)
     log.info("webhooks on %s (POST /line/events), admin surface on %s (/metrics, /v1/..., /status)",
              bind, admin_bind)
     overrides: dict[str, Any] = {"bind": [bind, admin_bind]}

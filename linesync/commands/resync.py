@@ -14,6 +14,7 @@ import time
 import click
 
 from shared import queues
+from shared import resync_runs as runs
 from linesync.context import channel_option, connect_channels
 from shared.keys import Keys
 from shared.clock import redis_now
@@ -31,25 +32,20 @@ def _clock(seconds: float) -> str:
 
 def _last_total(r, keys: Keys) -> int | None:
     """Followers counted by the last completed run: the best guess of this run's total."""
-    import json
-    for raw in r.lrange(keys.resync_history, 0, 9):
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            continue
-        if doc.get("status") == "completed" and doc.get("followers"):
-            return int(doc["followers"])
-    return None
+    last = runs.last_completed(r, keys)
+    return int(last["followers"]) if last and last.get("followers") else None
 
 
 def progress_line(run, now_ms: int, expected: int | None) -> str:
-    """One line of progress for ``run`` (a workers.resync.Run)."""
+    """One line of progress for ``run`` (a shared.resync_runs.Run)."""
     elapsed = max(0.001, (now_ms - run.started_ms) / 1000)
     rate = run.followers / elapsed
     parts = [f"resync {run.id}", f"pages {run.pages:,}", f"followers {run.followers:,}",
              f"{rate:,.0f}/s", f"elapsed {_clock(elapsed)}"]
-    if run.phase == "missing":
-        parts.append(f"marking absent users unsubscribed: {run.unsubscribed:,} so far")
+    if run.phase == "missing" and not run.missing_counted:
+        parts.append(f"counting known users absent from the list: {run.missing_found:,} so far")
+    elif run.phase == "missing":
+        parts.append(f"marking absent users unsubscribed: {run.unsubscribed:,} of {run.missing_found:,}")
     elif run.phase == "pages" and expected and rate > 0 and run.followers < expected:
         parts.append(f"ETA ~{_clock((expected - run.followers) / rate)} (last run: {expected:,})")
     if run.restarts:
@@ -60,17 +56,15 @@ def progress_line(run, now_ms: int, expected: int | None) -> str:
 
 
 def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) -> int:
-    from workers import resync as rs
-
     tty = sys.stdout.isatty()
     expected = _last_total(r, keys)
     t0 = time.monotonic()
     last_plain, last_len = 0.0, 0
     warned = False
     while True:
-        run = rs.load(r, keys)
+        run = runs.load(r, keys)
         if run is None or run.id != run_id:
-            if run is not None and run.status == rs.RUNNING:
+            if run is not None and run.status == runs.RUNNING:
                 click.echo(f"Another run ({run.id}, {run.reason}) is running; following it.")
                 run_id = run.id
                 continue
@@ -84,11 +78,11 @@ def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) ->
             time.sleep(poll)
             continue
         now = int(time.time() * 1000)
-        if run.status != rs.RUNNING:
+        if run.status != runs.RUNNING:
             if tty and last_len:
                 click.echo("\r" + " " * last_len + "\r", nl=False)
             click.echo(progress_line(run, run.finished_ms or now, None))
-            if run.status == rs.COMPLETED:
+            if run.status == runs.COMPLETED:
                 extra = f", {run.unsubscribed:,} absent users unsubscribed" if run.mark_missing else ""
                 click.echo(f"Resync completed: {run.followers:,} followers in {run.pages:,} pages, "
                            f"{run.subscribed:,} newly subscribed{extra}, "
@@ -112,13 +106,24 @@ def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) ->
 @click.option("--mark-missing/--no-mark-missing", default=None,
               help="Mark known users absent from the complete pass unsubscribed "
                    "(default: RESYNC_MARK_MISSING_UNSUBSCRIBED). See docs/guide.md, Follower resync, for LINE's caveat.")
+@click.option("--force-mark-missing", is_flag=True,
+              help="Mark absent users unsubscribed even if the pass lists fewer than "
+                   "LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE of the known followers (implies --mark-missing; "
+                   "recorded on the run). A pass listing 0 followers still marks nobody.")
 @click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="With --wait: give up (exit 3) if no worker starts the run within this many seconds.")
 @click.option("--cancel", is_flag=True, help="End the running resync (it stops at its next page) instead.")
 @channel_option
-def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: bool, channel: str | None) -> None:
+def resync(wait: bool, mark_missing: bool | None, force_mark_missing: bool, start_timeout: float,
+           cancel: bool, channel: str | None) -> None:
     """Start a follower resync (pages LINE's follower list; every follower becomes subscribed).
     With several channels: each channel's own (or --channel's), one after the other with --wait."""
+
+    if force_mark_missing:
+        if mark_missing is False:
+            raise click.UsageError("--force-mark-missing contradicts --no-mark-missing")
+        mark_missing = True
+
     settings, r, chans = connect_channels(channel)
     several = bool(settings.channel_table)
     worst = 0
@@ -126,25 +131,23 @@ def resync(wait: bool, mark_missing: bool | None, start_timeout: float, cancel: 
         if several:
             click.echo(f"== channel {ch.name}")
         code = _resync_one(r, ch.keys, ch.name if several else None, wait=wait, mark_missing=mark_missing,
-                           start_timeout=start_timeout, cancel=cancel)
+                           force_mark_missing=force_mark_missing, start_timeout=start_timeout, cancel=cancel)
         worst = max(worst, code)
     if worst:
         raise click.exceptions.Exit(worst)
 
 
 def _resync_one(r, keys: Keys, channel: str | None, *, wait: bool, mark_missing: bool | None,
-                start_timeout: float, cancel: bool) -> int:
+                force_mark_missing: bool, start_timeout: float, cancel: bool) -> int:
     """One channel's resync (``channel`` None: the only channel's, the task carrying no channel)."""
-    from workers import resync as rs
-
     if cancel:
-        if rs.cancel(r, keys, now_ms=int(redis_now(r) * 1000)):
+        if runs.cancel(r, keys, now_ms=int(redis_now(r) * 1000)):
             click.echo("resync cancelled; its worker stops at the next page")
             return 0
         click.echo("no resync is running")
         return 1
-    cur = rs.load(r, keys)
-    if cur is not None and cur.status == rs.RUNNING:
+    cur = runs.load(r, keys)
+    if cur is not None and cur.status == runs.RUNNING:
         click.echo(f"A resync is already running: run {cur.id} ({cur.reason}), "
                    f"{cur.pages:,} pages / {cur.followers:,} followers so far.")
         if not wait:
@@ -152,11 +155,13 @@ def _resync_one(r, keys: Keys, channel: str | None, *, wait: bool, mark_missing:
         run_id = cur.id
     else:
         from workers import app
-        run_id = rs.new_run_id(int(redis_now(r) * 1000))
-        kwargs = {"reason": "manual", "mark_missing": mark_missing, "run_id": run_id}
+        run_id = runs.new_run_id(int(redis_now(r) * 1000))
+        kwargs = {"reason": "manual", "mark_missing": mark_missing, "run_id": run_id,
+                  "force_mark_missing": force_mark_missing}
         app.send_task("linesync.resync.start", queue=queues.TASKS,
                       kwargs={**kwargs, "channel": channel} if channel else kwargs)
-        click.echo(f"Resync requested: run {run_id}.")
+        click.echo(f"Resync requested: run {run_id}"
+                   + (" (mark-missing forced: the share check is off for this run)." if force_mark_missing else "."))
         if not wait:
             return 0
     return _follow(r, keys, run_id, start_timeout=start_timeout, poll=POLL_SECONDS)

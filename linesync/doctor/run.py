@@ -7,7 +7,7 @@ from collections.abc import Callable
 import redis
 
 from linesync.doctor import braze_checks, line_checks, process_checks
-from shared import redis_checks
+from shared import redis_checks, redis_conn
 from linesync.doctor.http import Http
 from shared.check import FAIL, Check, failed, passed, skipped
 from shared.config import Settings, mask_url_password
@@ -22,7 +22,7 @@ RedisFactory = Callable[[str], redis.Redis]
 
 
 def default_redis(url: str) -> redis.Redis:
-    return redis.Redis.from_url(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
+    return redis_conn.connect(url, socket_timeout=REDIS_TIMEOUT, socket_connect_timeout=REDIS_TIMEOUT)
 
 
 def redis_section(settings: Settings, connect: RedisFactory) -> tuple[list[Check], redis.Redis | None]:
@@ -39,7 +39,7 @@ def redis_section(settings: Settings, connect: RedisFactory) -> tuple[list[Check
     except redis.RedisError as e:
         return [failed(name, f"{where} did not answer ({type(e).__name__})",
                        "check REDIS_URL and that Redis runs and is reachable from this host")], None
-    return [passed(name, f"{where} answers"), *redis_checks.check_info(info)], r
+    return [passed(name, f"{where} answers"), *redis_checks.check_info(info, settings.redis_durability)], r
 
 
 def line_section(settings: Settings, http: Http, *, send_test: bool, webhook_url: str | None = None) -> list[Check]:

@@ -11,6 +11,7 @@ import pytest
 
 from sandboxes.braze import BrazeSandbox
 from sandboxes.line import LineSandbox, follower_id
+from shared import state
 from shared.keys import Keys
 from tests.support.procs import ROOT, base_env, celery_beat, celery_worker, wait_until
 from workers import resync
@@ -87,10 +88,8 @@ def test_a_killed_worker_s_run_resumes_from_its_checkpoint(r, env, line_sb, proc
     assert done.status == "completed", done.error
     assert done.id == killed_at.id and done.started_ms == killed_at.started_ms
     assert (done.pages, done.followers, done.restarts) == (math.ceil(n / 1000), n, 0)
-    states = []
-    for i in range(0, n, 2000):
-        states += r.hmget(keys.state, [follower_id(j) for j in range(i, min(n, i + 2000))])
-    assert len(states) == n and all(s is not None and s.endswith(b"S") for s in states)
+    states = [state.get(r, keys, follower_id(j)) for j in range(n)]  # through shared.state: its layout is its own
+    assert len(states) == n and all(s is not None and s[1] == "S" for s in states)
     assert not r.exists(keys.resync_lock)
 
 
@@ -131,3 +130,25 @@ def test_two_beat_replicas_schedule_each_run_once(r, env, line_sb, procs):
     # One beat sends ~window/3 = 3 in the window; two beats without the lock would send ~6.
     assert 2 <= scheduled <= window / 3 + 1, (scheduled, logs(procs))
     assert resync.resync_status(r, keys)["last"]["reason"] == "schedule"
+
+
+def test_a_resync_of_an_unchanged_follower_list_sends_nothing_to_braze(r, env, line_sb, braze_sb, procs):
+    n = 3_000
+    line_sb.set_followers(n)
+    procs.append(worker(env, "w1"))
+    first = cli(env, "--wait")
+    assert first.returncode == 0, first.stdout + first.stderr + logs(procs)
+    assert f"{n:,} newly subscribed" in first.stdout
+    wait_until(lambda: braze_sb.stats()["profiles"] == n and r.zcard(keys.outbox_ready) == 0, timeout=60,
+               what="every follower delivered", on_fail=lambda: logs(procs))
+    time.sleep(1.0)  # the last batch's answer is settled
+    calls = braze_sb.stats()["requests_total"]
+    assert calls >= n // 75
+
+    second = cli(env, "--wait")
+    assert second.returncode == 0, second.stdout + second.stderr + logs(procs)
+    assert f"Resync completed: {n:,} followers" in second.stdout and "0 newly subscribed" in second.stdout
+    assert r.zcard(keys.outbox_ready) == 0  # nobody queued for Braze
+    time.sleep(2.0)  # > BRAZE_FLUSH_DELAY_MS: a wrong implementation would have sent by now
+    assert braze_sb.stats()["requests_total"] == calls
+    assert resync.resync_status(r, keys)["last"]["subscribed"] == 0

@@ -97,7 +97,7 @@ def test_all_is_well(chain):
     res, failing = chain.doctor("--send-test")
     assert res.exit_code == 0, res.output
     assert failing == set()
-    assert res.output.strip().splitlines()[-1] == "doctor: all 15 checks passed"
+    assert res.output.strip().splitlines()[-1] == "doctor: all 16 checks passed"
     assert chain.line.stats()["requests"]["/v2/bot/channel/webhook/test"] == {"200": 1}
     assert chain.braze.profiles() == []  # the key check changed no profile
 
@@ -107,7 +107,7 @@ def test_json_lists_every_check(chain):
     doc = json.loads(res.output)
     assert res.exit_code == 0 and doc["ok"] is True and doc["exit_code"] == 0
     names = [c["name"] for c in doc["checks"]]
-    assert names == ["redis.connection", "redis.version", "redis.eviction", "redis.aof", "redis.memory",
+    assert names == ["redis.connection", "redis.version", "redis.eviction", "redis.cluster", "redis.aof", "redis.memory",
                      "line.token", "line.webhook_url", "line.webhook_active", "line.test_delivery",
                      "braze.api_key", "braze.state_mode", "braze.subscription_group", "workers.alive", "beat.alive", "resync.recent"]
     assert all(c["ok"] is True and set(c) >= {"name", "ok", "detail", "fix"} for c in doc["checks"])

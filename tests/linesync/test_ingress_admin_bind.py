@@ -23,7 +23,7 @@ def started(monkeypatch):
             pass
 
     monkeypatch.setattr(ingress_module, "IngressServer", Server)
-    monkeypatch.setattr(ingress_module.startup, "check_redis", lambda url: None)
+    monkeypatch.setattr(ingress_module.startup, "check_redis", lambda url, *a: None)
     monkeypatch.setattr(ingress_module, "setup_logging", lambda *a: None)
     for name in ("LINESYNC_ADMIN_BIND", "REDIS_URL", "LINE_CHANNEL_SECRET"):
         monkeypatch.delenv(name, raising=False)

@@ -101,3 +101,46 @@ def test_at_start_carries_on_when_redis_is_not_there_yet():
     log = Log()
     redis_checks.at_start(redis.Redis(port=1, socket_connect_timeout=0.2), "ingress", log)
     assert log.lines and "could not check" in log.lines[0]
+
+
+def test_a_cluster_mode_endpoint_fails_saying_why():
+    c = redis_checks.cluster({**GOOD, "cluster_enabled": 1})
+    assert c.status == FAIL and "Celery's broker and redbeat" in c.detail and "cluster mode disabled" in c.fix
+    assert redis_checks.cluster({**GOOD, "cluster_enabled": 0}).status == OK
+    assert statuses({**GOOD, "cluster_enabled": 1})["redis.cluster"] == FAIL
+
+
+def test_replicas_durability_wants_a_connected_replica_and_says_what_it_risks():
+    def names(info):
+        return {c.name: c for c in redis_checks.check_info(info, "replicas")}
+    no_aof = {**GOOD, "aof_enabled": 0}
+    ok = names({**no_aof, "connected_slaves": 2})
+    assert "redis.aof" not in ok and ok["redis.replicas"].status == OK
+    assert "2 replica(s)" in ok["redis.replicas"].detail and "without AOF" in ok["redis.replicas"].detail
+    assert "without AOF" not in names({**GOOD, "connected_slaves": 1})["redis.replicas"].detail
+    none = names({**no_aof, "connected_slaves": 0})["redis.replicas"]
+    assert none.status == FAIL and "503" in none.detail and "LINESYNC_REDIS_DURABILITY=aof" in none.fix
+    assert redis_checks.check_info(no_aof)[3].name == "redis.aof"  # the default is aof: a warning without it
+
+
+class FakeInfo:
+    def __init__(self, info):
+        self._info = info
+
+    def info(self):
+        return self._info
+
+
+def test_at_start_refuses_a_cluster_endpoint_in_one_line():
+    from shared.errors import ConfigError
+    with pytest.raises(ConfigError) as e:
+        redis_checks.at_start(FakeInfo({**GOOD, "cluster_enabled": 1}), "ingress", Log())
+    assert str(e.value).startswith("REDIS_URL: ") and "Cluster" in str(e.value) and "\n" not in str(e.value)
+
+
+def test_at_start_with_replicas_durability_accepts_no_aof_and_warns_without_a_replica():
+    log = Log()
+    redis_checks.at_start(FakeInfo({**GOOD, "aof_enabled": 0, "connected_slaves": 1}), "worker", log, "replicas")
+    assert log.lines == []
+    redis_checks.at_start(FakeInfo({**GOOD, "aof_enabled": 0, "connected_slaves": 0}), "worker", log, "replicas")
+    assert len(log.lines) == 1 and "no replica is connected" in log.lines[0]

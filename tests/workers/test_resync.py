@@ -237,6 +237,87 @@ def test_mark_missing_does_nothing_after_an_incomplete_pass(r, keys, sandbox, cl
     assert set(states(r, keys, gone)) == {"S"}
 
 
+def strangers(r, keys, n, at_ms):
+    """``n`` users linesync holds as subscribed who are not on LINE's list."""
+    users = [f"Ustranger{i:05d}" for i in range(n)]
+    state.apply(r, keys, [state.Change(u, make_version(at_ms, at_ms, 0, i), "S") for i, u in enumerate(users)],
+                now_ms=at_ms, dedupe_ttl=60)
+    r.delete(keys.outbox_ready)  # delivered
+    return users
+
+
+def test_a_complete_pass_listing_no_followers_marks_nobody_missing(r, keys, sandbox, clock, caplog):
+    """LINE answers an empty list (a wrong channel's token, an outage page): nobody may become unsubscribed."""
+    sandbox.set_followers(0)
+    known = strangers(r, keys, 40, now_ms(clock) - 86_400_000)
+    run = begin(r, keys, clock, mark_missing=True)
+    with caplog.at_level(logging.ERROR, logger="workers.resync"):
+        assert make(r, keys, sandbox, clock).run_chunk() == "failed"
+    assert set(states(r, keys, known)) == {"S"} and r.zcard(keys.outbox_ready) == 0
+    done = run_of(r, keys)
+    assert (done.status, done.followers, done.unsubscribed, done.missing_found) == ("failed", 0, 0, 40)
+    assert done.error.startswith("mark-missing refused") and "0 followers" in done.error
+    assert resync.resync_status(r, keys)["last"]["error"] == done.error  # what `linesync status` shows
+    assert any("mark-missing refused" in rec.getMessage() for rec in caplog.records)
+    assert not r.exists(keys.resync_lock) and not r.exists(keys.resync_seen(run.id))
+
+
+def test_no_override_lets_an_empty_pass_mark_anyone(r, keys, sandbox, clock):
+    sandbox.set_followers(0)
+    known = strangers(r, keys, 40, now_ms(clock) - 86_400_000)
+    run, _ = resync.start(r, keys, reason="test", now_ms=now_ms(clock), mark_missing=True, force_mark_missing=True)
+    assert run.force_mark_missing
+    assert make(r, keys, sandbox, clock).run_chunk() == "failed"
+    assert set(states(r, keys, known)) == {"S"} and "0 followers" in run_of(r, keys).error
+
+
+def test_an_empty_pass_with_nobody_known_completes(r, keys, sandbox, clock):
+    sandbox.set_followers(0)
+    begin(r, keys, clock, mark_missing=True)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    assert run_of(r, keys).unsubscribed == 0
+
+
+def test_mark_missing_refuses_a_pass_listing_less_than_the_share(r, keys, sandbox, clock):
+    known = strangers(r, keys, 3000, now_ms(clock) - 86_400_000)  # 2,500 listed of 5,500 known: 45 %
+    begin(r, keys, clock, mark_missing=True)
+    assert make(r, keys, sandbox, clock, missing_chunk=700).run_chunk() == "failed"
+    done = run_of(r, keys)
+    assert done.error.startswith("mark-missing refused") and "45.5%" in done.error
+    assert "LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE=0.5" in done.error and "--force-mark-missing" in done.error
+    assert (done.followers, done.missing_found, done.unsubscribed) == (2500, 3000, 0)
+    assert set(states(r, keys, known)) == {"S"}
+    assert set(states(r, keys, all_followers())) == {"S"}  # the pass itself did its work
+    assert r.zcard(keys.outbox_ready) == 2500  # new followers only: no unsubscribe queued
+
+
+def test_a_lower_share_lets_the_same_pass_mark_them(r, keys, sandbox, clock):
+    known = strangers(r, keys, 3000, now_ms(clock) - 86_400_000)
+    begin(r, keys, clock, mark_missing=True)
+    assert make(r, keys, sandbox, clock, mark_missing_min_share=0.4).run_chunk() == "completed"
+    assert set(states(r, keys, known)) == {"U"} and run_of(r, keys).unsubscribed == 3000
+
+
+def test_the_override_marks_them_and_is_recorded_on_the_run(r, keys, sandbox, clock):
+    known = strangers(r, keys, 3000, now_ms(clock) - 86_400_000)
+    resync.start(r, keys, reason="test", now_ms=now_ms(clock), mark_missing=True, force_mark_missing=True)
+    assert make(r, keys, sandbox, clock, missing_chunk=700).run_chunk() == "completed"
+    assert set(states(r, keys, known)) == {"U"}
+    done = run_of(r, keys)
+    assert (done.unsubscribed, done.missing_found, done.force_mark_missing) == (3000, 3000, True)
+    assert resync.resync_status(r, keys)["last"]["force_mark_missing"] is True
+
+
+def test_the_share_setting(monkeypatch):
+    from shared.config import load_settings
+    from shared.errors import ConfigError
+    assert load_settings({}, dotenv=False).resync_mark_missing_min_share == 0.5
+    assert load_settings({"LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE": "0.8"},
+                         dotenv=False).resync_mark_missing_min_share == 0.8
+    with pytest.raises(ConfigError, match="LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE"):
+        load_settings({"LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE": "1.5"}, dotenv=False)
+
+
 class _Crash(Exception):
     pass
 
@@ -513,3 +594,14 @@ def test_a_cancel_during_the_finish_ends_the_run_once(r, keys, sandbox, clock, m
     done = run_of(r, keys)
     assert (done.status, done.error) == ("failed", "cancelled by operator")
     assert [json.loads(x)["status"] for x in r.lrange(keys.resync_history, 0, -1)] == ["failed"]
+
+
+def test_the_sandbox_answers_pages_at_a_set_pace(r, keys, sandbox, clock):
+    """bench/resync's LINE pace: ``page_time_ms`` is a fault like the others; a pass under it completes."""
+    sandbox.set_faults(page_time_ms=5)
+    assert sandbox.faults()["page_time_ms"] == 5.0 and sandbox.faults()["latency_ms"] == 0.0
+    begin(r, keys, clock)
+    assert make(r, keys, sandbox, clock).run_chunk() == "completed"
+    assert run_of(r, keys).followers == 2500
+    sandbox.clear_faults()
+    assert sandbox.faults()["page_time_ms"] == 0.0
