@@ -69,6 +69,10 @@ HEARTBEAT = 5.0
 ERROR_SLEEP = 1.0
 # Sender threads per channel at least, however many channels share the process's concurrency.
 LANE_MIN_SENDERS = 2
+# With many channels, each channel's watcher of an empty outbox looks less often: 0.01 s per
+# channel, between deliver.IDLE_SLEEP (0.05) and this (s). A partial batch still waits for
+# BRAZE_FLUSH_DELAY_MS (500) anyway; only a batch filled within this time is sent later.
+LANE_MAX_IDLE_SLEEP = 0.25
 
 # A channel served by this process: (name, its runtime, its consume hooks).
 EngineLane = tuple[str, Runtime, Sequence]
@@ -96,6 +100,8 @@ class Engine:
         self.lanes = list(lanes)  # several channels; none: the one channel of ``rt``
         self.deliverers = [Deliverer(lrt.r, lrt.keys, lrt.settings, lrt.braze, lrt.track_sender, lrt.clock,
                                      owner=self.name) for _, lrt, _ in self.lanes] or [self.deliverer]
+        for d in self.deliverers if self.lanes else ():
+            d.idle_sleep = min(LANE_MAX_IDLE_SLEEP, max(d.idle_sleep, 0.01 * len(self.lanes)))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._redis_down: set[str] = set()
