@@ -123,3 +123,14 @@ def test_pauses_per_workspace(r, run):
 def test_send_test_webhook_needs_a_channel_when_there_are_several(run):
     res = run("send-test-webhook")
     assert res.exit_code == 2 and "--channel" in res.output
+
+
+def test_config_lists_each_channel_without_secrets(run):
+    res = run("config", "--json")
+    doc = json.loads(res.output)
+    assert doc["channels"]["jp"]["braze_api_key"] == "<set>" and doc["channels"]["jp"]["webhook_path"] == \
+        "/line/events/jp"
+    assert not any(f'"{v}"' in res.output for v in ("s1", "t1", "k1", "s2", "t2", "k2"))  # no secret value
+    text = run("config").output
+    assert "channel tw: webhook_path=/line/events/tw" in text
+    assert "channels" not in json.loads(run("config", "--json", channels_file=False).output)
