@@ -17,6 +17,11 @@ channels in one Braze workspace, sharing its limiter (``--rate``), the harder ca
 
 ``--live-channels N``: N live channels (``live0``…), the probes taking turns; p99 is printed too.
 
+``--resync N``: the backlog is a real follower resync of N followers in channel ``bulk``
+(workers.resync.Resync over pages made in this process, 1,000 ids each, run in a thread
+beside the engine) instead of a burst of follow webhooks; the probes start once the run has
+listed a tenth of them, and the drain figure is how many the workspace delivered meanwhile.
+
 ``--throughput``: ``--events`` follows (200 per body) spread evenly over ``--channels``
 channels, each its own workspace and sandbox, then over one channel: events/s from the first
 body queued to the last profile in Braze, for both.
@@ -30,6 +35,7 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -102,6 +108,7 @@ def main() -> int:
     ap.add_argument("--workspaces", choices=("same", "separate"), default="same")
     ap.add_argument("--live-channels", type=int, default=1)
     ap.add_argument("--throughput", action="store_true")
+    ap.add_argument("--resync", type=int, default=0, help="followers of a real resync in channel bulk")
     ap.add_argument("--events", type=int, default=20000)
     ap.add_argument("--channels", type=int, default=10)
     a = ap.parse_args()
@@ -116,21 +123,34 @@ def main() -> int:
     try:
         base_lat = probe(d, live, a.probes, "base")
         t0 = time.monotonic()
-        users = [f"Ubulk{i:027x}" for i in range(a.backlog)]
-        for i in range(0, len(users), 200):
-            webhook_queue.enqueue(d.r, d.keys["bulk"], body(users[i:i + 200], 1000))
-        time.sleep(1.0)  # the backlog is in the outbox
-        lat = probe(d, live, a.probes, "load")
-        while _profiles(bulk, "sg-bulk") < a.backlog and time.monotonic() - t0 < 600:
+        if a.resync:
+            a.backlog = a.resync
+            run = start_resync(d, a.resync)
+            lat = probe(d, live, a.probes, "load")
+            listed = resync_followers(d)
+            run.join()
+        else:
+            users = [f"Ubulk{i:027x}" for i in range(a.backlog)]
+            for i in range(0, len(users), 200):
+                webhook_queue.enqueue(d.r, d.keys["bulk"], body(users[i:i + 200], 1000))
+            time.sleep(1.0)  # the backlog is in the outbox
+            lat = probe(d, live, a.probes, "load")
+        while _profiles(bulk, "sg-bulk") < a.backlog and time.monotonic() - t0 < (600 if not a.resync else 0):
             time.sleep(0.5)
         drain = time.monotonic() - t0
+        delivered = _profiles(bulk, "sg-bulk")
     finally:
         d.close()
     print(f"workspaces {a.workspaces}, limit {a.rate} each, Braze latency {a.latency_ms:.0f} ms, "
           f"concurrency {a.concurrency} (split per channel), live channels {len(live)}")
     print(f"live follow -> Braze, without backlog: {_summary(base_lat)}")
-    print(f"live follow -> Braze, during a bulk backlog of {a.backlog:,}: {_summary(lat)}")
-    print(f"bulk backlog drained in {drain:.1f} s ({a.backlog / drain:,.0f} profiles/s)")
+    what = f"a resync of {a.resync:,} followers" if a.resync else f"a bulk backlog of {a.backlog:,}"
+    print(f"live follow -> Braze, during {what}: {_summary(lat)}")
+    if a.resync:
+        print(f"the resync had listed {listed:,} followers when the probes ended; {delivered:,} delivered "
+              f"in {drain:.1f} s ({delivered / drain:,.0f} profiles/s)")
+    else:
+        print(f"bulk backlog drained in {drain:.1f} s ({a.backlog / drain:,.0f} profiles/s)")
     return 0
 
 
@@ -157,6 +177,41 @@ def throughput(a) -> int:
         print(f"{n:>2} channel(s): {a.events:,} follows through the pipeline at {rate:,.0f} events/s "
               f"(Braze latency {a.latency_ms:.0f} ms, concurrency {a.concurrency})")
     return 0
+
+
+class _Pages:
+    """LINE's follower list made in this process: pages of 1,000 ids, token = offset."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def followers_ids(self, start: str | None = None, limit: int = 1000):
+        lo = int(start or 0)
+        hi = min(self.n, lo + limit)
+        return [f"Ursync{i:027x}" for i in range(lo, hi)], (str(hi) if hi < self.n else None)
+
+
+def start_resync(d: Deployment, n: int) -> threading.Thread:
+    """A real resync of ``n`` followers into channel bulk's keys, in a thread; returns once a tenth is listed."""
+    from shared.clock import SystemClock, now_ms
+    from workers import resync
+
+    keys = d.keys["bulk"]
+    clock = SystemClock()
+    resync.start(d.r, keys, reason="bench", now_ms=now_ms(clock), mark_missing=False)
+    rs = resync.Resync(d.r, keys, _Pages(n), clock, run_seconds=24 * 3600)
+    t = threading.Thread(target=rs.run_chunk, daemon=True)
+    t.start()
+    while resync_followers(d) < n // 10 and t.is_alive():
+        time.sleep(0.05)
+    return t
+
+
+def resync_followers(d: Deployment) -> int:
+    from workers import resync
+
+    run = resync.load(d.r, d.keys["bulk"])
+    return run.followers if run else 0
 
 
 def _summary(lat: list[float]) -> str:
