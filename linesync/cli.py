@@ -20,6 +20,7 @@ COMMANDS: dict[str, str] = {
     "beat": "linesync.commands.worker:beat",
     "up": "linesync.commands.up:up",
     "status": "linesync.commands.status:status",
+    "state": "linesync.commands.state:state_command",
     "pauses": "linesync.commands.pauses:pauses",
     "dlq": "linesync.commands.dlq:dlq",
     "resync": "linesync.commands.resync:resync",

@@ -10,16 +10,34 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:rejected            STREAM  signed bodies that were not the LINE envelope (capped)
 
   Consuming (workers/consume.py, shared/lua/apply_events.lua)
-    {P}:seen:<eventId>      STRING  dedupe mark for a webhookEventId, TTL LINESYNC_DEDUPE_TTL_SECONDS
-    {P}:state               HASH    LINE user id -> "<version><S|U>" newest known subscription state
+    {P}:state:<b>           HASH    bucket b of the newest known subscription states: a LINE user id
+                                    ("U" + 32 hex) -> its packed state (shared/state.py, lib/state.lua);
+                                    b = 0 .. buckets-1, grown by linear hashing (shared/buckets.py), each
+                                    bucket a listpack of ~96 users (~30 B a user)
+    {P}:state:x             HASH    the same for user ids of any other form: id -> packed state
+    {P}:state:meta          HASH    buckets (how many), entries (users held)
+    {P}:state               HASH    the layout before buckets (user -> "<version><S|U>"): read as a
+                                    fallback and moved by shared/migrate.py at start, then gone
+    {P}:dedupe:<t>          HASH    window t (epoch ms / LINESYNC_DEDUPE_TTL_SECONDS / 1000) of remembered
+                                    webhookEventIds: buckets, entries (shared/dedupe.py, lib/dedupe.lua)
+    {P}:dedupe:<t>:<b>      HASH    bucket b of window t: 16-byte id -> "" (~22 B an id); every key of
+                                    window t expires at the end of window t+1 (t and t-1 are checked)
+    {P}:seen:<eventId>      STRING  dedupe mark of the layout before windows (read until moved by
+                                    shared/migrate.py); still the mark of a handled accountLink event
+                                    ({P}:seen:accountLink:<event>, workers/account_link.py), TTL
+    {P}:migrate             HASH    progress of shared/migrate.py: state/seen cursors, "done" flags
+    {P}:migrate:lease       STRING  the one process migrating (token, PX)
     {P}:stats               HASH    counters (events by type, duplicates, stale, transitions...)
     {P}:destination         STRING  the newest body's envelope "destination" (the bot user id), kept with
                                     several channels only, for `linesync doctor` (workers/consume.py)
 
   Outbox and delivery (shared/outbox.py, shared/lua/*.lua)
-    {P}:outbox:ready        ZSET    LINE user id whose state must be sent, scored by when it first
-                                    became dirty (ms); the state itself is read from {P}:state at
-                                    claim time, so waiting updates coalesce to the newest
+    {P}:outbox:buckets      ZSET    state bucket b holding users whose state must be sent (the dirty
+                                    flag in their value, lib/state.lua), scored by when it first became
+                                    dirty (ms): the outbox costs no memory per user; the state itself is
+                                    read at claim time, so waiting updates coalesce to the newest
+    {P}:outbox:ready        ZSET    a user listed alone to be sent (an id of another form, a user with no
+                                    state yet: links, DLQ replays), scored the same way
     {P}:outbox:inflight     HASH    LINE user id -> batch id it is being delivered in
     {P}:outbox:events       LIST    forwarded custom-event objects (JSON) waiting to be sent
     {P}:batches             HASH    batch id -> JSON {items, events, attempts, ...}
@@ -132,8 +150,43 @@ class Keys:
         return self._k("seen", event_id)
 
     @property
+    def seen_prefix(self) -> str:
+        return self._k("seen")
+
+    @property
     def state(self) -> str:
+        """The prefix of the state buckets (and the old single hash's name)."""
         return self._k("state")
+
+    def state_bucket(self, bucket: int) -> str:
+        return self._k("state", str(bucket))
+
+    @property
+    def state_x(self) -> str:
+        return self._k("state", "x")
+
+    @property
+    def state_meta(self) -> str:
+        return self._k("state", "meta")
+
+    @property
+    def dedupe(self) -> str:
+        """The prefix of the remembered event ids' windows."""
+        return self._k("dedupe")
+
+    def dedupe_window(self, window: int) -> str:
+        return self._k("dedupe", str(window))
+
+    def dedupe_bucket(self, window: int, bucket: int) -> str:
+        return self._k("dedupe", str(window), str(bucket))
+
+    @property
+    def migrate(self) -> str:
+        return self._k("migrate")
+
+    @property
+    def migrate_lease(self) -> str:
+        return self._k("migrate", "lease")
 
     @property
     def stats(self) -> str:
@@ -147,6 +200,10 @@ class Keys:
     @property
     def outbox_ready(self) -> str:
         return self._k("outbox", "ready")
+
+    @property
+    def outbox_buckets(self) -> str:
+        return self._k("outbox", "buckets")
 
     @property
     def outbox_inflight(self) -> str:

@@ -4,9 +4,16 @@ The stored batch value and its items are shared/batch.py's (the one codec).
 Lifecycle of a batch (shared/lua/claim_batch.lua, renew_batch.lua, reschedule_batch.lua,
 finish_batch.lua):
 
-1. *claim*: the oldest dirty users not already in flight are taken, with their
-   newest state read at that moment (so waiting updates are coalesced), into a
-   batch stored in Redis before anything is sent. Each user is marked in flight
+0. *dirty*: a user whose state changed carries a dirty flag in its stored
+   value (shared/state.py) and its state bucket is listed in
+   ``outbox:buckets`` (scored by when it first became dirty): the outbox costs
+   no memory per user. A user without a packed state (an id of another form,
+   a link or a DLQ replay of a user with no state yet) is listed alone in
+   ``outbox:ready`` instead.
+1. *claim*: the oldest dirty users not already in flight are taken (from both
+   lists, merged by time; a bucket is read whole), with their newest state
+   read at that moment (so waiting updates are coalesced), into a batch stored
+   in Redis before anything is sent; their dirty flags are cleared. Each user is marked in flight
    with the batch id: a user is in at most one batch at a time, so Braze can't
    receive a newer state before an older one.
 2. The batch has a lease: an expiry (``batches:due``) and an owner
@@ -36,7 +43,7 @@ from dataclasses import dataclass
 import redis
 
 from shared import batch as codec
-from shared import rates
+from shared import rates, state
 from shared.batch import Batch, Item  # noqa: F401 (re-exported: the outbox's batches)
 from shared.keys import Keys
 from shared.scripts import script
@@ -77,7 +84,7 @@ def _claim_call(keys: Keys, *, now_ms: int, max_objects: int, flush_delay_ms: in
     # Each claim's token is unique: two threads (or two claims) of one sender never pass for each other.
     token = f"{owner}/{uuid.uuid4().hex[:12]}"
     return ([keys.outbox_ready, keys.state, keys.outbox_inflight, keys.batches, keys.batches_due,
-             keys.links_line, keys.outbox_events, keys.batches_retry, keys.batches_owner],
+             keys.links_line, keys.outbox_events, keys.batches_retry, keys.batches_owner, keys.outbox_buckets],
             [now_ms, max_objects, flush_delay_ms, uuid.uuid4().hex, lease_ms, max_open, "1" if probe else "",
              token])
 
@@ -171,13 +178,38 @@ def release_retries(r: redis.Redis, keys: Keys, *, now_ms: int, spacing_ms: int 
     return int(script(r, "release_retries")(keys=[keys.batches_due, keys.batches_retry], args=[now_ms, spacing_ms]))
 
 
+def pending(r: redis.Redis, keys: Keys, users: Sequence[str]) -> list[bool]:
+    """Whether each of ``users`` has a state waiting to reach Braze: dirty (listed alone, or
+    flagged in its bucket) or in flight."""
+    if not users:
+        return []
+    p = r.pipeline(transaction=False)
+    for u in users:
+        p.zscore(keys.outbox_ready, u)
+        p.hexists(keys.outbox_inflight, u)
+    res = p.execute()
+    flagged = state.dirty_many(r, keys, users)
+    return [res[2 * i] is not None or bool(res[2 * i + 1]) or flagged[i] for i in range(len(users))]
+
+
+def oldest_pending_ms(r: redis.Redis, keys: Keys) -> int | None:
+    """When the longest-waiting dirty profile became dirty (ms), or None if none waits."""
+    p = r.pipeline(transaction=False)
+    p.zrange(keys.outbox_ready, 0, 0, withscores=True)
+    p.zrange(keys.outbox_buckets, 0, 0, withscores=True)
+    firsts = [int(got[0][1]) for got in p.execute() if got]
+    return min(firsts) if firsts else None
+
+
 def sizes(r: redis.Redis, keys: Keys) -> dict[str, int]:
     p = r.pipeline(transaction=False)
+    p.hget(keys.state_meta, "dirty")
     p.zcard(keys.outbox_ready)
     p.hlen(keys.outbox_inflight)
     p.zcard(keys.batches_due)
     p.llen(keys.outbox_events)
     p.zcard(keys.batches_retry)
-    ready, inflight, batches, events, retrying = p.execute()
+    flagged, alone, inflight, batches, events, retrying = p.execute()
+    ready = int(flagged or 0) + alone
     return {"pending_profiles": ready, "inflight_profiles": inflight, "open_batches": batches,
             "pending_events": events, "retrying_batches": retrying}

@@ -34,11 +34,10 @@ class Scheduler(RedBeatScheduler):
 
     def setup_schedule(self):
         from shared.errors import ConfigError
-        from workers.runtime import settings
         try:
-            redis_checks.at_start(get_redis(self.app), "beat", log, settings().redis_durability)
+            redis_checks.at_start(get_redis(self.app), "beat", log, self.app.settings.redis_durability)
             # /metrics and /healthz, served while this replica waits for the lock too.
-            self.probe = self.probe or BeatProbe(settings().beat_metrics_port).start()
+            self.probe = self.probe or BeatProbe(self.app.settings.beat_metrics_port).start()
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None

@@ -1,16 +1,30 @@
-"""The Celery app, built by a factory from the same configuration as everything else."""
+"""The Celery app, built by a factory from the settings it is given; the app carries them.
+
+``create_app(settings)`` is the only place a Celery app is made: the worker and
+beat entry point (``workers.app``, what ``celery -A workers`` and ``linesync
+worker``/``beat`` load) calls it with the configuration read once, tests with
+theirs. What runs inside the app reaches its configuration through the app:
+``app.settings``, and ``app.runtime`` (workers/runtime.py: Redis, clock, Braze
+client, limiters, senders) built from them on first use in each process: by
+the engine's bootstep (``worker.app``) or a task (``self.app``).
+"""
 
 from __future__ import annotations
 
+import os
+import threading
 from datetime import timedelta
 
 from celery.schedules import crontab
 from kombu import Queue
+from kombu.utils.objects import cached_property
 
 from shared import queues
-from shared.config import Settings, load_settings, parse_interval
+from shared.config import Settings, parse_interval
 from shared.keys import Keys
 from shared.redis_conn import celery_broker, redbeat_settings
+from workers import BEAT_SCHEDULER
+from workers.broker import App
 from workers.channel_schedule import resync_entries
 
 # A beat replica that dies hands its lock over after this long (s) — the documented failover time.
@@ -28,15 +42,42 @@ def resync_schedule(text: str):
     return crontab(minute=minute, hour=hour, day_of_month=dom, month_of_year=month, day_of_week=dow)
 
 
-def make_app(settings: Settings | None = None):
-    settings = settings or load_settings()
+class LinesyncCelery(App):
+    """A Celery app that carries linesync's settings and builds its worker runtime from them.
+
+    Its workers run without mingle, gossip and heartbeat and its transport rides out a
+    full Redis (workers/broker.py's App and Worker, which workers/console.py's Worker extends)."""
+
+    def __init__(self, settings: Settings, **kwargs):
+        super().__init__("linesync", log="workers.console:Logging", **kwargs)
+        self.settings = settings
+        self._runtime = None
+        self._runtime_pid: int | None = None
+        self._runtime_lock = threading.Lock()
+
+    @property
+    def runtime(self):
+        """This process's runtime, built from ``self.settings`` on first use (again in a forked child)."""
+        from workers.runtime import build
+        with self._runtime_lock:
+            if self._runtime is None or self._runtime_pid != os.getpid():
+                self._runtime, self._runtime_pid = build(self.settings), os.getpid()
+            return self._runtime
+
+    # Celery's worker and beat programs, printing only JSON lines in JSON log mode (workers/console.py).
+    @cached_property
+    def Worker(self):
+        return self.subclass_with_self("workers.console:Worker")
+
+    @cached_property
+    def Beat(self):
+        return self.subclass_with_self("workers.console:Beat")
+
+
+def create_app(settings: Settings) -> LinesyncCelery:
+    """The Celery app of the workers and beat, configured from ``settings`` (which it carries)."""
     keys = Keys(settings.key_prefix)
-    from workers import runtime
-    runtime.use_settings(settings)  # what the app runs (engine, tasks) uses the app's settings
-    from workers.broker import App
-    # App: its workers run without mingle, gossip and heartbeat; the transport rides out a
-    # full Redis (workers/broker.py).
-    app = App("linesync", include=["workers.tasks", "workers.resync_tasks"])
+    app = LinesyncCelery(settings, include=["workers.resync_tasks"])
     broker = celery_broker(settings.redis_url)  # sentinel:// becomes kombu's sentinel transport
     app.conf.update(
         broker_url=broker["broker_url"],
@@ -68,7 +109,7 @@ def make_app(settings: Settings | None = None):
         task_queues=[Queue(queues.TASKS)],
         task_default_queue=queues.TASKS,
         worker_hijack_root_logger=False,
-        beat_scheduler="workers.beat:Scheduler",  # redbeat's, riding out Redis outages
+        beat_scheduler=BEAT_SCHEDULER,  # redbeat's, riding out Redis outages
         **redbeat_settings(settings.redis_url),
         redbeat_key_prefix=keys.redbeat_prefix,
         redbeat_lock_key=keys.redbeat_lock,

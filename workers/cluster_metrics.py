@@ -109,8 +109,8 @@ class ClusterCollector(Collector):
         yield events
 
     def _oldest_pending_age(self, now: float) -> float:
-        oldest = self.r.zrange(self.keys.outbox_ready, 0, 0, withscores=True)
-        return max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0
+        oldest = outbox.oldest_pending_ms(self.r, self.keys)
+        return max(0.0, now - oldest / 1000) if oldest is not None else 0.0
 
     def _memory(self) -> Iterator:
         """Redis's memory and its limit (INFO memory): the ingress refuses webhooks near the limit."""

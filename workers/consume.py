@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 # The envelope's "destination" (the bot user id the body was sent to), found without parsing again.
 _DESTINATION = re.compile(rb'"destination"\s*:\s*"([^"\\]{1,64})"')
+# The webhook rate (shared/rates.py, for the status page) is written at most this often (ms),
+# not once per step: under load a step often holds a single body, and its round trips are
+# what the consume loop waits on.
+RATE_WRITE_MS = 1000
+
 # Longest event-type name kept as its own counter; others are "other".
 MAX_TYPE_LEN = 40
 
@@ -60,10 +65,11 @@ class _Body:
 class Consumer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, clock: Clock, name: str,
                  hooks: Sequence[EventHook] = (), is_alive: Callable[[str], bool] = lambda worker: True,
-                 record_destination: bool = False):
+                 on_applied: Callable[[int], None] = lambda changes: None, record_destination: bool = False):
         """``record_destination``: keep the newest body's ``destination`` in ``{P}:destination``
         (with several channels, for `linesync doctor`; written only when it changes)."""
         self.r, self.keys, self.settings, self.clock, self.name = r, keys, settings, clock, name
+        self.on_applied = on_applied  # told how many state changes each batch applied (wakes the senders)
         self.record_destination = record_destination
         self._destination: bytes | None = None
         self.hooks = list(hooks)
@@ -74,6 +80,8 @@ class Consumer:
                                      max_deliveries=settings.consume_max_deliveries, letter=_letter,
                                      claim_chunk=settings.consume_batch_bodies)
         self.last_handled = 0
+        self._uncounted = 0   # bodies applied since the rate was last written
+        self._counted_ms = 0  # when it was
 
     def step(self, block_ms: int = 1000) -> float:
         """Process one batch of new bodies (and, now and then, abandoned ones).
@@ -86,7 +94,15 @@ class Consumer:
         entries = self.stream.read_new(self.settings.consume_batch_bodies, block_ms)
         self.process(entries)
         self.last_handled = handled + len(entries)
+        if not entries and self._uncounted:
+            self.write_rate(now_ms(self.clock))  # nothing new: the count waits no longer
         return 0.0
+
+    def write_rate(self, now: int) -> None:
+        """Add the bodies applied since the last write to the webhook rate (best effort, one round trip)."""
+        if self._uncounted:
+            rates.add(self.r, self.keys, rates.WEBHOOKS, self._uncounted, now / 1000)
+        self._uncounted, self._counted_ms = 0, now
 
     def recover(self) -> int:
         """Take over the entries of dead workers' consumers, and entries idle too long anywhere, and apply them."""
@@ -170,10 +186,14 @@ class Consumer:
         res = state.apply(self.r, self.keys, [c for b in bodies for c in b.changes], now_ms=now,
                           dedupe_ttl=self.settings.dedupe_ttl_seconds, ack_ids=[b.entry_id for b in bodies],
                           group=STREAM_GROUP, counters=counters)
-        rates.add(self.r, self.keys, rates.WEBHOOKS, len(bodies), now / 1000)
+        self._uncounted += len(bodies)
+        if now - self._counted_ms >= RATE_WRITE_MS:
+            self.write_rate(now)
         if self.record_destination:
             self._note_destination(bodies[-1].raw)
         log.debug("consumed %d bodies, %d events: %s", len(bodies), len(events), res)
+        if res is not None and res.applied:
+            self.on_applied(res.applied)
 
     def _note_destination(self, raw: bytes) -> None:
         m = _DESTINATION.search(raw)

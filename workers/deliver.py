@@ -52,6 +52,7 @@ from workers import braze as b
 from workers import metrics
 from workers import sending, settle
 from workers.sending import Sender
+from workers.wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,7 @@ class Deliverer:
         self._idle = threading.Condition()
         self._watcher: int | None = None
         self._watch_until = 0.0
+        self.wakeup = Wakeup(settings.braze_track_batch_size)  # the consumers' Consumer(on_applied=)
 
     def counts(self) -> tuple[int, int]:
         """(batches finished, objects delivered) so far, for the worker's INFO summary."""
@@ -150,6 +152,7 @@ class Deliverer:
             flush_delay_ms=self.settings.flush_delay_ms, probe=gate.probe, lease_ms=self.lease_ms,
             owner=self.owner,
         )
+        self.wakeup.claimed(got)
         if isinstance(got, Wait):
             return self._nothing_to_send(got)
         with self._idle:
@@ -171,7 +174,8 @@ class Deliverer:
         """One thread per process keeps looking at the outbox; the others wait to be woken.
 
         64 idle senders each claiming every 50 ms would cost Redis ~1,300 scripts a
-        second for nothing; this way it is ~20, and a found batch wakes the rest.
+        second for nothing; this way it is ~20, and a found batch wakes the rest. The
+        watcher's pause is cut short by the process's consumers (:meth:`rest`).
         """
         pause = min(wait.ms / 1000, POLL_SLEEP) if wait.why == "delay" else self.idle_sleep
         me = threading.get_ident()
@@ -181,6 +185,13 @@ class Deliverer:
                 return 0.0
             self._watcher, self._watch_until = me, time.monotonic() + pause + WATCH_GRACE
         return pause
+
+    def rest(self, seconds: float, stop: threading.Event) -> None:
+        """Sleep between steps: the watcher until a batch's worth arrived (workers/wakeup.py), the others on ``stop``."""
+        if self._watcher == threading.get_ident():
+            self.wakeup.rest(seconds, stop)
+        else:
+            stop.wait(seconds)
 
     def _deliver(self, batch: Batch, *, claim_next: bool) -> tuple[float, Batch | None]:
         """Send and settle one batch (workers/settle.py); with ``claim_next`` (and an open gate),
@@ -198,6 +209,7 @@ class Deliverer:
             self.r, self.keys, batch, delivered=delivered, dead=dead, now_ms=now,
             max_objects=self.settings.braze_track_batch_size, flush_delay_ms=self.settings.flush_delay_ms,
             lease_ms=self.lease_ms, owner=self.owner)
+        self.wakeup.claimed(got)
         return finished, got if isinstance(got, Batch) else None
 
     # -- the lease ----------------------------------------------------------

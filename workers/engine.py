@@ -127,7 +127,7 @@ class Engine:
             loops = self._lane_loops()
         for i in range(0 if self.lanes else self.consume_loops):
             c = Consumer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.clock, f"{self.name}/consume-{i}",
-                         hooks=self.hooks, is_alive=self.is_alive)
+                         hooks=self.hooks, is_alive=self.is_alive, on_applied=self.deliverer.wakeup.added)
             loops.append((f"consume-{i}", c.step))
         for i in range(0 if self.lanes else self.concurrency):
             loops.append((f"deliver-{i}", self.deliverer.step))
@@ -137,7 +137,9 @@ class Engine:
                                       is_alive=self.is_alive)
             loops.append(("identity", ident.step))
         for loop_name, step in loops:
-            self._spawn(loop_name, self._loop, loop_name, step)
+            # A sender's pause is the deliverer's to sleep: its watcher wakes when a batch's worth arrived.
+            rest = self.deliverer.rest if loop_name.startswith("deliver-") else None
+            self._spawn(loop_name, self._loop, loop_name, step, rest)
         self._spawn("heartbeat", self._heartbeat)
         if self.lanes:
             log.info("worker %s: %d channels, each with %d consume loop(s), %d Braze requests in flight at "
@@ -214,7 +216,8 @@ class Engine:
         self._threads.append(t)
         t.start()
 
-    def _loop(self, loop_name: str, step: Callable[[], float]) -> None:
+    def _loop(self, loop_name: str, step: Callable[[], float],
+              rest: Callable[[float, threading.Event], None] | None = None) -> None:
         while not self._stop.is_set():
             try:
                 pause = step()
@@ -231,7 +234,10 @@ class Engine:
                 log.exception("%s: step failed", loop_name)
                 pause = ERROR_SLEEP
             if pause:
-                self._stop.wait(pause)
+                if rest is not None:
+                    rest(pause, self._stop)
+                else:
+                    self._stop.wait(pause)
 
     def _counts(self) -> tuple[int, int]:
         """(batches finished, objects delivered) by every channel's deliverer."""

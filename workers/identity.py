@@ -42,7 +42,7 @@ from dataclasses import dataclass
 
 import redis
 
-from shared import dlq, identity, links
+from shared import dlq, identity, links, outbox
 from shared.clock import Clock, now_ms
 from shared.config import Settings
 from shared.identity import Request, RetryState
@@ -122,12 +122,8 @@ class IdentityDeliverer:
         """
         if not entries:
             return []
-        p = self.r.pipeline(transaction=False)
-        for e in entries:
-            p.zscore(self.keys.outbox_ready, e.req.line_user_id)
-            p.hexists(self.keys.outbox_inflight, e.req.line_user_id)
-        res = p.execute()
-        return [e for i, e in enumerate(entries) if res[2 * i] is None and not res[2 * i + 1]]
+        waiting = outbox.pending(self.r, self.keys, [e.req.line_user_id for e in entries])
+        return [e for e, w in zip(entries, waiting) if not w]
 
     def _send(self, kind: str, group: list[_Entry], states: dict) -> float:
         """Send one group and settle it (workers/settle.py); returns how long to sleep (0: go on)."""

@@ -1,6 +1,8 @@
 """LINE Messaging API client (the calls the follower resync needs).
 
-One pooled ``requests.Session`` per process (rebuilt after a fork), connect
+One pooled ``requests.Session`` per thread (``requests.Session`` is not
+documented thread-safe, and task threads, the resync's and the doctor's calls
+may run at once; a forked child builds its own), connect
 and read timeouts on every call, and every failure converted at the boundary
 into :mod:`shared.errors`' LINE hierarchy:
 
@@ -44,22 +46,23 @@ FORBIDDEN_HINT = (
     "LINE Official Accounts; check the account's plan and badge in LINE Official Account Manager"
 )
 
-_session: requests.Session | None = None
-_session_pid: int | None = None
-_session_lock = threading.Lock()
+# Keep-alive connections a thread's session keeps per host.
+POOL_SIZE = 2
+
+_local = threading.local()
 
 
-def shared_session(pool_size: int = 4) -> requests.Session:
-    """The process's pooled session (a fresh one in a forked child)."""
-    global _session, _session_pid
-    with _session_lock:
-        if _session is None or _session_pid != os.getpid():
-            s = requests.Session()
-            adapter = HTTPAdapter(pool_connections=2, pool_maxsize=pool_size, max_retries=0)
-            s.mount("http://", adapter)
-            s.mount("https://", adapter)
-            _session, _session_pid = s, os.getpid()
-        return _session
+def shared_session() -> requests.Session:
+    """This thread's pooled session, shared by every LineClient the thread uses (a fresh one
+    in a forked child, whose copy of the parent's connections is not its own)."""
+    s = getattr(_local, "session", None)
+    if s is None or _local.pid != os.getpid():
+        s = requests.Session()
+        adapter = HTTPAdapter(pool_connections=2, pool_maxsize=POOL_SIZE, max_retries=0)
+        s.mount("http://", adapter)
+        s.mount("https://", adapter)
+        _local.session, _local.pid = s, os.getpid()
+    return s
 
 
 def error_text(body: str) -> str:
@@ -110,9 +113,14 @@ class LineClient:
                  read_timeout: float = DEFAULT_READ_TIMEOUT, session: requests.Session | None = None):
         self.base_url = base_url.rstrip("/")
         self.timeout = (connect_timeout, read_timeout)
-        self.session = session or shared_session()
+        self._session = session  # None: the calling thread's own (shared_session)
         # Per-request header (not on the shared session): the token stays with this client.
         self._headers = {"Authorization": f"Bearer {access_token}", "Accept": "application/json"}
+
+    @property
+    def session(self) -> requests.Session:
+        """The session this call goes through: the one given, else the calling thread's."""
+        return self._session if self._session is not None else shared_session()
 
     def __repr__(self) -> str:  # never show the token
         return f"LineClient({self.base_url!r})"

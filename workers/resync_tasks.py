@@ -26,12 +26,13 @@ from shared.clock import now_ms
 from shared.logs import bound
 from workers import resync
 from workers.line_api import LineClient
-from workers.runtime import Runtime, runtime
+from workers.runtime import Runtime
 
 
-def _rt(channel: str | None) -> Runtime:
+def _rt(rt: Runtime, channel: str | None) -> Runtime:
+    """The runtime of ``channel`` (workers/lanes.py); None: the worker's only channel."""
     from workers.lanes import lane
-    return lane(runtime(), channel)
+    return lane(rt, channel)
 
 
 def _channel_kw(channel: str | None) -> dict:
@@ -57,17 +58,17 @@ def make_resync(rt: Runtime) -> resync.Resync:
                          mark_missing_min_share=s.resync_mark_missing_min_share)
 
 
-@shared_task(name="linesync.resync.start")
-def start(reason: str = "manual", mark_missing: bool | None = None, run_id: str | None = None,
+@shared_task(name="linesync.resync.start", bind=True)
+def start(self, reason: str = "manual", mark_missing: bool | None = None, run_id: str | None = None,
           force_mark_missing: bool = False, channel: str | None = None) -> dict:
-    rt = _rt(channel)
+    rt = _rt(self.app.runtime, channel)
     rt.r.hincrby(rt.keys.stats, START_CALLS, 1)
     mark = rt.settings.resync_mark_missing if mark_missing is None else bool(mark_missing)
     run, created = resync.start(rt.r, rt.keys, reason=reason, now_ms=now_ms(rt.clock), mark_missing=mark,
                                 run_id=run_id, force_mark_missing=bool(force_mark_missing))
     if created:
         resync.mark_queued(rt.r, rt.keys)
-        chunk.apply_async((run.id,), **_chunk_opts(channel))
+        self.app.tasks[chunk.name].apply_async((run.id,), **_chunk_opts(channel))  # through this app's broker
     else:
         log.info("resync requested (%s) while run %s is running: nothing to do", reason, run.id)
     return {"run_id": run.id, "created": created}
@@ -75,13 +76,13 @@ def start(reason: str = "manual", mark_missing: bool | None = None, run_id: str 
 
 @shared_task(name="linesync.resync.chunk", bind=True)
 def chunk(self, run_id: str = "", channel: str | None = None) -> str:
-    rt = _rt(channel)
+    rt = _rt(self.app.runtime, channel)
     resync.clear_queued(rt.r, rt.keys)
     with bound(resync=run_id, task_id=self.request.id or ""):
         outcome = make_resync(rt).run_chunk(stop=_stopping.is_set)
     if outcome in ("more", "lost") and not _stopping.is_set():
         resync.mark_queued(rt.r, rt.keys)
-        chunk.apply_async((run_id,), **_chunk_opts(channel))
+        self.apply_async((run_id,), **_chunk_opts(channel))
     return outcome
 
 

@@ -1,21 +1,19 @@
-"""What a worker process builds once: settings, Redis, clock, Braze client, limiters, senders.
+"""What a worker process builds once from its settings: Redis, clock, Braze client, limiters, senders.
 
-Built lazily in each process, never at import, so task modules stay
-importable in tests. The settings are the Celery app's own (``make_app``
-hands them over); tests may substitute theirs with :func:`use_settings`.
+:func:`build` is called with the Celery app's settings (workers/celery_app.py:
+``app.runtime``, built on first use in each process, by the bootstep or a task),
+or with a test's own; nothing here reads the environment or keeps a global.
 """
 
 from __future__ import annotations
 
-import os
-import threading
 from dataclasses import dataclass
 
 import redis
 
 from shared import identity, outbox
 from shared.clock import Clock, RedisClock, now_ms
-from shared.config import ROLE_REQUIREMENTS, Settings, load_settings
+from shared.config import ROLE_REQUIREMENTS, Settings
 from shared.keys import Keys
 from shared.limiter import IDENTIFY, TRACK, Limiter
 from shared.redis_conn import connection_pool
@@ -40,28 +38,6 @@ class Runtime:
     identify_limiter: Limiter
     track_sender: Sender
     identify_sender: Sender
-
-
-_runtime: Runtime | None = None
-_pid: int | None = None
-_lock = threading.Lock()
-_settings: Settings | None = None
-
-
-def use_settings(settings: Settings | None) -> None:
-    """Build the runtime from these settings (the Celery app's, or a test's) instead of the environment."""
-    global _settings, _runtime
-    _settings = settings
-    _runtime = None
-
-
-def settings() -> Settings:
-    """This process's settings: the Celery app's, a test's, or (first call) the environment's."""
-    global _settings
-    with _lock:
-        if _settings is None:
-            _settings = load_settings()
-        return _settings
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
@@ -96,12 +72,3 @@ def build_one(settings: Settings, clock: Clock | None = None) -> Runtime:
                                what="/users/identify and /users/merge",
                                on_recovered=lambda: identity.release_retries(r, keys)),
     )
-
-
-def runtime() -> Runtime:
-    global _runtime, _pid
-    with _lock:
-        if _runtime is None or _pid != os.getpid():
-            _runtime = build(_settings or load_settings())
-            _pid = os.getpid()
-        return _runtime

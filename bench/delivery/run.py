@@ -260,7 +260,7 @@ def load_followers(r: redis.Redis, keys: Keys, line_url: str, n: int) -> float:
     t0 = time.perf_counter()
     outcome = resync.Resync(r, keys, LineClient(line_url, LINE_TOKEN), clock, run_seconds=24 * 3600).run_chunk()
     secs = time.perf_counter() - t0
-    queued = r.zcard(keys.outbox_ready)
+    queued = outbox.sizes(r, keys)["pending_profiles"]
     if outcome != "completed" or queued != n:
         raise RuntimeError(f"resync pass {outcome}: {queued:,} of {n:,} profiles queued")
     return secs

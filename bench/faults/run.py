@@ -362,7 +362,7 @@ class Drills:
         try:
             procs = self.workers("ratelimit", 2, BRAZE_TRACK_RATE_LIMIT=RATE_LIMIT)
             enqueue_all(self.r, follows([uid(i) for i in range(n)], 1_000, 5))
-            if wait_for(lambda: self.r.xlen(KEYS.webhooks) == 0 and self.r.zcard(KEYS.outbox_ready) >= n, 120) is None:
+            if wait_for(lambda: self.r.xlen(KEYS.webhooks) == 0 and outbox.sizes(self.r, KEYS)["pending_profiles"] >= n, 120) is None:
                 raise RuntimeError(f"{n:,} profiles not queued: {outbox.sizes(self.r, KEYS)}")
             limiter.clear_pause()
             t_rel = time.time()

@@ -53,6 +53,8 @@ sys.path[:0] = [str(REPO), str(HERE)]
 import redis  # noqa: E402
 
 from analysis import Outcome, evaluate  # noqa: E402
+from shared import dedupe, outbox  # noqa: E402
+from shared.config import Settings  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from shared.keys import STREAM_GROUP, Keys  # noqa: E402
 from stack import Proc, Sandbox, clean_env, cpu_seconds, tree_rss_kb, wait_celery, wait_http  # noqa: E402
@@ -68,6 +70,7 @@ WARMUP_EVENTS = 5000
 TARGET_SPEEDUP = 5.0
 TARGET_REQ_PER_EVENT = 1 / 70
 TARGET_RSS_GROWTH = 0.10
+DEDUPE_TTL = Settings.dedupe_ttl_seconds  # the workers run with the default
 # The obvious design's Celery prefork processes (see main()).
 BASELINE_CONCURRENCY = 8
 
@@ -181,11 +184,8 @@ def linesync_drained(r: redis.Redis, keys: Keys) -> bool:
     g = next((g for g in groups if g["name"] in (STREAM_GROUP, STREAM_GROUP.encode())), None)
     if g is None or g["pending"] or g["last-delivered-id"] != last:
         return False
-    p = r.pipeline(transaction=False)
-    p.zcard(keys.outbox_ready)
-    p.hlen(keys.outbox_inflight)
-    p.zcard(keys.batches_due)
-    return not any(p.execute())
+    o = outbox.sizes(r, keys)
+    return not (o["pending_profiles"] or o["inflight_profiles"] or o["open_batches"])
 
 
 def count_keys(r: redis.Redis, pattern: str) -> int:
@@ -196,8 +196,10 @@ def redis_memory(r: redis.Redis, keys: Keys) -> dict[str, int]:
     def usage(key: str) -> int:
         return int(r.memory_usage(key, samples=0) or 0)
 
+    buckets = int(r.hget(keys.state_meta, "buckets") or 1)
     return {"used": int(r.info("memory")["used_memory"]), "stream": usage(keys.webhooks),
-            "state": usage(keys.state), "seen": count_keys(r, keys.seen("*"))}
+            "state": sum(usage(keys.state_bucket(b)) for b in range(buckets)) + usage(keys.state_x),
+            "seen": dedupe.size(r, keys, now_ms=int(r.time()[0]) * 1000, ttl_seconds=DEDUPE_TTL)}
 
 
 def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result, procs: list[Proc]) -> None:
@@ -235,9 +237,11 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
         info = r.xinfo_groups(keys.webhooks)[0]
         p = r.pipeline(transaction=False)
         p.xlen(keys.webhooks)
+        p.hget(keys.state_meta, "dirty")
         p.zcard(keys.outbox_ready)
         p.hlen(keys.outbox_inflight)
-        xlen, ready, inflight = p.execute()
+        xlen, flagged, alone, inflight = p.execute()
+        ready = int(flagged or 0) + alone
         rss = tree_rss_kb(worker.pid)[0]
         res.rss_peak = max(res.rss_peak, rss)
         st = sandbox.stats()
@@ -258,9 +262,12 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
     res.extra["cpu"] = cpu
     res.rss_end = tree_rss_kb(worker.pid)
     mem1 = redis_memory(r, keys)
-    sample_keys = [k for _, k in zip(range(2000), r.scan_iter(match=keys.seen("*"), count=2000))]
-    seen_usage = [int(r.memory_usage(k, samples=0) or 0) for k in sample_keys]
-    res.extra.update(mem0=mem0, mem1=mem1, seen_key_bytes=sum(seen_usage) / max(1, len(seen_usage)),
+    now_ms = int(r.time()[0]) * 1000
+    window = dedupe.window(now_ms, DEDUPE_TTL)
+    n_ids = dedupe.size(r, keys, now_ms=now_ms, ttl_seconds=DEDUPE_TTL)
+    id_bytes = sum(int(r.memory_usage(k, samples=0) or 0)
+                   for w in (window, window - 1) for k in r.scan_iter(match=keys.dedupe_window(w) + "*", count=10_000))
+    res.extra.update(mem0=mem0, mem1=mem1, seen_key_bytes=id_bytes / max(1, n_ids),
                      stats={k.decode(): int(v) for k, v in r.hgetall(keys.stats).items()})
     res.outcome = evaluate(wl, res.posted.answered, GROUP, sandbox.profiles(), sandbox.requests(0), sandbox.stats())
     if not res.drained:
@@ -492,7 +499,7 @@ def summary(results: dict[str, Result], wl: Workload) -> int:
         print(f"  redis: {seen:,} dedupe keys added; used_memory +{(m1['used'] - m0['used']) / 1e6:.1f} MB = "
               f"{per:,.0f} B per deduped event (of which webhook stream {(m1['stream'] - m0['stream']) / max(1, seen):,.0f} B, "
               f"state hash {(m1['state'] - m0['state']) / max(1, seen):,.0f} B); "
-              f"one seen key: MEMORY USAGE {ls.extra['seen_key_bytes']:.0f} B (avg of a sample); "
+              f"one remembered event id: MEMORY USAGE {ls.extra['seen_key_bytes']:.0f} B (the windows' keys / ids); "
               f"stream still holds {m1['stream'] / 1e6:.1f} MB")
         correct = ls.outcome.wrong == 0 and ls.outcome.missing == 0 and ls.drained
         print(f"  linesync correctness: {'PASS' if correct else 'FAIL'} "

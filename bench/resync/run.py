@@ -48,9 +48,9 @@ sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
 
-from shared import state  # noqa: E402
 from shared.clock import SystemClock, now_ms  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
+from shared import outbox, state  # noqa: E402
 from shared.keys import Keys  # noqa: E402
 from sandboxes.line import follower_id  # noqa: E402
 from workers import resync  # noqa: E402
@@ -172,7 +172,7 @@ def one_pass(args, url: str | None) -> bool:
               + (f", so the pass ran at {sum(fetch) / len(fetch) / per_page:.1%} of the pace LINE allowed"
                  if pace_ms else ""))
         print(f"  state entries {state.count(r, keys):,}, profiles queued for Braze "
-              f"{r.zcard(keys.outbox_ready):,}{', mark-missing on' if args.mark_missing else ''}")
+              f"{outbox.sizes(r, keys)['pending_profiles']:,}{', mark-missing on' if args.mark_missing else ''}")
         print(f"  redis used_memory: before {mem_before / 1e6:.1f} MB, after {mem_after / 1e6:.1f} MB "
               f"(+{(mem_after - mem_before) / 1e6:.1f} MB, {(mem_after - mem_before) / n:.0f} B per follower)")
         print(f"  python RSS now {rss_mb():.1f} MB, peak {peak_rss_mb():.1f} MB")

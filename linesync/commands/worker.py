@@ -14,19 +14,16 @@ import sys
 
 import click
 
-from shared.config import ROLE_REQUIREMENTS, env_names, load_settings
+from shared.config import LOG_LEVELS, ROLE_REQUIREMENTS, env_names, load_settings
+from workers import BEAT_SCHEDULER, CELERY_APP  # the package's names only: Celery is not imported here
 
-# The Celery app: `celery -A workers ...`.
-CELERY_APP = "workers"
-# redbeat keeps the schedule in Redis and holds a lock, so extra beat replicas wait.
-BEAT_SCHEDULER = "workers.beat:Scheduler"  # redbeat's, riding out Redis outages
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 # Set for the exec'd worker unless already set. glibc gives a many-threaded process up to
 # 8 malloc arenas per core, each growing on its own: with ~70 threads that is RSS that grows
 # for minutes before it levels off. Two arenas keep the worker's memory flat (bench/pipeline).
 WORKER_ENV_DEFAULTS = {"MALLOC_ARENA_MAX": "2"}
-# --concurrency sets this variable for the exec'd worker.
+# --concurrency and --loglevel set these variables for the exec'd process, whose app reads them.
 CONCURRENCY_ENV = env_names()["delivery_concurrency"]
+LOG_LEVEL_ENV = env_names()["log_level"]
 
 
 def node_name(hostname: str, pid: int) -> str:
@@ -66,13 +63,15 @@ def _loglevel(value: str | None, default: str) -> str:
 def worker(concurrency: int | None, loglevel: str | None) -> None:
     """Run a worker process (wraps `celery -A workers worker`): its share of the whole pipeline."""
     settings = load_settings().require(*ROLE_REQUIREMENTS["worker"])
+    level = _loglevel(loglevel, settings.log_level)
     if concurrency is not None:
         os.environ[CONCURRENCY_ENV] = str(concurrency)
+    os.environ[LOG_LEVEL_ENV] = level
     for name, value in WORKER_ENV_DEFAULTS.items():
         os.environ.setdefault(name, value)
     _exec(worker_argv(
         python=sys.executable,
-        loglevel=_loglevel(loglevel, settings.log_level),
+        loglevel=level,
         hostname=socket.gethostname().split(".")[0],
         pid=os.getpid(),
     ))
@@ -83,4 +82,6 @@ def worker(concurrency: int | None, loglevel: str | None) -> None:
 def beat(loglevel: str | None) -> None:
     """Run the scheduler (wraps `celery -A workers beat`); extra replicas are safe."""
     settings = load_settings().require("redis_url")
-    _exec(beat_argv(python=sys.executable, loglevel=_loglevel(loglevel, settings.log_level)))
+    level = _loglevel(loglevel, settings.log_level)
+    os.environ[LOG_LEVEL_ENV] = level
+    _exec(beat_argv(python=sys.executable, loglevel=level))

@@ -1,9 +1,11 @@
 #!lua flags=allow-oom
+--#include lhash
+--#include state
 -- Take the next batch to deliver: an overdue batch (crashed sender or a retry
 -- whose time has come) first, else a new batch from the outbox.
 --
--- KEYS[1] {P}:outbox:ready    ZSET  user -> first-dirty ms (oldest first)
--- KEYS[2] {P}:state           HASH  user -> version..state (read: always the newest)
+-- KEYS[1] {P}:outbox:ready    ZSET  user listed alone -> first-dirty ms (oldest first)
+-- KEYS[2] {P}:state           prefix of the state buckets (lib/state.lua; read: always the newest)
 -- KEYS[3] {P}:outbox:inflight HASH  user -> batch id
 -- KEYS[4] {P}:batches         HASH  batch id -> JSON
 -- KEYS[5] {P}:batches:due     ZSET  batch id -> lease expiry / retry time (ms)
@@ -11,6 +13,7 @@
 -- KEYS[7] {P}:outbox:events   LIST  forwarded custom events (JSON with field q = enqueue ms)
 -- KEYS[8] {P}:batches:retry   ZSET  batch id -> retry time (ms), for batches waiting after a failure
 -- KEYS[9] {P}:batches:owner   HASH  batch id -> token of the sender holding its lease
+-- KEYS[10] {P}:outbox:buckets ZSET  state bucket holding dirty users -> first-dirty ms (lib/state.lua)
 --
 -- ARGV[1] now ms   ARGV[2] max objects per batch   ARGV[3] flush delay ms
 -- ARGV[4] id for a new batch   ARGV[5] lease ms   ARGV[6] max open batches
@@ -45,38 +48,105 @@ if redis.call('ZCARD', KEYS[5]) >= tonumber(ARGV[6]) then
 end
 
 -- Pick users oldest first, skipping those already in flight, until the batch is full.
--- Redis is asked per batch, not per user: a handful of calls whatever the batch size,
--- and the batch value is made of the replies as they come (no table per user).
-local users, links, states, objects = {}, {}, {}, 0
-local oldest = nil
--- Read the candidates a batch's worth at a time (most are not in flight: a claimed
--- user leaves the ZSET), at most four batches' worth in all.
-local full = false
+-- Candidates come from two lists, merged by first-dirty time: users listed alone
+-- (KEYS[1]) and state buckets holding dirty users (KEYS[10], lib/state.lua: one HGETALL
+-- gives a bucket's dirty users and their states). Redis is asked per batch and per
+-- bucket, not per user. At most four batches' worth of candidates are looked at.
+local limit = 4 * max_objects
+local st = st_open(KEYS[2], KEYS[10], now)
 local any_links = redis.call('EXISTS', KEYS[6]) == 1
-for chunk = 0, 3 do
-  local scan = redis.call('ZRANGE', KEYS[1], chunk * max_objects, (chunk + 1) * max_objects - 1)
-  if #scan == 0 then break end
-  local flying = redis.call('HMGET', KEYS[3], unpack(scan))
-  local linked = any_links and redis.call('HMGET', KEYS[6], unpack(scan)) or {}
-  local stated = redis.call('HMGET', KEYS[2], unpack(scan))
-  for j, user in ipairs(scan) do
-    if not flying[j] then
-      -- The objects it makes (shared/payload.py objects_for): its alias profile if it has a
-      -- state, and each linked profile. None: nothing to send, it just leaves the outbox.
-      local cost = stated[j] and 1 or 0
-      if linked[j] then
-        for _ in string.gmatch(linked[j], '[^\n]+') do cost = cost + 1 end
+-- per candidate: user, first-dirty ms, bucket (false: listed alone), where its value is
+-- (key, field) and the value (false: none)
+local cu, cscore, cfrom, ckey, cfield, ccur = {}, {}, {}, {}, {}, {}
+local left = {}  -- bucket read -> its dirty users not taken
+local alone = redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
+local ai, bpage, bi, blist = 1, 0, 1, {}
+local function next_page()
+  blist = redis.call('ZRANGE', KEYS[10], bpage * 16, bpage * 16 + 15, 'WITHSCORES')
+  bpage, bi = bpage + 1, 1
+end
+next_page()
+-- Add candidates, oldest first, until there are upto (or none left).
+local function gather(upto)
+  while #cu < upto do
+    local as = alone[ai + 1] and tonumber(alone[ai + 1])
+    local bs = blist[bi + 1] and tonumber(blist[bi + 1])
+    if not as and not bs then return end
+    if as and (not bs or as <= bs) then
+      local user = alone[ai]
+      ai = ai + 2
+      local cur, key, f = st_read(st, user)
+      local n = #cu + 1
+      cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = user, as, false, key, f, cur or false
+    else
+      local b = blist[bi]
+      bi = bi + 2
+      if bi > #blist and #blist == 32 then next_page() end
+      local key = st.prefix .. ':' .. b
+      local all = redis.call('HGETALL', key)
+      left[b] = left[b] or 0
+      for i = 1, #all, 2 do
+        local cur = all[i + 1]
+        if st_is_dirty(cur) then
+          left[b] = left[b] + 1
+          if #cu < upto then
+            local n = #cu + 1
+            cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = 'U' .. lh_bin2hex(all[i]), bs, b, key, all[i], cur
+          end
+        end
       end
-      if objects + cost > max_objects and objects > 0 then full = true break end
-      if oldest == nil then oldest = tonumber(redis.call('ZSCORE', KEYS[1], user)) end
-      users[#users + 1] = user
-      links[#links + 1] = linked[j] or false
-      states[#states + 1] = stated[j]
-      objects = objects + cost
-      if objects >= max_objects then full = true break end
     end
   end
-  if full or #scan < max_objects then break end
+end
+
+local users, links, states, objects = {}, {}, {}, 0
+local taken, picked = {}, {}
+local oldest = nil
+local looked, full = 0, false
+while not full and looked < limit do
+  gather(math.min(limit, looked + max_objects))
+  if #cu == looked then break end
+  local slice = {unpack(cu, looked + 1, #cu)}
+  local flying = redis.call('HMGET', KEYS[3], unpack(slice))
+  local linked = any_links and redis.call('HMGET', KEYS[6], unpack(slice)) or {}
+  for k, user in ipairs(slice) do
+    local j = looked + k
+    if not flying[k] then
+      if picked[user] then
+        taken[#taken + 1] = j
+      else
+        local v = false
+        if ccur[j] then
+          local version, state = st_unpack(ccur[j])
+          v = version .. state
+        end
+        -- The objects it makes (shared/payload.py objects_for): its alias profile if it has a
+        -- state, and each linked profile. None: nothing to send, it just leaves the outbox.
+        local cost = v and 1 or 0
+        if linked[k] then
+          for _ in string.gmatch(linked[k], '[^\n]+') do cost = cost + 1 end
+        end
+        if objects + cost > max_objects and objects > 0 then full = true break end
+        picked[user] = true
+        taken[#taken + 1] = j
+        if oldest == nil or cscore[j] < oldest then oldest = cscore[j] end
+        users[#users + 1] = user
+        links[#links + 1] = linked[k] or false
+        states[#states + 1] = v
+        objects = objects + cost
+        if objects >= max_objects then full = true break end
+      end
+    end
+  end
+  looked = #cu
+end
+-- Buckets listed with no dirty user left (all taken earlier, or moved by a split) leave the list.
+local function forget_clean_buckets()
+  local clean = {}
+  for b, n in pairs(left) do
+    if n == 0 then clean[#clean + 1] = b end
+  end
+  if #clean > 0 then redis.call('ZREM', KEYS[10], unpack(clean)) end
 end
 local nevents = 0
 if objects < max_objects then
@@ -90,8 +160,14 @@ if objects < max_objects then
     if oldest == nil or q < oldest then oldest = q end
   end
 end
-if #users == 0 and nevents == 0 then return {'empty'} end
+if #users == 0 and nevents == 0 then
+  forget_clean_buckets()
+  st_close(st)
+  return {'empty'}
+end
 if objects + nevents < max_objects and oldest + delay > now then
+  forget_clean_buckets()
+  st_close(st)
   return {'wait', oldest + delay - now}
 end
 
@@ -100,7 +176,23 @@ end
 local id = ARGV[4]
 local u, x, v = {}, {}, {}
 if #users > 0 then
-  redis.call('ZREM', KEYS[1], unpack(users))
+  -- Taken: listed alone, they leave the list; in a bucket, their dirty flag is cleared.
+  local gone, clean, seen = {}, {}, {}
+  for _, j in ipairs(taken) do
+    if not cfrom[j] then gone[#gone + 1] = cu[j] end
+    local cur, where = ccur[j], ckey[j] .. '|' .. cfield[j]
+    if cur and st_is_dirty(cur) and not seen[where] then
+      seen[where] = true
+      clean[ckey[j]] = clean[ckey[j]] or {}
+      local c = clean[ckey[j]]
+      c[#c + 1], c[#c + 2] = cfield[j], st_clean(cur)
+      st.dirtied = st.dirtied - 1
+      local b = string.sub(ckey[j], #st.prefix + 2)
+      if left[b] then left[b] = left[b] - 1 end
+    end
+  end
+  if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+  for key, c in pairs(clean) do redis.call('HSET', key, unpack(c)) end
   local flying, n = {}, 0
   for i, user in ipairs(users) do
     if states[i] or links[i] then
@@ -111,6 +203,8 @@ if #users > 0 then
   end
   if #flying > 0 then redis.call('HSET', KEYS[3], unpack(flying)) end
 end
+forget_clean_buckets()
+st_close(st)
 local events = {}
 if nevents > 0 then
   events = redis.call('LRANGE', KEYS[7], 0, nevents - 1)

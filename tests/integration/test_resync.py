@@ -11,7 +11,7 @@ import pytest
 
 from sandboxes.braze import BrazeSandbox
 from sandboxes.line import LineSandbox, follower_id
-from shared import state
+from shared import outbox, state
 from shared.keys import Keys
 from tests.support.procs import ROOT, base_env, celery_beat, celery_worker, wait_until
 from workers import resync
@@ -139,7 +139,7 @@ def test_a_resync_of_an_unchanged_follower_list_sends_nothing_to_braze(r, env, l
     first = cli(env, "--wait")
     assert first.returncode == 0, first.stdout + first.stderr + logs(procs)
     assert f"{n:,} newly subscribed" in first.stdout
-    wait_until(lambda: braze_sb.stats()["profiles"] == n and r.zcard(keys.outbox_ready) == 0, timeout=60,
+    wait_until(lambda: braze_sb.stats()["profiles"] == n and outbox.sizes(r, keys)["pending_profiles"] == 0, timeout=60,
                what="every follower delivered", on_fail=lambda: logs(procs))
     time.sleep(1.0)  # the last batch's answer is settled
     calls = braze_sb.stats()["requests_total"]
@@ -148,7 +148,7 @@ def test_a_resync_of_an_unchanged_follower_list_sends_nothing_to_braze(r, env, l
     second = cli(env, "--wait")
     assert second.returncode == 0, second.stdout + second.stderr + logs(procs)
     assert f"Resync completed: {n:,} followers" in second.stdout and "0 newly subscribed" in second.stdout
-    assert r.zcard(keys.outbox_ready) == 0  # nobody queued for Braze
+    assert outbox.sizes(r, keys)["pending_profiles"] == 0  # nobody queued for Braze
     time.sleep(2.0)  # > BRAZE_FLUSH_DELAY_MS: a wrong implementation would have sent by now
     assert braze_sb.stats()["requests_total"] == calls
     assert resync.resync_status(r, keys)["last"]["subscribed"] == 0

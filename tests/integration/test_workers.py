@@ -13,8 +13,7 @@ from shared.config import Settings
 from shared.keys import Keys
 from tests.integration.conftest import API_KEY, GROUP, body, follow_event
 from tests.support.procs import Proc, base_env, celery_worker, wait_until
-from workers import runtime
-from workers.celery_app import make_app
+from workers.celery_app import create_app
 
 pytestmark = pytest.mark.integration
 
@@ -81,7 +80,7 @@ def test_installs_with_different_prefixes_share_one_redis_and_see_nothing_of_eac
         assert {p["aliases"][0]["alias_name"] for p in stack.braze.profiles()} == set(ua)
         assert {p["aliases"][0]["alias_name"] for p in other_braze.profiles()} == set(ub)
         # A job sent through alpha's Celery app runs on alpha's worker only.
-        app = make_app(Settings(redis_url=redis_url, key_prefix="alpha"))
+        app = create_app(Settings(redis_url=redis_url, key_prefix="alpha"))
         app.send_task("linesync.resync.start", kwargs={"reason": "isolation-test"})
         wait_until(lambda: r.hexists(Keys("alpha").resync_run, "id"), timeout=30, on_fail=stack.logs)
         assert not r.exists(Keys("beta").resync_run)
@@ -89,7 +88,6 @@ def test_installs_with_different_prefixes_share_one_redis_and_see_nothing_of_eac
         strays = [k for k in r.keys("*") if not k.startswith((b"{alpha}", b"{beta}"))]
         assert strays == []
     finally:
-        runtime.use_settings(None)
         other_braze.stop()
 
 

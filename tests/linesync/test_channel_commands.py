@@ -134,3 +134,12 @@ def test_config_lists_each_channel_without_secrets(run):
     text = run("config").output
     assert "channel tw: webhook_path=/line/events/tw" in text
     assert "channels" not in json.loads(run("config", "--json", channels_file=False).output)
+
+
+def test_state_per_channel(r, run):
+    from shared import state
+
+    assert "channel jp" in run("state", U1).output
+    doc = json.loads(run("state", U1, "--json", "--channel", "tw").output)
+    assert list(doc["channels"]) == ["tw"] and doc["channels"]["tw"]["known"] is False
+    assert state.count(r, TW) == 0

@@ -75,6 +75,10 @@ def exec_calls(monkeypatch, tmp_path):
     monkeypatch.chdir(tmp_path)
     for k in WORKER_ENV:
         monkeypatch.delenv(k, raising=False)
+    # What the commands set for the exec'd process is put back after the test.
+    for k in (worker_module.CONCURRENCY_ENV, worker_module.LOG_LEVEL_ENV, *worker_module.WORKER_ENV_DEFAULTS):
+        monkeypatch.setenv(k, "")
+        monkeypatch.delenv(k)
     return calls
 
 

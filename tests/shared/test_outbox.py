@@ -1,5 +1,6 @@
 """Coalescing, batching and in-flight exclusivity of the outbox, on a real Redis."""
 
+import hashlib
 import json
 
 from shared import forward, outbox, state
@@ -207,3 +208,69 @@ def test_a_lapsed_lease_nobody_took_is_renewed_and_a_put_back_batch_has_no_owner
     assert not outbox.finish(r, keys, b, delivered=1)
     again = claim(r, keys, 9500)
     assert again.id == b.id and outbox.finish(r, keys, again, delivered=1)
+
+
+# ----------------------------------------------------------------------------- dirty flags in state buckets
+
+def line_user(i):
+    return "U" + hashlib.md5(str(i).encode()).hexdigest()
+
+
+def apply_many(r, keys, users, st="S", ts=1, now=1000):
+    state.apply(r, keys, [Change(u, make_version(ts, 1, 0, i), st, None) for i, u in enumerate(users)],
+                now_ms=now, dedupe_ttl=60)
+
+
+def drain(r, keys, now=5000, size=75):
+    got = []
+    while isinstance(b := outbox.claim(r, keys, now_ms=now, max_objects=size, flush_delay_ms=0), outbox.Batch):
+        got += [(i.user, i.state) for i in b.items]
+        assert outbox.finish(r, keys, b, delivered=len(b.items), now_ms=now)
+    return got
+
+
+def test_a_first_sync_costs_the_outbox_a_bucket_not_a_user(r, keys):
+    users = [line_user(i) for i in range(2000)]
+    apply_many(r, keys, users)
+    assert r.zcard(keys.outbox_ready) == 0 and 0 < r.zcard(keys.outbox_buckets) <= 2000 // 96 + 1
+    assert outbox.sizes(r, keys)["pending_profiles"] == 2000
+    assert all(outbox.pending(r, keys, users[:10]))
+    got = drain(r, keys)
+    assert sorted(got) == sorted((u, "S") for u in users)  # each once
+    assert outbox.sizes(r, keys)["pending_profiles"] == 0 and r.zcard(keys.outbox_buckets) == 0
+    assert not any(state.dirty_many(r, keys, users)) and not any(outbox.pending(r, keys, users[:10]))
+
+
+def test_a_user_changed_while_in_flight_waits_for_its_batch_then_goes_with_its_newest_state(r, keys):
+    u, other = line_user(1), line_user(2)
+    apply_many(r, keys, [u])
+    b = outbox.claim(r, keys, now_ms=5000, max_objects=75, flush_delay_ms=0)
+    apply_many(r, keys, [u, other], st="U", ts=2)
+    b2 = outbox.claim(r, keys, now_ms=5000, max_objects=75, flush_delay_ms=0)
+    assert [i.user for i in b2.items] == [other]  # u is in flight: it waits
+    assert outbox.finish(r, keys, b, delivered=1, now_ms=5000) and outbox.finish(r, keys, b2, delivered=1, now_ms=5000)
+    assert drain(r, keys) == [(u, "U")]
+    assert outbox.sizes(r, keys)["pending_profiles"] == 0
+
+
+def test_dirty_users_moved_by_a_split_are_still_claimed(r, keys):
+    first = [line_user(i) for i in range(90)]
+    apply_many(r, keys, first)             # one bucket, all dirty
+    apply_many(r, keys, [line_user(i) for i in range(90, 400)])  # splits move dirty users to new buckets
+    assert int(r.hget(keys.state_meta, "buckets")) > 1
+    assert sorted(u for u, _ in drain(r, keys)) == sorted(line_user(i) for i in range(400))
+
+
+def test_same_state_again_keeps_a_waiting_user_dirty(r, keys):
+    u = line_user(3)
+    apply_many(r, keys, [u])
+    apply_many(r, keys, [u], ts=2)  # unchanged: not a transition, but it still waits to be sent
+    assert drain(r, keys) == [(u, "S")]
+
+
+def test_a_user_listed_alone_and_flagged_is_sent_once(r, keys):
+    u = line_user(4)
+    apply_many(r, keys, [u])
+    state.mark_dirty(r, keys, [u], now_ms=900)  # a link or a DLQ replay lists it alone too
+    assert drain(r, keys) == [(u, "S")]
+    assert outbox.sizes(r, keys)["pending_profiles"] == 0

@@ -1,9 +1,11 @@
 """The newer-wins rule and dedupe, against a real Redis."""
 
+import hashlib
 import itertools
 import random
+from pathlib import Path
 
-from shared import state
+from shared import buckets, dedupe, scripts, state
 from shared.events import make_version
 from shared.state import Change
 
@@ -44,7 +46,7 @@ def test_redelivered_event_changes_nothing(r, keys):
     res = apply(r, keys, Change("U1", v(10, arrival=9), "S", "e1"))  # LINE redelivery: new arrival, same id
     assert res.duplicates == 1
     assert r.zcard(keys.outbox_ready) == 0
-    assert r.ttl(keys.seen("e1")) > 0
+    assert dedupe.remembered(r, keys, "e1", now_ms=1000, ttl_seconds=3600)
 
 
 def test_same_state_newer_version_does_not_resend(r, keys):
@@ -107,3 +109,124 @@ def test_scan_walks_every_state_once_and_count_agrees(r, keys):
     assert len(seen) == state.count(r, keys) == 2500
     assert seen["U" + "0" * 31 + "1"] == ("17000000000000001", "S")
     assert seen["U" + "0" * 32] == ("17000000000000000", "U")
+
+
+# ----------------------------------------------------------------------------- the layout's contract
+
+def line_user(i):
+    return "U" + hashlib.md5(str(i).encode()).hexdigest()
+
+
+def stored(r, keys, user):
+    """The raw value where the Python side says ``user`` lives."""
+    f = state.field(user)
+    if f is None:
+        return r.hget(keys.state_x, user)
+    n = int(r.hget(keys.state_meta, "buckets") or 1)
+    return r.hget(keys.state_bucket(buckets.bucket(buckets.field_hash(f), n)), f)
+
+
+VERSIONS = [make_version(0, 0, 0, 0), make_version(1700000000123, 1700000000456, 3, 7),
+            make_version(10**13 - 1, 10**13 - 1, 999999, 9999), make_version(20, 1, 0, 0),  # arrival < timestamp
+            make_version(1700000000000, 1700000009999, 0, 9999), "1700000000000001", "x"]
+
+
+def test_lua_and_python_pack_the_same_bytes_and_read_them_back(r, keys):
+    users = [line_user(i) for i in range(len(VERSIONS))] + [f"u-{i}" for i in range(len(VERSIONS))]
+    changes = [Change(u, VERSIONS[i % len(VERSIONS)], "SU"[i % 2]) for i, u in enumerate(users)]
+    state.apply(r, keys, changes, now_ms=1, dedupe_ttl=60)
+    for c in changes:  # a LINE user's value carries the outbox's dirty flag; others are listed alone
+        dirty = state.field(c.user) is not None and state.pack(c.version, c.state)[0] != 255
+        assert stored(r, keys, c.user) == state.pack(c.version, c.state, dirty)
+        assert state.is_dirty(stored(r, keys, c.user)) == dirty
+        assert state.unpack(state.pack(c.version, c.state)) == (c.version, c.state)
+        assert state.get(r, keys, c.user) == (c.version, c.state)
+    assert len(state.pack(make_version(1700000000123, 1700000000456, 0, 0), "S")) == 9
+
+
+def test_the_newer_wins_rule_holds_across_packed_and_plain_versions(r, keys):
+    u = line_user(1)
+    for ts, arr, seq, idx in [(5, 9, 0, 1), (5, 9, 0, 0), (5, 8, 9, 9), (4, 99, 0, 0)]:
+        apply(r, keys, Change(u, make_version(ts, arr, seq, idx), "U"))
+    assert state.get(r, keys, u) == (make_version(5, 9, 0, 1), "U")
+    apply(r, keys, Change(u, make_version(5, 9, 1, 0), "S"))
+    assert state.get(r, keys, u) == (make_version(5, 9, 1, 0), "S")
+
+
+def test_buckets_grow_as_users_come_and_stay_listpacks(r, keys):
+    users = [line_user(i) for i in range(20 * buckets.LOAD)]
+    for i in range(0, len(users), 500):
+        state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S") for u in users[i:i + 500]],
+                    now_ms=1, dedupe_ttl=60)
+    n = int(r.hget(keys.state_meta, "buckets"))
+    assert n == 20 and state.count(r, keys) == len(users)
+    sizes = [r.hlen(keys.state_bucket(b)) for b in range(n)]
+    assert sum(sizes) == len(users) and max(sizes) <= 2.5 * buckets.LOAD
+    assert all(r.object("encoding", keys.state_bucket(b)) == b"listpack" for b in range(n))
+    assert all(stored(r, keys, u) for u in users)  # where the Python side looks
+    assert [s for s in state.get_many(r, keys, users[:50])] == [(make_version(1, 1, 0, 0), "S")] * 50
+
+
+def test_scan_meets_every_user_while_buckets_split(r, keys):
+    first = [line_user(i) for i in range(3000)]
+    state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S") for u in first], now_ms=1, dedupe_ttl=60)
+    seen, cursor, more = set(), "0", iter(range(3000, 9000, 500))
+    while True:
+        cursor, entries = state.scan(r, keys, cursor, count=200)
+        seen |= {u for u, _, _ in entries}
+        batch = next(more, None)
+        if batch is not None:  # splits happen between the steps
+            state.apply(r, keys, [Change(line_user(i), make_version(1, 1, 0, 0), "S") for i in range(batch, batch + 500)],
+                        now_ms=1, dedupe_ttl=60)
+        if cursor == "0":
+            break
+    assert set(first) <= seen
+
+
+def test_event_ids_are_kept_as_16_bytes_in_windows(r, keys):
+    ulid, other = "01ARZ3NDEKTSV4RRFFQ69G5FAV", "not-a-ulid"
+    assert dedupe.id_bytes(ulid).hex() == "01563e3ab5d3d6764c61efb99302bd5b"
+    apply(r, keys, Change("U1", v(1), "", ulid), Change("U1", v(1), "", other), now=1000)
+    fields = set(r.hkeys(keys.dedupe_bucket(0, 0)))
+    assert fields == {dedupe.id_bytes(ulid), dedupe.id_bytes(other)}
+    assert 2 * 3600 * 1000 - 61_000 < r.pttl(keys.dedupe_bucket(0, 0)) <= 2 * 3600 * 1000 - 1000  # end of next window
+    for now in (1000, 3600 * 1000 + 5):  # the next window still knows it
+        assert apply(r, keys, Change("U1", v(1), "", ulid), now=now).duplicates == 1
+    r.delete(keys.dedupe_window(0), keys.dedupe_bucket(0, 0))  # what the expiry does
+    assert apply(r, keys, Change("U1", v(1), "", ulid), now=2 * 3600 * 1000).duplicates == 0
+
+
+def test_many_event_ids_split_their_window_and_are_all_remembered(r, keys):
+    ids = [f"01J{i:023d}" for i in range(3000)]
+    for i in range(0, 3000, 500):
+        apply(r, keys, *[Change("U1", v(1), "", e) for e in ids[i:i + 500]])
+    assert int(r.hget(keys.dedupe_window(0), "buckets")) > 1
+    assert all(dedupe.remembered(r, keys, e, now_ms=1000, ttl_seconds=3600) for e in ids[::97])
+    assert apply(r, keys, *[Change("U1", v(1), "", e) for e in ids]).duplicates == 3000
+
+
+def test_library_lines_keep_the_scripts_line_numbers():
+    for name in ("apply_events", "claim_batch", "get_state"):
+        src = (Path(scripts.__file__).with_name("lua") / f"{name}.lua").read_text()
+        assert len(scripts._source(name).split("\n")) == len(src.split("\n"))
+        assert "--#include" not in scripts._source(name)
+
+
+def test_lua_packs_what_python_packs_when_it_moves_the_old_layout(r, keys):
+    from shared import migrate
+    users = [line_user(i) for i in range(len(VERSIONS))] + [f"u-{i}" for i in range(len(VERSIONS))]
+    olds = {u: (VERSIONS[i % len(VERSIONS)], "SU"[i % 2]) for i, u in enumerate(users)}
+    r.hset(keys.state, mapping={u: v + s for u, (v, s) in olds.items()})
+    assert migrate.run(r, keys, now_ms=1, dedupe_ttl=60) == "done"  # lib/state.lua st_pack, not Python's
+    for u, (v_, s) in olds.items():
+        assert stored(r, keys, u) == state.pack(v_, s)
+        assert state.get(r, keys, u) == (v_, s)
+
+
+def test_a_plain_stored_version_still_orders_against_a_packed_one(r, keys):
+    u = line_user(9)
+    apply(r, keys, Change(u, "1700000000000000000", "S"))           # kept as given (not make_version's form)
+    apply(r, keys, Change(u, make_version(1700000000000, 1, 0, 0), "U"))  # "1700000000000000..." sorts after
+    assert state.get(r, keys, u) == (make_version(1700000000000, 1, 0, 0), "U")
+    apply(r, keys, Change(u, "1", "S"))                                # older as a string: stale
+    assert state.get(r, keys, u)[1] == "U"

@@ -13,6 +13,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from shared.embedded_redis import free_port
+from workers import BEAT_SCHEDULER
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -88,7 +89,7 @@ def celery_worker(env: Mapping[str, str], *, concurrency: int | None = None, nam
 def celery_beat(env: Mapping[str, str], *, name: str = "beat", schedule_dir: str | None = None) -> Proc:
     env = {"LINESYNC_BEAT_METRICS_PORT": str(free_port()), **env}
     return Proc(name, [sys.executable, "-m", "celery", "-A", "workers", "beat", "--loglevel", "INFO",
-                       "-S", "workers.beat:Scheduler"], env)
+                       "-S", BEAT_SCHEDULER], env)
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 60.0, interval: float = 0.1, what: str = "",

@@ -9,7 +9,7 @@ from kombu import Connection, Exchange, Queue
 from shared.embedded_redis import EmbeddedRedis
 from shared.scripts import supports_flags
 from workers.broker import QUIET_WORKER, Worker
-from workers.celery_app import make_app
+from workers.celery_app import create_app
 
 
 @pytest.fixture
@@ -26,7 +26,7 @@ def fill(r):
 
 
 def test_the_apps_worker_never_runs_mingle_gossip_or_heartbeat(settings):
-    app = make_app(settings)
+    app = create_app(settings)
     assert issubclass(app.Worker, Worker)
     assert app.conf.broker_transport == "workers.broker:Transport"
     w = app.Worker.__new__(app.Worker)

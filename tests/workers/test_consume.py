@@ -7,7 +7,7 @@ import time
 import pytest
 import redis
 
-from shared import state, webhook_queue
+from shared import dedupe, state, webhook_queue
 from shared.clock import FakeClock
 from shared.keys import STREAM_GROUP
 from workers.consume import Consumer
@@ -147,7 +147,8 @@ def test_bodies_the_ingress_would_refuse_are_dead_lettered_alone(r, keys, settin
     assert state.get(r, keys, "U1")[1] == "S"
     assert [json.loads(f[b"payload"])["stream_id"] for _, f in r.xrange(keys.dlq)] == refused
     assert r.xpending(keys.webhooks, STREAM_GROUP)["pending"] == 0
-    assert not r.keys(keys.seen("e" * 200))
+    assert not dedupe.remembered(r, keys, "e" * 200, now_ms=int(r.time()[0]) * 1000,
+                                 ttl_seconds=settings.dedupe_ttl_seconds)
 
 
 def test_a_body_redis_refuses_waits_for_redelivery_and_redis_away_fails_the_batch(r, keys, settings, monkeypatch):

@@ -7,7 +7,7 @@ import json
 import pytest
 import redis
 
-from shared import outbox, webhook_queue
+from shared import outbox, state, webhook_queue
 from shared.clock import FakeClock
 from shared.embedded_redis import EmbeddedRedis
 from shared.errors import StoreUnavailable
@@ -67,9 +67,9 @@ def test_consumers_and_senders_drain_a_full_redis_and_it_recovers(full_redis, se
     sender = Sender(Limiter(r, keys, "track", s.braze_track_rate_limit), clock, auth_retry_seconds=60, what="t")
     d = Deliverer(r, keys, s, AlwaysOK(), sender, clock)
     for _ in range(1000):
-        if not (r.zcard(keys.outbox_ready) or r.hlen(keys.outbox_inflight)):
+        if not (outbox.sizes(r, keys)["pending_profiles"] or r.hlen(keys.outbox_inflight)):
             break
         clock.advance(max(d.step(), 0.001))
-    assert outbox.sizes(r, keys)["open_batches"] == 0 and r.hlen(keys.state) == 9000
+    assert outbox.sizes(r, keys)["open_batches"] == 0 and state.count(r, keys) == 9000
     assert r.info("memory")["used_memory"] < used - 200_000  # below the limit again...
     webhook_queue.enqueue(r, keys, next(bodies(1)))          # ...so the ingress is accepted again

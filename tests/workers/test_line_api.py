@@ -128,3 +128,35 @@ def test_one_session_per_process(sandbox):
     assert a.session is b.session
     assert "Authorization" not in a.session.headers  # the token stays with its client
     assert TOKEN not in repr(a)
+
+
+def test_each_thread_has_its_own_session(sandbox):
+    """requests.Session is not thread-safe: a client used from several threads (task threads,
+    the resync's calls) never lets two of them share one."""
+    import threading
+
+    client = LineClient(sandbox.url, TOKEN)
+    seen: dict[str, object] = {}
+    pages: dict[str, int] = {}
+    start = threading.Barrier(4)
+
+    def work(name: str) -> None:
+        start.wait()
+        seen[name] = client.session
+        pages[name] = len(client.followers_ids(limit=50)[0])
+
+    threads = [threading.Thread(target=work, args=(f"t{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len({id(s) for s in seen.values()}) == 4
+    assert client.session not in seen.values()  # this thread's is its own too
+    assert pages == {f"t{i}": 50 for i in range(4)}
+
+
+def test_a_given_session_is_used_as_is(sandbox):
+    import requests
+
+    mine = requests.Session()
+    assert LineClient(sandbox.url, TOKEN, session=mine).session is mine

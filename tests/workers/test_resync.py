@@ -9,7 +9,9 @@ import pytest
 import redis
 
 from sandboxes.line import LineSandbox, follower_id
-from shared import state
+from shared import outbox, state
+from tests.support.outbox import deliver_all
+from tests.support.outbox import pending as outbox_pending
 from shared.clock import FakeClock, now_ms
 from shared.config import Settings
 from shared.errors import LineExpiredToken
@@ -72,7 +74,7 @@ def test_pages_to_the_end(r, keys, sandbox, clock):
     run = run_of(r, keys)
     assert (run.status, run.pages, run.followers, run.subscribed, run.next) == ("completed", 3, 2500, 2500, "")
     assert set(states(r, keys, all_followers())) == {"S"}
-    assert r.zcard(keys.outbox_ready) == 2500  # every new profile queued for Braze once
+    assert outbox_pending(r, keys) == 2500  # every new profile queued for Braze once
     assert not r.exists(keys.resync_lock) and not r.exists(keys.resync_lease)
     hist = [json.loads(x) for x in r.lrange(keys.resync_history, 0, -1)]
     assert len(hist) == 1 and hist[0]["status"] == "completed" and hist[0]["followers"] == 2500
@@ -119,11 +121,11 @@ def test_already_subscribed_users_are_not_sent_again(r, keys, sandbox, clock):
     users = all_followers()
     state.apply(r, keys, [state.Change(u, make_version(1, 1, 0, i), "S") for i, u in enumerate(users[:1000])],
                 now_ms=1, dedupe_ttl=60)
-    r.delete(keys.outbox_ready)  # delivered
+    deliver_all(r, keys)  # delivered
     begin(r, keys, clock)
     make(r, keys, sandbox, clock).run_chunk()
     assert run_of(r, keys).subscribed == 1500
-    assert r.zcard(keys.outbox_ready) == 1500 and r.zscore(keys.outbox_ready, users[0]) is None
+    assert outbox_pending(r, keys) == 1500 and not outbox.pending(r, keys, [users[0]])[0]
 
 
 def test_forbidden_fails_once_with_the_reason(r, keys, sandbox, clock, caplog):
@@ -218,14 +220,14 @@ def test_mark_missing_is_off_by_default(r, keys, sandbox, clock):
 def test_mark_missing_unsubscribes_users_absent_from_a_complete_pass(r, keys, sandbox, clock):
     run = begin(r, keys, clock, mark_missing=True)
     gone, newer, already = known_users(r, keys, clock, run.started_ms)
-    r.delete(keys.outbox_ready)
+    deliver_all(r, keys)
     assert make(r, keys, sandbox, clock, missing_chunk=50).run_chunk() == "completed"
     assert set(states(r, keys, gone)) == {"U"}
     assert states(r, keys, [newer, already]) == ["S", "U"]  # a newer event wins; U stays U
     assert set(states(r, keys, all_followers())) == {"S"}
     done = run_of(r, keys)
     assert done.unsubscribed == 30 and done.followers == 2500
-    assert r.zcard(keys.outbox_ready) == 2500 + 30
+    assert outbox_pending(r, keys) == 2500 + 30
     assert not r.exists(keys.resync_seen(run.id))  # the pass's id set is gone
 
 
@@ -242,7 +244,7 @@ def strangers(r, keys, n, at_ms):
     users = [f"Ustranger{i:05d}" for i in range(n)]
     state.apply(r, keys, [state.Change(u, make_version(at_ms, at_ms, 0, i), "S") for i, u in enumerate(users)],
                 now_ms=at_ms, dedupe_ttl=60)
-    r.delete(keys.outbox_ready)  # delivered
+    deliver_all(r, keys)  # delivered
     return users
 
 
@@ -253,7 +255,7 @@ def test_a_complete_pass_listing_no_followers_marks_nobody_missing(r, keys, sand
     run = begin(r, keys, clock, mark_missing=True)
     with caplog.at_level(logging.ERROR, logger="workers.resync"):
         assert make(r, keys, sandbox, clock).run_chunk() == "failed"
-    assert set(states(r, keys, known)) == {"S"} and r.zcard(keys.outbox_ready) == 0
+    assert set(states(r, keys, known)) == {"S"} and outbox_pending(r, keys) == 0
     done = run_of(r, keys)
     assert (done.status, done.followers, done.unsubscribed, done.missing_found) == ("failed", 0, 0, 40)
     assert done.error.startswith("mark-missing refused") and "0 followers" in done.error
@@ -288,7 +290,7 @@ def test_mark_missing_refuses_a_pass_listing_less_than_the_share(r, keys, sandbo
     assert (done.followers, done.missing_found, done.unsubscribed) == (2500, 3000, 0)
     assert set(states(r, keys, known)) == {"S"}
     assert set(states(r, keys, all_followers())) == {"S"}  # the pass itself did its work
-    assert r.zcard(keys.outbox_ready) == 2500  # new followers only: no unsubscribe queued
+    assert outbox_pending(r, keys) == 2500  # new followers only: no unsubscribe queued
 
 
 def test_a_lower_share_lets_the_same_pass_mark_them(r, keys, sandbox, clock):
@@ -456,31 +458,25 @@ def test_progress_line():
 
 
 def test_kick_resumes_a_dead_chunk_and_queues_the_first_start_once(r, keys, settings, clock, monkeypatch):
-    from workers import resync_tasks, runtime
+    from workers import resync_tasks
+    from workers.runtime import build
     sent = []
     monkeypatch.setattr(resync_tasks.chunk, "apply_async", lambda args=(), **kw: sent.append(("chunk", args)))
     monkeypatch.setattr(resync_tasks.start, "apply_async", lambda args=(), **kw: sent.append(("start", kw)))
-    runtime.use_settings(settings.replace(resync_on_start=True))
-    try:
-        rt = runtime.runtime()
-        assert resync_tasks.wake(rt) == ["first-start"]
-        assert resync_tasks.wake(rt) == []  # once per deployment, however many kicks and replicas
-        run = begin(r, keys, clock)  # a run whose chunk died: no lease, nothing queued
-        assert resync_tasks.wake(rt) == [f"resume:{run.id}"]
-        assert sent == [("start", {"kwargs": {"reason": "first-start"}}), ("chunk", (run.id,))]
-    finally:
-        runtime.use_settings(None)
+    rt = build(settings.replace(resync_on_start=True))
+    assert resync_tasks.wake(rt) == ["first-start"]
+    assert resync_tasks.wake(rt) == []  # once per deployment, however many kicks and replicas
+    run = begin(r, keys, clock)  # a run whose chunk died: no lease, nothing queued
+    assert resync_tasks.wake(rt) == [f"resume:{run.id}"]
+    assert sent == [("start", {"kwargs": {"reason": "first-start"}}), ("chunk", (run.id,))]
 
 
 def test_first_start_waits_for_a_token(r, keys, settings, monkeypatch):
-    from workers import resync_tasks, runtime
+    from workers import resync_tasks
+    from workers.runtime import build
     monkeypatch.setattr(resync_tasks.start, "apply_async", lambda *a, **kw: None)
-    runtime.use_settings(settings.replace(resync_on_start=True, line_channel_access_token=None))
-    try:
-        assert resync_tasks.wake(runtime.runtime()) == []
-        assert not r.exists(keys.resync_first)
-    finally:
-        runtime.use_settings(None)
+    assert resync_tasks.wake(build(settings.replace(resync_on_start=True, line_channel_access_token=None))) == []
+    assert not r.exists(keys.resync_first)
 
 
 # ---------------------------------------------------------------- cancels and stale chunks: nothing half-applied
@@ -512,12 +508,12 @@ def test_a_cancel_during_mark_missing_unsubscribes_nobody(r, keys, sandbox, cloc
         return flags
 
     monkeypatch.setattr(r, "smismember", smismember)
-    r.delete(keys.outbox_ready)
+    deliver_all(r, keys)
     with pytest.raises(resync._Lost):
         rs.step(run, token)
     assert set(states(r, keys, all_followers())) == {"S"}  # no real follower unsubscribed
     assert set(states(r, keys, gone)) == {"S"}  # nor anyone else: the run had ended
-    assert r.zcard(keys.outbox_ready) == 0
+    assert outbox_pending(r, keys) == 0
     done = run_of(r, keys)
     assert (done.status, done.phase, done.unsubscribed) == ("failed", resync.MISSING, 0)
     assert r.llen(keys.resync_history) == 1 and not r.exists(keys.resync_seen(run.id))

@@ -1,0 +1,75 @@
+-- Linear hashing over many small hashes (shared/buckets.py is the Python side).
+-- A family of buckets <prefix>:<b> (b = 0 .. N-1) grows one bucket at a time:
+-- when the family holds more than LH_LOAD entries per bucket, bucket s = N - 2^L
+-- (2^L <= N < 2^(L+1)) is split and the entries whose hash has bit L set move to
+-- the new bucket N. No stop-the-world rehash; a walk over buckets 0..N-1 in order
+-- sees an entry at least once (entries only move to the new last bucket).
+-- Fields are raw bytes whose last 4 bytes are the entry's hash (uniform: random
+-- or sequential ids). The count N and the number of entries live in <meta>
+-- (HASH: buckets, entries).
+-- No string literal in a library holds two dashes: scripts.py joins it on one line.
+local LH_LOAD = 96
+local sbyte, schar, ssub, sfind, sformat, floor = string.byte, string.char, string.sub, string.find, string.format, math.floor
+local function lh_hash(field)
+  local a, b, c, d = sbyte(field, -4, -1)
+  return ((a * 256 + b) * 256 + c) * 256 + d
+end
+local function lh_pow(n)
+  local p = 1
+  while p * 2 <= n do p = p * 2 end
+  return p
+end
+-- p: lh_pow(n), if the caller has it.
+local function lh_bucket(h, n, p)
+  p = p or lh_pow(n)
+  local b = h % (2 * p)
+  if b >= n then b = h % p end
+  return b
+end
+local function lh_meta(meta)
+  local m = redis.call('HMGET', meta, 'buckets', 'entries')
+  return tonumber(m[1]) or 1, tonumber(m[2]) or 0
+end
+-- Split buckets until the load is under LH_LOAD; returns the new bucket count.
+-- expire_ms (or nil): the time to live set on a bucket made here; on_move (or nil):
+-- called with (old bucket, new bucket, moved field/value list) after each split that moves.
+local function lh_grow(prefix, n, entries, expire_ms, on_move)
+  while entries > LH_LOAD * n do
+    local p = lh_pow(n)
+    local s = n - p
+    local old = prefix .. ':' .. s
+    local new = prefix .. ':' .. n
+    local all = redis.call('HGETALL', old)
+    local moved, gone = {}, {}
+    for i = 1, #all, 2 do
+      if lh_hash(all[i]) % (2 * p) == n then
+        moved[#moved + 1] = all[i]
+        moved[#moved + 1] = all[i + 1]
+        gone[#gone + 1] = all[i]
+      end
+    end
+    if #gone > 0 then
+      redis.call('HDEL', old, unpack(gone))
+      redis.call('HSET', new, unpack(moved))
+      if expire_ms then redis.call('PEXPIRE', new, expire_ms) end
+      if on_move then on_move(s, n, moved) end
+    end
+    n = n + 1
+  end
+  return n
+end
+-- 32 lowercase hex digits to 16 bytes, and back.
+local function lh_hex2bin(hex)
+  local a, b, c, d = tonumber(ssub(hex, 1, 8), 16), tonumber(ssub(hex, 9, 16), 16), tonumber(ssub(hex, 17, 24), 16), tonumber(ssub(hex, 25, 32), 16)
+  local a3, b3, c3, d3 = a % 256, b % 256, c % 256, d % 256
+  a, b, c, d = (a - a3) / 256, (b - b3) / 256, (c - c3) / 256, (d - d3) / 256
+  local a2, b2, c2, d2 = a % 256, b % 256, c % 256, d % 256
+  a, b, c, d = (a - a2) / 256, (b - b2) / 256, (c - c2) / 256, (d - d2) / 256
+  local a1, b1, c1, d1 = a % 256, b % 256, c % 256, d % 256
+  return schar((a - a1) / 256, a1, a2, a3, (b - b1) / 256, b1, b2, b3, (c - c1) / 256, c1, c2, c3, (d - d1) / 256, d1, d2, d3)
+end
+local function lh_bin2hex(bin)
+  if #bin ~= 16 then return (string.format(string.rep('%02x', #bin), string.byte(bin, 1, -1))) end
+  local a1, a2, a3, a4, b1, b2, b3, b4, c1, c2, c3, c4, d1, d2, d3, d4 = sbyte(bin, 1, 16)
+  return (sformat('%08x%08x%08x%08x', ((a1 * 256 + a2) * 256 + a3) * 256 + a4, ((b1 * 256 + b2) * 256 + b3) * 256 + b4, ((c1 * 256 + c2) * 256 + c3) * 256 + c4, ((d1 * 256 + d2) * 256 + d3) * 256 + d4))
+end
