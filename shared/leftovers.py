@@ -12,6 +12,7 @@ from collections.abc import Iterable
 
 import redis
 
+from shared import outbox
 from shared.keys import Keys
 
 
@@ -30,11 +31,11 @@ def find(r: redis.Redis, prefix: str, served: Iterable[str]) -> dict[str, dict[s
         k = base.for_channel(name)
         p = r.pipeline(transaction=False)
         p.xlen(k.webhooks)
-        p.zcard(k.outbox_ready)
         p.hlen(k.batches)
         p.xlen(k.identity)
         p.xlen(k.dlq)
-        webhooks, ready, batches, ident, dead = p.execute()
+        webhooks, batches, ident, dead = p.execute()
+        ready = outbox.sizes(r, k)["pending_profiles"]
         work = {"webhooks": webhooks, "profiles_waiting": ready, "open_batches": batches, "identity": ident,
                 "dead_letters": dead}
         if any(work.values()):

@@ -64,8 +64,8 @@ class ChannelCollector(Collector):
             unconsumed.add_metric([ch.name], q["lag"] or 0)
             age.add_metric([ch.name], q["oldest_unconsumed_age_s"] or 0)
             pending.add_metric([ch.name], outbox.sizes(r, ch.keys)["pending_profiles"])
-            oldest = r.zrange(ch.keys.outbox_ready, 0, 0, withscores=True)
-            pending_age.add_metric([ch.name], max(0.0, now - oldest[0][1] / 1000) if oldest else 0.0)
+            oldest = outbox.oldest_pending_ms(r, ch.keys)
+            pending_age.add_metric([ch.name], max(0.0, now - oldest / 1000) if oldest is not None else 0.0)
             dead.add_metric([ch.name], r.xlen(ch.keys.dlq))
             known.add_metric([ch.name], state.count(r, ch.keys))
             if ch.workspace_label not in seen_ws:

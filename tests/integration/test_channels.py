@@ -13,7 +13,7 @@ import urllib.request
 import pytest
 
 from sandboxes.braze import BrazeSandbox
-from shared import channels
+from shared import channels, state
 from shared.config import Settings
 from shared.embedded_redis import free_port
 from shared.limiter import TRACK
@@ -90,15 +90,15 @@ def test_each_channel_reaches_its_own_workspace_and_a_401_pauses_only_its_own(r,
     assert _post(port, "tw", body(follow_event(jp_users[0], 1)), SECRETS["jp"]) == 401  # another channel's secret
     assert _post(port, "br", body(follow_event(jp_users[0], 1)), SECRETS["jp"]) == 404
 
-    def state(ch, user):
+    def braze_state(ch, user):
         return workspaces[ch].subscription_state(f"sg-{ch}", alias_name=user, alias_label="line_id")
 
-    wait_until(lambda: all(state("jp", u) == "subscribed" for u in jp_users)
-               and all(state("tw", u) == "subscribed" for u in tw_users), timeout=60, what="both channels",
+    wait_until(lambda: all(braze_state("jp", u) == "subscribed" for u in jp_users)
+               and all(braze_state("tw", u) == "subscribed" for u in tw_users), timeout=60, what="both channels",
                on_fail=logs)
     assert workspaces["jp"].stats()["objects_received"] == 30 and workspaces["tw"].stats()["objects_received"] == 30
-    assert all(state("jp", u) is None for u in tw_users[:5])  # nothing crossed over
-    assert r.hlen(chans["jp"].keys.state) == 30 and r.hlen(chans["tw"].keys.state) == 30
+    assert all(braze_state("jp", u) is None for u in tw_users[:5])  # nothing crossed over
+    assert state.count(r, chans["jp"].keys) == 30 and state.count(r, chans["tw"].keys) == 30
 
     # Workspace tw's key is revoked: tw pauses, jp goes on.
     workspaces["tw"].configure(api_key="rotated")
@@ -107,7 +107,7 @@ def test_each_channel_reaches_its_own_workspace_and_a_401_pauses_only_its_own(r,
     tw_pause = chans["tw"].workspace_keys.pause(TRACK)
     wait_until(lambda: r.exists(tw_pause), timeout=30, what="workspace tw paused", on_fail=logs)
     assert _post(port, "jp", body(follow_event(late_jp, 5000)), SECRETS["jp"]) == 200
-    wait_until(lambda: state("jp", late_jp) == "subscribed", timeout=30, what="jp still delivered", on_fail=logs)
+    wait_until(lambda: braze_state("jp", late_jp) == "subscribed", timeout=30, what="jp still delivered", on_fail=logs)
     assert not r.exists(chans["jp"].workspace_keys.pause(TRACK))
-    assert state("tw", late_tw) is None
+    assert braze_state("tw", late_tw) is None
     assert workspaces["tw"].stats()["requests"]["/users/track"].get("401", 0) >= 1

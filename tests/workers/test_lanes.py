@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from shared import channels, webhook_queue
+from shared import channels, state, webhook_queue
 from shared.keys import Keys
 from shared.limiter import TRACK
 from tests.support.procs import wait_until
@@ -68,8 +68,8 @@ def test_one_engine_serves_every_channel_into_its_own_group(r, settings, braze):
         assert sum(n.startswith("linesync-jp:deliver-") for n in names) == 2  # 4 // 2 channels
     finally:
         engine.stop()
-    assert r.hget(Keys("linesync", "ch:jp").state, same_user) and r.hget(Keys("linesync", "ch:th").state, same_user)
-    assert not r.exists(Keys().state)
+    assert state.get(r, Keys("linesync", "ch:jp"), same_user) and state.get(r, Keys("linesync", "ch:th"), same_user)
+    assert state.count(r, Keys()) == 0
 
 
 def test_beat_schedules_one_resync_per_channel(settings, braze):
