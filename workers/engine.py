@@ -123,8 +123,9 @@ class Engine:
         except REDIS_DOWN:
             pass  # the heartbeat tries again
         loops: list[tuple[str, Callable[[], float]]] = []
+        rests: dict[str, Callable] = {}  # a lane sender's pause is its channel's deliverer's to sleep
         if self.lanes:
-            loops = self._lane_loops()
+            loops, rests = self._lane_loops()
         for i in range(0 if self.lanes else self.consume_loops):
             c = Consumer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.clock, f"{self.name}/consume-{i}",
                          hooks=self.hooks, is_alive=self.is_alive, on_applied=self.deliverer.wakeup.added)
@@ -138,7 +139,7 @@ class Engine:
             loops.append(("identity", ident.step))
         for loop_name, step in loops:
             # A sender's pause is the deliverer's to sleep: its watcher wakes when a batch's worth arrived.
-            rest = self.deliverer.rest if loop_name.startswith("deliver-") else None
+            rest = self.deliverer.rest if loop_name.startswith("deliver-") else rests.get(loop_name)
             self._spawn(loop_name, self._loop, loop_name, step, rest)
         self._spawn("heartbeat", self._heartbeat)
         if self.lanes:
@@ -164,20 +165,24 @@ class Engine:
     def _lane_consumers(self) -> int:
         return max(1, self.consume_loops // len(self.lanes))
 
-    def _lane_loops(self) -> list[tuple[str, Callable[[], float]]]:
-        """Each channel's own loops (named ``<channel>:<loop>``): no channel waits on another's backlog."""
+    def _lane_loops(self) -> tuple[list[tuple[str, Callable[[], float]]], dict[str, Callable]]:
+        """Each channel's own loops (named ``<channel>:<loop>``): no channel waits on another's backlog;
+        and each sender's rest (its channel's deliverer's, woken by its channel's consumers)."""
         loops: list[tuple[str, Callable[[], float]]] = []
+        rests: dict[str, Callable] = {}
         for (name, lrt, hooks), d in zip(self.lanes, self.deliverers):
             for i in range(self._lane_consumers()):
                 c = Consumer(lrt.r, lrt.keys, lrt.settings, lrt.clock, f"{self.name}/consume-{i}",
-                             hooks=hooks, is_alive=self.is_alive, record_destination=True)
+                             hooks=hooks, is_alive=self.is_alive, record_destination=True,
+                             on_applied=d.wakeup.added)
                 loops.append((f"{name}:consume-{i}", c.step))
             for i in range(self._lane_senders()):
                 loops.append((f"{name}:deliver-{i}", d.step))
+                rests[f"{name}:deliver-{i}"] = d.rest
             ident = IdentityDeliverer(lrt.r, lrt.keys, lrt.settings, lrt.braze, lrt.identify_sender, lrt.clock,
                                       consumer=f"{self.name}/identity", is_alive=self.is_alive)
             loops.append((f"{name}:identity", ident.step))
-        return loops
+        return loops, rests
 
     def stop(self, timeout: float = 15.0) -> None:
         """Let every loop finish its current step, then give the leases back."""
