@@ -74,8 +74,8 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:identity:retry      ZSET    stream id of an item waiting after a failure, scored by when its
                                     own backoff lets it go again (ms); emptied when Braze recovers
 
-  Resync (workers/resync.py)
-    {P}:resync:run          HASH    current/last run: the fields of workers.resync.Run (id, status, pages,
+  Resync (shared/resync_runs.py, workers/resync.py)
+    {P}:resync:run          HASH    current/last run: the fields of shared.resync_runs.Run (id, status, pages,
                                     followers, next token, error, phase, seq for compare-and-set...)
     {P}:resync:lock         STRING  one resync at a time
     {P}:resync:history      LIST    JSON summaries of finished runs (capped)
