@@ -20,7 +20,7 @@ from shared.logs import setup_logging
 from shared.redis_conn import client
 
 from ingress.memory_guard import MemoryWatermark
-from ingress.state import EXTENSION, IngressState, json_response
+from ingress.state import EXTENSION, IngressState, Route, json_response
 from ingress.surface import DEFAULT_ADMIN_BIND, AdminBind, SurfaceGate
 
 
@@ -44,6 +44,7 @@ def create_app(config: Settings | None = None, *, admin_bind: str = DEFAULT_ADMI
         setup_logging(config.log_format, config.log_level)
         startup.check_redis(config.redis_url, config.redis_durability)
     config.require(*ROLE_REQUIREMENTS["ingress"])
+    default = config.channel("default")
 
     app = Flask(__name__)
     # Any route reading a form or JSON gets Werkzeug's limit; /line/events reads its raw
@@ -53,8 +54,9 @@ def create_app(config: Settings | None = None, *, admin_bind: str = DEFAULT_ADMI
         settings=config,
         keys=Keys(config.key_prefix),
         pool=client(config.redis_url),
-        secret=config.line_channel_secret.encode("utf-8"),
+        secret=(default.settings.line_channel_secret or "").encode("utf-8") if default else b"",
         memory=MemoryWatermark(config.ingress_memory_high_watermark),
+        routes={c.name: Route.of(c) for c in config.channels()},
     )
     app.register_blueprint(health.bp)
     app.register_blueprint(metrics.bp)

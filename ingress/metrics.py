@@ -8,6 +8,9 @@ any worker's answer covers all of them. The variable must be set before
 
   linesync_ingress_requests_total{outcome}       POST /line/events by outcome
   linesync_ingress_events_total                  events in bodies that were queued
+  linesync_ingress_signatures_total{channel,secret} bodies whose signature verified, by channel and by
+                                                 which of its secrets matched (current, previous: a
+                                                 rotation is over once previous stays flat)
   linesync_ingress_request_duration_seconds      POST /line/events latency (histogram)
   linesync_ingress_connections_cut_total{reason} connections closed by the worker before a request
                                                  was in: read_timeout (408), headers_too_large (431),
@@ -42,7 +45,9 @@ LENGTH_REQUIRED = "length_required"  # 411, a body without Content-Length (chunk
 INVALID = "invalid"            # 400, signed but not the envelope; body kept in the rejected stream
 UNAVAILABLE = "unavailable"    # 503, Redis could not take the body
 REDIS_FULL = "redis_full"      # 503, Redis's memory is above INGRESS_MEMORY_HIGH_WATERMARK; nothing stored
-OUTCOMES = (ACCEPTED, VERIFY_ONLY, UNAUTHORIZED, TOO_LARGE, LENGTH_REQUIRED, INVALID, UNAVAILABLE, REDIS_FULL)
+UNKNOWN_CHANNEL = "unknown_channel"  # 404, /line/events/<name> names no channel; nothing read or stored
+OUTCOMES = (ACCEPTED, VERIFY_ONLY, UNAUTHORIZED, TOO_LARGE, LENGTH_REQUIRED, INVALID, UNAVAILABLE, REDIS_FULL,
+            UNKNOWN_CHANNEL)
 # Why ingress/buffered_worker.py closed a connection before its request was in.
 CUT_REASONS = ("read_timeout", "headers_too_large", "length_required", "bad_framing")
 
@@ -53,6 +58,10 @@ REQUESTS = Counter(
     "linesync_ingress_requests", "POST /line/events requests by outcome", ["outcome"]
 )
 EVENTS = Counter("linesync_ingress_events", "Events in webhook bodies that were queued")
+SIGNATURES = Counter(
+    "linesync_ingress_signatures", "Webhook bodies whose signature verified, by channel and matching secret",
+    ["channel", "secret"],
+)
 LATENCY = Histogram(
     "linesync_ingress_request_duration_seconds",
     "Time to answer POST /line/events",
@@ -76,6 +85,17 @@ def record(outcome: str, seconds: float, events: int = 0) -> None:
     LATENCY.observe(seconds)
     if events:
         EVENTS.inc(events)
+
+
+_SIGNATURE_CHILDREN: dict[tuple[str, str], object] = {}
+
+
+def count_signature(channel: str, secret: str) -> None:
+    """A verified body of ``channel``, by its ``current`` or ``previous`` secret."""
+    child = _SIGNATURE_CHILDREN.get((channel, secret))
+    if child is None:
+        child = _SIGNATURE_CHILDREN[(channel, secret)] = SIGNATURES.labels(channel=channel, secret=secret)
+    child.inc()
 
 
 def count_cut_connection(reason: str) -> None:

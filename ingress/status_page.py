@@ -8,6 +8,10 @@ delivered objects/s and webhooks/s (shared/rates.py), and where the follow state
 goes in Braze (``BRAZE_STATE_MODE``: the subscription group and/or the custom
 attributes ``line_follow_state`` and ``line_follow_state_at``). :func:`render`
 is pure: it turns that snapshot into the page.
+
+With several channels (``LINESYNC_CHANNELS_FILE``) the page shows one channel,
+``/status?channel=<name>`` (default: ``default``, else the first), with its Braze
+workspace's limits and links to the others.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from flask import Blueprint, Response
+from flask import Blueprint, Response, request
 
 from ingress.state import current as state
 from shared import payload, rates
@@ -25,7 +29,7 @@ from shared.config import Settings
 from shared.redis_conn import REDIS_DOWN
 from shared.resync_runs import resync_status
 from shared.clock import redis_now
-from shared.status import describe_limit, gather
+from shared.status import describe_limit, gather, limits, workers
 
 bp = Blueprint("status_page", __name__)
 
@@ -59,10 +63,37 @@ def snapshot(r, keys, settings: Settings | None = None) -> dict[str, Any]:
 def status_page() -> Response:
     st = state()
     try:
-        body, code = render(snapshot(st.redis, st.keys, st.settings)), 200
+        if st.settings.channel_table:
+            body, code = _channel_page(st, request.args.get("channel"))
+        else:
+            body, code = render(snapshot(st.redis, st.keys, st.settings)), 200
     except REDIS_DOWN as e:
         body, code = render_down(type(e).__name__), 503
     return Response(body, status=code, mimetype="text/html", headers={"Cache-Control": "no-store"})
+
+
+def _channel_page(st, name: str | None) -> tuple[str, int]:
+    """One channel's page, its workspace's limits, the process-wide worker list and links to the others."""
+    chans = st.settings.channels()
+    names = [c.name for c in chans]
+    name = name or ("default" if "default" in names else names[0])
+    ch = st.settings.channel(name)
+    if ch is None:
+        return render_down(f"no channel {name}"), 404
+    s = snapshot(st.redis, ch.keys, ch.settings)
+    s["limits"] = limits(st.redis, ch.workspace_keys, s["now"])
+    s["workers"] = workers(st.redis, st.keys, s["now"])
+    s["channel"], s["channels"], s["workspace"] = name, names, ch.workspace_label
+    return render(s), 200
+
+
+def _channel_nav(s: dict[str, Any]) -> str:
+    if not s.get("channels"):
+        return ""
+    links = " · ".join(f"<b>{_e(n)}</b>" if n == s["channel"] else f'<a href="?channel={_e(n)}">{_e(n)}</a>'
+                       for n in s["channels"])
+    return (f'<div class="sub">channel <b>{_e(s["channel"])}</b> (Braze workspace {_e(s["workspace"])}); '
+            f"channels: {links}</div>")
 
 
 def _e(v: Any) -> str:
@@ -170,6 +201,7 @@ table {{ border-collapse: collapse; }} td {{ padding: 2px 14px 2px 0; vertical-a
 </style></head><body>
 <h1>linesync status</h1>
 <div class="sub">as of {when} (Redis's clock); refreshes every {REFRESH_S} s</div>
+{_channel_nav(s)}
 <div class="figs">{"".join(figures)}</div>
 <h2>Last hour</h2>
 {chart(s["series"], s["now"])}

@@ -1,7 +1,12 @@
-"""``POST /line/events``: verify, check the envelope, queue the raw body, answer.
+"""``POST /line/events`` (and ``/line/events/<channel>``): verify, check the envelope, queue the raw body, answer.
+
+``/line/events`` is the channel ``default``; ``/line/events/<name>`` the channel ``name`` of the
+channels file (shared/channels.py), verified with that channel's secret (or, during a rotation,
+its previous one) and queued in that channel's stream.
 
 No per-event work happens here; the workers do it. Outcomes:
 
+  404  no such channel                               nothing read or stored
   401  X-Line-Signature missing or wrong             nothing stored; counted, logged as a summary a minute
   413  body over INGRESS_MAX_BODY_BYTES               nothing stored
   411  body without Content-Length (chunked)          nothing stored, the body is not read
@@ -35,17 +40,19 @@ from werkzeug.http import HTTP_STATUS_CODES
 
 from shared.envelope import validate_envelope
 from shared.errors import InvalidWebhook, StoreUnavailable
+from shared.keys import DEFAULT_CHANNEL
 from shared.signature import verify
 from shared.webhook_queue import enqueue_pinned, reject
 
 from ingress import metrics
 from ingress.framing import LENGTH_REQUIRED_DETAIL
-from ingress.state import EXTENSION, IngressState, current
+from ingress.state import EXTENSION, IngressState, Route, current
 
 log = logging.getLogger(__name__)
 bp = Blueprint("webhook", __name__)
 
 PATH = "/line/events"
+CHANNEL_PREFIX = PATH + "/"
 LENGTH_REQUIRED = {"error": "length required", "detail": LENGTH_REQUIRED_DETAIL}
 SIGNATURE_ENVIRON = "HTTP_X_LINE_SIGNATURE"  # the X-Line-Signature header, any case
 
@@ -61,8 +68,12 @@ class WebhookDispatch:
         self.flask_wsgi = flask_wsgi
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO") == PATH and environ.get("REQUEST_METHOD") == "POST":
-            return serve(self.state, environ, start_response)
+        path = environ.get("PATH_INFO")
+        if environ.get("REQUEST_METHOD") == "POST":
+            if path == PATH:
+                return serve(self.state, environ, start_response)
+            if path and path.startswith(CHANNEL_PREFIX):
+                return serve(self.state, environ, start_response, path[len(CHANNEL_PREFIX):])
         return self.flask_wsgi(environ, start_response)
 
 
@@ -79,10 +90,21 @@ def line_events() -> WSGIApp:
     return lambda environ, start_response: serve(st, environ, start_response)
 
 
-def serve(st: IngressState, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+@bp.post(CHANNEL_PREFIX + "<name>")
+def channel_events(name: str) -> WSGIApp:
+    st = current()
+    return lambda environ, start_response: serve(st, environ, start_response, name)
+
+
+def serve(st: IngressState, environ: dict[str, Any], start_response: StartResponse,
+          channel: str = DEFAULT_CHANNEL) -> list[bytes]:
     started = time.perf_counter()
+    route = st.route(channel)
+    if route is None:  # answered before the body is read: nothing is stored
+        metrics.record(metrics.UNKNOWN_CHANNEL, time.perf_counter() - started)
+        return _respond(start_response, 404, {"error": "unknown channel"})
     try:
-        outcome, status, payload, events = receive(st, environ)
+        outcome, status, payload, events = receive(st, environ, route)
     except Exception:  # a bug: answer like Flask would (LINE retries a 500), keep the traceback
         log.exception("webhook handler failed")
         return _respond(start_response, 500, {"error": "internal server error"})
@@ -90,8 +112,11 @@ def serve(st: IngressState, environ: dict[str, Any], start_response: StartRespon
     return _respond(start_response, status, payload)
 
 
-def receive(st: IngressState, environ: dict[str, Any]) -> tuple[str, int, dict[str, str], int]:
-    """Handle one delivery; return (metrics outcome, HTTP status, JSON payload, events queued)."""
+def receive(st: IngressState, environ: dict[str, Any], route: Route | None = None,
+            ) -> tuple[str, int, dict[str, str], int]:
+    """Handle one delivery for ``route`` (default: the channel ``default``); return (metrics
+    outcome, HTTP status, JSON payload, events queued)."""
+    route = route or st.route(DEFAULT_CHANNEL)
     if environ.get("HTTP_TRANSFER_ENCODING"):
         # linesync's worker refuses these before the app (ingress/framing.py); other servers may not.
         return metrics.LENGTH_REQUIRED, 411, LENGTH_REQUIRED, 0
@@ -100,14 +125,16 @@ def receive(st: IngressState, environ: dict[str, Any]) -> tuple[str, int, dict[s
         return metrics.TOO_LARGE, 413, {"error": "body too large"}, 0
 
     signature = environ.get(SIGNATURE_ENVIRON)
-    if not verify(st.secret, body, signature):
+    matched = next((which for which, secret in route.secrets if verify(secret, body, signature)), None)
+    if matched is None:
         _log_unauthorized(st, "wrong" if signature else "missing")
         return metrics.UNAUTHORIZED, 401, {"error": "invalid signature"}, 0
+    metrics.count_signature(route.name, matched)
 
     try:
         envelope = validate_envelope(body)
     except InvalidWebhook as e:
-        return _keep_rejected(st, body, str(e))
+        return _keep_rejected(st, route, body, str(e))
 
     count = len(envelope["events"])
     if count == 0:
@@ -115,7 +142,7 @@ def receive(st: IngressState, environ: dict[str, Any]) -> tuple[str, int, dict[s
     try:
         if st.memory.over(st.redis):  # cached: Redis is asked at most once a second per process
             return metrics.REDIS_FULL, 503, {"error": "store full"}, 0
-        entry_id = enqueue_pinned(st.connection, st.keys, body,
+        entry_id = enqueue_pinned(st.connection, route.keys, body,
                                   replicas=1 if st.settings.redis_durability == "replicas" else 0)
     except (StoreUnavailable, redis.RedisError) as e:
         log.warning("webhook not stored, answering 503: %s", e.__cause__ or e)
@@ -172,15 +199,16 @@ def _log_unauthorized(st: IngressState, kind: str) -> None:
                     summary.counts.get("wrong", 0), st.unauthorized_log.interval)
 
 
-def _keep_rejected(st: IngressState, body: bytes, reason: str) -> tuple[str, int, dict[str, str], int]:
+def _keep_rejected(st: IngressState, route: Route, body: bytes, reason: str,
+                   ) -> tuple[str, int, dict[str, str], int]:
     try:
         if st.memory.over(st.redis):
             return metrics.REDIS_FULL, 503, {"error": "store full"}, 0
-        entry_id = reject(st.redis, st.keys, body, reason, max_len=st.settings.rejected_max)
+        entry_id = reject(st.redis, route.keys, body, reason, max_len=st.settings.rejected_max)
     except (StoreUnavailable, redis.RedisError) as e:
         log.warning("invalid webhook not stored, answering 503: %s", e.__cause__ or e)
         return metrics.UNAVAILABLE, 503, {"error": "store unavailable"}, 0
-    log.warning("invalid webhook kept as %s in %s: %s", entry_id, st.keys.rejected, reason)
+    log.warning("invalid webhook kept as %s in %s: %s", entry_id, route.keys.rejected, reason)
     return metrics.INVALID, 400, {"error": "invalid webhook", "reason": reason}, 0
 
 

@@ -260,7 +260,7 @@ def is_loopback_host(host: str | None) -> bool:
 _BEARER_URLS = ("braze_rest_endpoint", "line_api_base_url")
 
 
-def _check_transport(values: Mapping[str, Any]) -> None:
+def check_transport(values: Mapping[str, Any]) -> None:
     if values.get("allow_insecure_http"):
         return
     for name in _BEARER_URLS:
@@ -311,6 +311,7 @@ class _Field:
 _FIELDS: dict[str, _Field] = {
     "redis_url": _Field("REDIS_URL", _redis_url, None, secret=True),
     "line_channel_secret": _Field("LINE_CHANNEL_SECRET", _text, None, secret=True),
+    "line_channel_secret_previous": _Field("LINE_CHANNEL_SECRET_PREVIOUS", _text, None, secret=True),
     "line_channel_access_token": _Field("LINE_CHANNEL_ACCESS_TOKEN", _text, None, secret=True),
     "line_api_base_url": _Field("LINE_API_BASE_URL", _http_url, DEFAULT_LINE_API_BASE_URL),
     "braze_rest_endpoint": _Field("BRAZE_REST_ENDPOINT", _http_url, None),
@@ -355,6 +356,7 @@ _FIELDS: dict[str, _Field] = {
     "beat_metrics_port": _Field("LINESYNC_BEAT_METRICS_PORT", _port, DEFAULT_BEAT_METRICS_PORT),
     "admin_bind": _Field("LINESYNC_ADMIN_BIND", _bind, DEFAULT_ADMIN_BIND),
     "redis_durability": _Field("LINESYNC_REDIS_DURABILITY", _durability, "aof"),
+    "channels_file": _Field("LINESYNC_CHANNELS_FILE", _text, None),
 }
 
 
@@ -362,6 +364,7 @@ _FIELDS: dict[str, _Field] = {
 class Settings:
     redis_url: str | None = field(default=None, repr=False)  # may carry a password
     line_channel_secret: str | None = field(default=None, repr=False)
+    line_channel_secret_previous: str | None = field(default=None, repr=False)  # accepted too, during a rotation
     line_channel_access_token: str | None = field(default=None, repr=False)
     line_api_base_url: str = DEFAULT_LINE_API_BASE_URL
     braze_rest_endpoint: str | None = None
@@ -402,15 +405,38 @@ class Settings:
     beat_metrics_port: int = DEFAULT_BEAT_METRICS_PORT
     admin_bind: str = DEFAULT_ADMIN_BIND
     redis_durability: str = "aof"  # replicas: a webhook is answered 200 once a replica has it (WAIT)
+    channels_file: str | None = None
+    # The channels file, parsed once by load_settings (shared/channels.py); () without one.
+    channel_table: tuple = field(default=(), repr=False, compare=False)
 
     @property
     def webhook_url(self) -> str | None:
         """Where LINE should post webhooks: ``LINESYNC_PUBLIC_URL`` + ``/line/events`` (None if unset)."""
         return self.public_url + WEBHOOK_PATH if self.public_url else None
 
+    def channels(self) -> tuple:
+        """Every channel this deployment serves (shared.channels.Channel): the channels file's,
+        or the one channel ``default`` the single-channel variables define."""
+        if self.channel_table:
+            return self.channel_table
+        from shared.channels import single
+
+        return (single(self),)
+
+    def channel(self, name: str):
+        """The channel ``name``, or None."""
+        return next((c for c in self.channels() if c.name == name), None)
+
     def require(self, *names: str) -> Settings:
-        """Raise ConfigError for the first named attribute that is unset."""
+        """Raise ConfigError for the first named attribute that is unset.
+
+        With a channels file, the per-channel settings were checked per channel when it was read.
+        """
+        from shared.channels import REQUIRED
+
         for name in names:
+            if self.channel_table and name in REQUIRED:
+                continue
             if name == "braze_subscription_group_id" and self.braze_state_mode == "attributes":
                 continue  # the state goes into custom attributes only
             if getattr(self, name) in (None, ""):
@@ -484,8 +510,13 @@ def load_settings(environ: Mapping[str, str] | None = None, *, dotenv: bool = Tr
         except ValueError as e:
             # The message never includes the value: it may be a secret.
             raise ConfigError(f.env, f"is malformed ({e})") from None
-    _check_transport(values)
-    return Settings(**values)
+    check_transport(values)
+    settings = Settings(**values)
+    if settings.channels_file:
+        from shared import channels  # here: shared.channels imports this module
+
+        settings = settings.replace(channel_table=channels.load(settings, env))
+    return settings
 
 
 def _read_dotenv() -> dict[str, str]:
@@ -497,6 +528,12 @@ def _read_dotenv() -> dict[str, str]:
     if not os.path.exists(path):
         return {}
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def channel_field(name: str) -> tuple[str, Callable[[str], Any]]:
+    """(key in the channels file, parser) of the setting ``name``: its variable in lower case."""
+    f = _FIELDS[name]
+    return f.env.lower(), f.parse
 
 
 def env_names() -> dict[str, str]:

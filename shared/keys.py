@@ -28,6 +28,8 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:migrate             HASH    progress of shared/migrate.py: state/seen cursors, "done" flags
     {P}:migrate:lease       STRING  the one process migrating (token, PX)
     {P}:stats               HASH    counters (events by type, duplicates, stale, transitions...)
+    {P}:destination         STRING  the newest body's envelope "destination" (the bot user id), kept with
+                                    several channels only, for `linesync doctor` (workers/consume.py)
 
   Outbox and delivery (shared/outbox.py, shared/lua/*.lua)
     {P}:outbox:buckets      ZSET    state bucket b holding users whose state must be sent (the dirty
@@ -72,8 +74,8 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:identity:retry      ZSET    stream id of an item waiting after a failure, scored by when its
                                     own backoff lets it go again (ms); emptied when Braze recovers
 
-  Resync (workers/resync.py)
-    {P}:resync:run          HASH    current/last run: the fields of workers.resync.Run (id, status, pages,
+  Resync (shared/resync_runs.py, workers/resync.py)
+    {P}:resync:run          HASH    current/last run: the fields of shared.resync_runs.Run (id, status, pages,
                                     followers, next token, error, phase, seq for compare-and-set...)
     {P}:resync:lock         STRING  one resync at a time
     {P}:resync:history      LIST    JSON summaries of finished runs (capped)
@@ -81,6 +83,14 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:resync:queued       STRING  a wake-up for the current run is in the broker (EX)
     {P}:resync:seen:<runId> SET     ids seen by run <runId> (only with RESYNC_MARK_MISSING_UNSUBSCRIBED)
     {P}:resync:first        STRING  set once the first-start run was queued (RESYNC_ON_START), no TTL
+
+  Several channels (shared/channels.py, LINESYNC_CHANNELS_FILE)
+    Each channel's keys (stream, state, dedupe, outbox, batches, dead letters, links, nonces,
+    identity, resync, rates) carry its scope after the prefix: {P}:ch:<channel>:state and so on;
+    the channel ``default`` has none, so a single-channel deployment's keys are the ones above.
+    Each Braze workspace's limiter, pauses and breaker carry the workspace's scope the same way,
+    {P}:ws:<workspace>:limit:<name> (the workspace of ``default`` has none). Process-wide keys
+    (worker, workers, celery, redbeat, metrics:exporter) are never scoped.
 
   Metrics
     {P}:rate:<series>:<t>   STRING  how many in the 10 s starting at epoch second t (TTL ~1 h), series
@@ -95,14 +105,36 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 STREAM_GROUP = "workers"
+# The channel whose keys carry no scope: the only one of a single-channel deployment.
+DEFAULT_CHANNEL = "default"
 
 
 @dataclass(frozen=True)
 class Keys:
     prefix: str = "linesync"
+    scope: str = ""  # "" or "ch:<channel>" / "ws:<workspace>": see "Several channels" above
 
     def _k(self, *parts: str) -> str:
-        return ":".join(("{" + self.prefix + "}",) + parts)
+        head = ("{" + self.prefix + "}", self.scope) if self.scope else ("{" + self.prefix + "}",)
+        return ":".join(head + parts)
+
+    def for_channel(self, name: str) -> Keys:
+        """The keys of channel ``name`` (``default``: these very keys, unscoped)."""
+        return Keys(self.prefix) if name == DEFAULT_CHANNEL else Keys(self.prefix, f"ch:{name}")
+
+    @property
+    def channel_streams(self) -> str:
+        """SCAN pattern matching every scoped channel's webhook stream ({P}:ch:*:webhooks)."""
+        return Keys(self.prefix)._k("ch", "*", "webhooks")
+
+    def channel_of(self, key: str) -> str | None:
+        """The channel a scoped key belongs to ({P}:ch:<name>:...), or None."""
+        head = "{" + self.prefix + "}:ch:"
+        return key[len(head):].split(":", 1)[0] if key.startswith(head) else None
+
+    def for_workspace(self, workspace: str) -> Keys:
+        """The limiter/pause/breaker keys of Braze workspace ``workspace`` ("": unscoped)."""
+        return Keys(self.prefix, f"ws:{workspace}") if workspace else Keys(self.prefix)
 
     # ingress
     @property
@@ -159,6 +191,10 @@ class Keys:
     @property
     def stats(self) -> str:
         return self._k("stats")
+
+    @property
+    def destination(self) -> str:
+        return self._k("destination")
 
     # outbox
     @property

@@ -30,9 +30,7 @@ class EngineStep(bootsteps.StartStopStep):
         from shared import migrate, redis_checks
         from shared.errors import ConfigError
         from shared.payload import describe
-        from workers.engine import Engine
-        from workers.hooks import consume_hooks
-        from workers.resync_tasks import wake
+        from workers.lanes import engine_for
         rt = worker.app.runtime
         try:
             redis_checks.at_start(rt.r, "worker", log, rt.settings.redis_durability)
@@ -46,7 +44,7 @@ class EngineStep(bootsteps.StartStopStep):
             gc.collect()
             gc.freeze()
             # A taken LINESYNC_WORKER_METRICS_PORT is a ConfigError too.
-            self.engine = Engine(rt, hooks=consume_hooks(rt), housekeeping=[lambda: wake(rt)]).start()
+            self.engine = engine_for(rt).start()  # every channel's loops (workers/lanes.py)
         except ConfigError as e:
             log.critical("%s", e)
             raise SystemExit(2) from None  # Celery stops the worker with this exit code

@@ -25,6 +25,7 @@ from shared.keys import Keys
 from shared.redis_conn import celery_broker, redbeat_settings
 from workers import BEAT_SCHEDULER
 from workers.broker import App
+from workers.channel_schedule import resync_entries
 
 # A beat replica that dies hands its lock over after this long (s) — the documented failover time.
 BEAT_LOCK_TIMEOUT = 30
@@ -114,13 +115,7 @@ def create_app(settings: Settings) -> LinesyncCelery:
         redbeat_lock_key=keys.redbeat_lock,
         redbeat_lock_timeout=BEAT_LOCK_TIMEOUT,
         beat_max_loop_interval=5,
-        beat_schedule={
-            "resync-followers": {
-                "task": "linesync.resync.start",
-                "schedule": resync_schedule(settings.resync_schedule),
-                "kwargs": {"reason": "schedule"},
-            },
-        },
+        beat_schedule=resync_entries(settings, resync_schedule),  # one per channel (workers/channel_schedule.py)
     )
     from workers.bootstep import EngineStep
     app.steps["worker"].add(EngineStep)

@@ -18,6 +18,7 @@ consumer, with XAUTOCLAIM. One delivered more than
 from __future__ import annotations
 
 import logging
+import re
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -35,6 +36,8 @@ from workers.stream_consumer import StreamConsumer
 
 log = logging.getLogger(__name__)
 
+# The envelope's "destination" (the bot user id the body was sent to), found without parsing again.
+_DESTINATION = re.compile(rb'"destination"\s*:\s*"([^"\\]{1,64})"')
 # The webhook rate (shared/rates.py, for the status page) is written at most this often (ms),
 # not once per step: under load a step often holds a single body, and its round trips are
 # what the consume loop waits on.
@@ -62,9 +65,13 @@ class _Body:
 class Consumer:
     def __init__(self, r: redis.Redis, keys: Keys, settings: Settings, clock: Clock, name: str,
                  hooks: Sequence[EventHook] = (), is_alive: Callable[[str], bool] = lambda worker: True,
-                 on_applied: Callable[[int], None] = lambda changes: None):
+                 on_applied: Callable[[int], None] = lambda changes: None, record_destination: bool = False):
+        """``record_destination``: keep the newest body's ``destination`` in ``{P}:destination``
+        (with several channels, for `linesync doctor`; written only when it changes)."""
         self.r, self.keys, self.settings, self.clock, self.name = r, keys, settings, clock, name
         self.on_applied = on_applied  # told how many state changes each batch applied (wakes the senders)
+        self.record_destination = record_destination
+        self._destination: bytes | None = None
         self.hooks = list(hooks)
         self.is_alive = is_alive
         self.forward_types = set(settings.forward_event_types)
@@ -182,9 +189,17 @@ class Consumer:
         self._uncounted += len(bodies)
         if now - self._counted_ms >= RATE_WRITE_MS:
             self.write_rate(now)
+        if self.record_destination:
+            self._note_destination(bodies[-1].raw)
         log.debug("consumed %d bodies, %d events: %s", len(bodies), len(events), res)
         if res is not None and res.applied:
             self.on_applied(res.applied)
+
+    def _note_destination(self, raw: bytes) -> None:
+        m = _DESTINATION.search(raw)
+        if m and m.group(1) != self._destination:
+            self.r.set(self.keys.destination, m.group(1))
+            self._destination = m.group(1)
 
     def _set_aside(self, failed: Sequence[tuple[_Body, Exception]]) -> None:
         """Bodies that failed alone: dead-lettered, unless Redis refused them (OOM, READONLY...),

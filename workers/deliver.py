@@ -124,6 +124,7 @@ class Deliverer:
         self.policy = settle.Policy.of(settings)
         self.lease_ms = lease_ms(settings)
         self.margin_ms = margin_ms(settings)
+        self.idle_sleep = IDLE_SLEEP  # how long the watcher waits before looking at an empty outbox again
         self._tally = [0, 0]  # batches finished, objects delivered (by this Deliverer, all threads)
         self._tally_lock = threading.Lock()
         # While the outbox has nothing to send, one thread watches it and the others wait.
@@ -176,7 +177,7 @@ class Deliverer:
         second for nothing; this way it is ~20, and a found batch wakes the rest. The
         watcher's pause is cut short by the process's consumers (:meth:`rest`).
         """
-        pause = min(wait.ms / 1000, POLL_SLEEP) if wait.why == "delay" else IDLE_SLEEP
+        pause = min(wait.ms / 1000, POLL_SLEEP) if wait.why == "delay" else self.idle_sleep
         me = threading.get_ident()
         with self._idle:
             if self._watcher not in (None, me) and time.monotonic() < self._watch_until:

@@ -15,6 +15,13 @@ workers/bootstep.py, or directly in tests and benchmarks):
   workers/exporter.py), runs the housekeeping callbacks (resync wake-ups) and
   logs the delivery summary (workers/summary.py).
 
+With several channels (``LINESYNC_CHANNELS_FILE``, workers/lanes.py) each channel is a lane
+with loops of its own: one consume loop, its share of the sender threads
+(``LINESYNC_DELIVERY_CONCURRENCY`` / channels, at least ``LANE_MIN_SENDERS``) and an identity
+loop, each on the channel's keys with its Braze workspace's client and limiters. A channel's
+backlog therefore never takes another channel's threads: a million-follower resync in one
+channel leaves the others' senders free (only a shared workspace's rate limit is shared).
+
 This module is the supervision: it starts the loops, restarts a step after an
 error, and stops them.
 
@@ -60,12 +67,22 @@ CONSUME_LOOPS = 2
 HEARTBEAT = 5.0
 # After an unexpected error in a step, wait this long (s).
 ERROR_SLEEP = 1.0
+# Sender threads per channel at least, however many channels share the process's concurrency.
+LANE_MIN_SENDERS = 2
+# With many channels, each channel's watcher of an empty outbox looks less often: 0.01 s per
+# channel, between deliver.IDLE_SLEEP (0.05) and this (s). A partial batch still waits for
+# BRAZE_FLUSH_DELAY_MS (500) anyway; only a batch filled within this time is sent later.
+LANE_MAX_IDLE_SLEEP = 0.25
+
+# A channel served by this process: (name, its runtime, its consume hooks).
+EngineLane = tuple[str, Runtime, Sequence]
 
 
 class Engine:
     def __init__(self, rt: Runtime, *, name: str | None = None, concurrency: int | None = None,
                  consume_loops: int = CONSUME_LOOPS, hooks: Sequence = (),
-                 housekeeping: Sequence[Callable[[], object]] = (), metrics_port: int | None = None):
+                 housekeeping: Sequence[Callable[[], object]] = (), metrics_port: int | None = None,
+                 lanes: Sequence[EngineLane] = ()):
         self.rt = rt
         self.name = name or worker_name()
         self.concurrency = concurrency or rt.settings.delivery_concurrency
@@ -80,6 +97,11 @@ class Engine:
         self.exporter = ExporterElection(rt.r, rt.keys, self.name)
         self.deliverer = Deliverer(rt.r, rt.keys, rt.settings, rt.braze, rt.track_sender, rt.clock,
                                    owner=self.name)
+        self.lanes = list(lanes)  # several channels; none: the one channel of ``rt``
+        self.deliverers = [Deliverer(lrt.r, lrt.keys, lrt.settings, lrt.braze, lrt.track_sender, lrt.clock,
+                                     owner=self.name) for _, lrt, _ in self.lanes] or [self.deliverer]
+        for d in self.deliverers if self.lanes else ():
+            d.idle_sleep = min(LANE_MAX_IDLE_SLEEP, max(d.idle_sleep, 0.01 * len(self.lanes)))
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
         self._redis_down: set[str] = set()
@@ -92,7 +114,8 @@ class Engine:
     def start(self) -> Engine:
         self.metrics_server = serve(
             self.metrics_port,
-            metrics.registry_with(ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting)),
+            metrics.registry_with(ClusterCollector(lambda: self.rt.r, self.rt.keys, active=lambda: self.exporting),
+                                  *self._channel_collectors()),
             self._health, setting="LINESYNC_WORKER_METRICS_PORT")
         self.presence.register()
         try:
@@ -100,23 +123,66 @@ class Engine:
         except REDIS_DOWN:
             pass  # the heartbeat tries again
         loops: list[tuple[str, Callable[[], float]]] = []
-        for i in range(self.consume_loops):
+        rests: dict[str, Callable] = {}  # a lane sender's pause is its channel's deliverer's to sleep
+        if self.lanes:
+            loops, rests = self._lane_loops()
+        for i in range(0 if self.lanes else self.consume_loops):
             c = Consumer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.clock, f"{self.name}/consume-{i}",
                          hooks=self.hooks, is_alive=self.is_alive, on_applied=self.deliverer.wakeup.added)
             loops.append((f"consume-{i}", c.step))
-        for i in range(self.concurrency):
+        for i in range(0 if self.lanes else self.concurrency):
             loops.append((f"deliver-{i}", self.deliverer.step))
-        ident = IdentityDeliverer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.braze, self.rt.identify_sender,
-                                  self.rt.clock, consumer=f"{self.name}/identity", is_alive=self.is_alive)
-        loops.append(("identity", ident.step))
+        if not self.lanes:
+            ident = IdentityDeliverer(self.rt.r, self.rt.keys, self.rt.settings, self.rt.braze,
+                                      self.rt.identify_sender, self.rt.clock, consumer=f"{self.name}/identity",
+                                      is_alive=self.is_alive)
+            loops.append(("identity", ident.step))
         for loop_name, step in loops:
             # A sender's pause is the deliverer's to sleep: its watcher wakes when a batch's worth arrived.
-            rest = self.deliverer.rest if loop_name.startswith("deliver-") else None
+            rest = self.deliverer.rest if loop_name.startswith("deliver-") else rests.get(loop_name)
             self._spawn(loop_name, self._loop, loop_name, step, rest)
         self._spawn("heartbeat", self._heartbeat)
+        if self.lanes:
+            log.info("worker %s: %d channels, each with %d consume loop(s), %d Braze requests in flight at "
+                     "most and an identity sender", self.name, len(self.lanes), self._lane_consumers(),
+                     self._lane_senders())
+            return self
         log.info("worker %s: %d consume loops, %d Braze requests in flight at most, identity sender",
                  self.name, self.consume_loops, self.concurrency)
         return self
+
+    def _channel_collectors(self) -> list:
+        """Per-channel figures (workers/channel_metrics.py) when this engine serves several channels."""
+        if not self.lanes:
+            return []
+        from workers.channel_metrics import ChannelCollector
+        chans = [c for c in self.rt.settings.channels() if c.name in {name for name, _, _ in self.lanes}]
+        return [ChannelCollector(lambda: self.rt.r, chans, active=lambda: self.exporting)]
+
+    def _lane_senders(self) -> int:
+        return max(LANE_MIN_SENDERS, self.concurrency // len(self.lanes))
+
+    def _lane_consumers(self) -> int:
+        return max(1, self.consume_loops // len(self.lanes))
+
+    def _lane_loops(self) -> tuple[list[tuple[str, Callable[[], float]]], dict[str, Callable]]:
+        """Each channel's own loops (named ``<channel>:<loop>``): no channel waits on another's backlog;
+        and each sender's rest (its channel's deliverer's, woken by its channel's consumers)."""
+        loops: list[tuple[str, Callable[[], float]]] = []
+        rests: dict[str, Callable] = {}
+        for (name, lrt, hooks), d in zip(self.lanes, self.deliverers):
+            for i in range(self._lane_consumers()):
+                c = Consumer(lrt.r, lrt.keys, lrt.settings, lrt.clock, f"{self.name}/consume-{i}",
+                             hooks=hooks, is_alive=self.is_alive, record_destination=True,
+                             on_applied=d.wakeup.added)
+                loops.append((f"{name}:consume-{i}", c.step))
+            for i in range(self._lane_senders()):
+                loops.append((f"{name}:deliver-{i}", d.step))
+                rests[f"{name}:deliver-{i}"] = d.rest
+            ident = IdentityDeliverer(lrt.r, lrt.keys, lrt.settings, lrt.braze, lrt.identify_sender, lrt.clock,
+                                      consumer=f"{self.name}/identity", is_alive=self.is_alive)
+            loops.append((f"{name}:identity", ident.step))
+        return loops, rests
 
     def stop(self, timeout: float = 15.0) -> None:
         """Let every loop finish its current step, then give the leases back."""
@@ -178,13 +244,18 @@ class Engine:
                 else:
                     self._stop.wait(pause)
 
+    def _counts(self) -> tuple[int, int]:
+        """(batches finished, objects delivered) by every channel's deliverer."""
+        got = [d.counts() for d in self.deliverers]
+        return sum(b for b, _ in got), sum(o for _, o in got)
+
     def _claim_exporter(self) -> None:
         """Compete for the exporter lease, while serving /metrics."""
         if self.metrics_server is not None:
             self.exporter.claim()
 
     def _heartbeat(self) -> None:
-        summary = DeliverySummary(self.deliverer.counts)
+        summary = DeliverySummary(self._counts)
         self.heartbeat.beat()
         while not self._stop.wait(HEARTBEAT):
             state = "ok"

@@ -41,6 +41,13 @@ class Runtime:
 
 
 def build(settings: Settings, clock: Clock | None = None) -> Runtime:
+    if settings.channel_table:  # several channels: one runtime per channel, hung off this one
+        from workers import lanes
+        return lanes.base(settings, clock, build_one)
+    return build_one(settings, clock)
+
+
+def build_one(settings: Settings, clock: Clock | None = None) -> Runtime:
     settings.require(*ROLE_REQUIREMENTS["worker"])
     # Every thread holds at most one connection at a time, so the pool never runs dry:
     # the plain pool (a list and a lock) is cheaper per call than the blocking one.

@@ -63,6 +63,7 @@ import redis  # noqa: E402
 
 from linesync.commands.send_test_webhook import user_event  # noqa: E402
 from linesync.commands.worker import WORKER_ENV_DEFAULTS  # noqa: E402
+from workers import BEAT_SCHEDULER  # noqa: E402
 from shared import dlq, outbox, webhook_queue  # noqa: E402
 from shared.clock import SystemClock, now_ms  # noqa: E402
 from shared.config import parse_rate  # noqa: E402
@@ -282,7 +283,7 @@ class Drills:
         procs: list[subprocess.Popen] = []
         try:
             procs = self.workers("blip", 1, r=r, BRAZE_FLUSH_DELAY_MS="100")
-            procs.append(self.start("blip-beat", ["beat", "-S", "workers.beat:Scheduler"], env))
+            procs.append(self.start("blip-beat", ["beat", "-S", BEAT_SCHEDULER], env))
             worker, beat = procs
             if wait_for(lambda: r.exists(KEYS.redbeat_lock), 60) is None:
                 raise RuntimeError("beat took no lock\n" + tail(self.wlogs[-1]))

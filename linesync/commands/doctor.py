@@ -26,7 +26,9 @@ if TYPE_CHECKING:
 @click.option("--resync-max-age", type=click.FloatRange(min=0, min_open=True), default=None, metavar="HOURS",
               help="Fail when the last completed resync is older than this. [default: 26 for a cron "
                    "RESYNC_SCHEDULE, the period + 2 for 'every <d>']")
-def doctor(as_json: bool, send_test: bool, verbose: bool, resync_max_age: float | None) -> None:
+@click.option("--channel", metavar="NAME", help="With LINESYNC_CHANNELS_FILE: check only this channel "
+              "(default: every channel).")
+def doctor(as_json: bool, send_test: bool, verbose: bool, resync_max_age: float | None, channel: str | None) -> None:
     """Check Redis, LINE, Braze, workers, beat and the last resync; exit 0 only when all pass.
 
     Each failed check is one line with how to fix it. Exit status: 0 all passed,
@@ -37,8 +39,10 @@ def doctor(as_json: bool, send_test: bool, verbose: bool, resync_max_age: float 
     from linesync.doctor.http import RequestsHttp
 
     settings = load_settings()
+    if channel and not settings.channel_table and channel != "default":
+        raise click.UsageError(f"no channel {channel!r} (channels: default)")
     checks = diagnose(settings, http=RequestsHttp(), send_test=send_test,
-                      resync_max_age_s=resync_max_age * 3600 if resync_max_age else None)
+                      resync_max_age_s=resync_max_age * 3600 if resync_max_age else None, channel=channel)
     code = exit_code(checks)
     if as_json:
         click.echo(json.dumps({"ok": code == 0, "exit_code": code, "checks": [c.to_json() for c in checks]},

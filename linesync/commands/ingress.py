@@ -53,6 +53,18 @@ class IngressServer(BaseApplication):
 
         return create_app(self.settings, admin_bind=self.admin_bind)
 
+    def reload(self) -> None:
+        """``SIGHUP``: re-read the settings, the channels file with them, for the workers gunicorn
+        starts now; the old ones finish their requests first, so none is dropped. A file that no
+        longer parses is logged and the channels in use are kept."""
+        super().reload()
+        try:
+            self.settings = load_settings().require(*ROLE_REQUIREMENTS["ingress"])
+            log.info("SIGHUP: serving channels %s", ", ".join(c.name for c in self.settings.channels()))
+        except ConfigError as e:
+            log.error("SIGHUP: %s; keeping the channels in use", e)
+        self.callable = None  # the next workers build their app from these settings
+
 
 def _settings_of(module: types.ModuleType) -> dict[str, Any]:
     return {k: v for k, v in vars(module).items() if not k.startswith("_")}

@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from shared import identity, links
-from linesync.context import connect
+from linesync.context import channel_option, connect_one
 from shared.keys import Keys
 from shared.clock import redis_now
 
@@ -14,9 +14,9 @@ from shared.clock import redis_now
 CSV_CHUNK = 500
 
 
-def _ctx():
-    _, r, keys = connect()
-    return r, keys
+def _ctx(channel: str | None = None):
+    _, r, ch = connect_one(channel)
+    return r, ch.keys
 
 
 def _check(external_id: str, line_user_id: str) -> None:
@@ -30,10 +30,11 @@ def _check(external_id: str, line_user_id: str) -> None:
 @click.argument("line_user_id", required=False)
 @click.option("--csv", "csv_file", type=click.File("r", encoding="utf-8-sig"),
               help="Import pairs from a CSV with header external_id,native_line_id.")
-def link(external_id: str | None, line_user_id: str | None, csv_file) -> None:
+@channel_option
+def link(external_id: str | None, line_user_id: str | None, csv_file, channel: str | None) -> None:
     """Link EXTERNAL_ID to LINE_USER_ID: the profile gets native_line_id and the current
     subscription state, and follows every later change of that LINE user."""
-    r, keys = _ctx()
+    r, keys = _ctx(channel)
     if csv_file is not None:
         if external_id or line_user_id:
             raise click.UsageError("give either EXTERNAL_ID LINE_USER_ID or --csv, not both")
@@ -69,15 +70,16 @@ def _import_csv(r, keys: Keys, csv_file) -> None:
 
 @click.command()
 @click.argument("external_id")
-def unlink(external_id: str) -> None:
+@channel_option
+def unlink(external_id: str, channel: str | None) -> None:
     """Forget EXTERNAL_ID's LINE user: later changes no longer update that profile."""
-    r, keys = _ctx()
+    r, keys = _ctx(channel)
     click.echo(f"unlinked {external_id}" if links.unlink(r, keys, external_id) else f"{external_id} was not linked")
 
 
-def _queue(kind: str, external_id: str, line_user_id: str) -> None:
+def _queue(kind: str, external_id: str, line_user_id: str, channel: str | None) -> None:
     _check(external_id, line_user_id)
-    r, keys = _ctx()
+    r, keys = _ctx(channel)
     identity.enqueue(r, keys, kind, external_id, line_user_id)
     click.echo(f"queued {identity.path(kind)} for {external_id} <- {line_user_id}")
 
@@ -85,14 +87,16 @@ def _queue(kind: str, external_id: str, line_user_id: str) -> None:
 @click.command()
 @click.argument("external_id")
 @click.argument("line_user_id")
-def identify(external_id: str, line_user_id: str) -> None:
+@channel_option
+def identify(external_id: str, line_user_id: str, channel: str | None) -> None:
     """Queue /users/identify: the anonymous LINE profile (alias line_id) gets EXTERNAL_ID."""
-    _queue(identity.IDENTIFY, external_id, line_user_id)
+    _queue(identity.IDENTIFY, external_id, line_user_id, channel)
 
 
 @click.command()
 @click.argument("external_id")
 @click.argument("line_user_id")
-def merge(external_id: str, line_user_id: str) -> None:
+@channel_option
+def merge(external_id: str, line_user_id: str, channel: str | None) -> None:
     """Queue /users/merge: the anonymous LINE profile is merged into EXTERNAL_ID's profile."""
-    _queue(identity.MERGE, external_id, line_user_id)
+    _queue(identity.MERGE, external_id, line_user_id, channel)

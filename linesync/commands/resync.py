@@ -15,7 +15,7 @@ import click
 
 from shared import queues
 from shared import resync_runs as runs
-from linesync.context import connect
+from linesync.context import channel_option, connect_channels
 from shared.keys import Keys
 from shared.clock import redis_now
 
@@ -113,39 +113,55 @@ def _follow(r, keys: Keys, run_id: str, *, start_timeout: float, poll: float) ->
 @click.option("--start-timeout", type=click.FloatRange(min=1), default=60.0, show_default=True,
               help="With --wait: give up (exit 3) if no worker starts the run within this many seconds.")
 @click.option("--cancel", is_flag=True, help="End the running resync (it stops at its next page) instead.")
+@channel_option
 def resync(wait: bool, mark_missing: bool | None, force_mark_missing: bool, start_timeout: float,
-           cancel: bool) -> None:
-    """Start a follower resync (pages LINE's follower list; every follower becomes subscribed)."""
+           cancel: bool, channel: str | None) -> None:
+    """Start a follower resync (pages LINE's follower list; every follower becomes subscribed).
+    With several channels: each channel's own (or --channel's), one after the other with --wait."""
 
     if force_mark_missing:
         if mark_missing is False:
             raise click.UsageError("--force-mark-missing contradicts --no-mark-missing")
         mark_missing = True
 
-    settings, r, keys = connect()
+    settings, r, chans = connect_channels(channel)
+    several = bool(settings.channel_table)
+    worst = 0
+    for ch in chans:
+        if several:
+            click.echo(f"== channel {ch.name}")
+        code = _resync_one(r, ch.keys, ch.name if several else None, wait=wait, mark_missing=mark_missing,
+                           force_mark_missing=force_mark_missing, start_timeout=start_timeout, cancel=cancel)
+        worst = max(worst, code)
+    if worst:
+        raise click.exceptions.Exit(worst)
+
+
+def _resync_one(r, keys: Keys, channel: str | None, *, wait: bool, mark_missing: bool | None,
+                force_mark_missing: bool, start_timeout: float, cancel: bool) -> int:
+    """One channel's resync (``channel`` None: the only channel's, the task carrying no channel)."""
     if cancel:
         if runs.cancel(r, keys, now_ms=int(redis_now(r) * 1000)):
             click.echo("resync cancelled; its worker stops at the next page")
-            return
+            return 0
         click.echo("no resync is running")
-        raise click.exceptions.Exit(1)
+        return 1
     cur = runs.load(r, keys)
     if cur is not None and cur.status == runs.RUNNING:
         click.echo(f"A resync is already running: run {cur.id} ({cur.reason}), "
                    f"{cur.pages:,} pages / {cur.followers:,} followers so far.")
         if not wait:
-            return
+            return 0
         run_id = cur.id
     else:
         from workers import app
         run_id = runs.new_run_id(int(redis_now(r) * 1000))
+        kwargs = {"reason": "manual", "mark_missing": mark_missing, "run_id": run_id,
+                  "force_mark_missing": force_mark_missing}
         app.send_task("linesync.resync.start", queue=queues.TASKS,
-                      kwargs={"reason": "manual", "mark_missing": mark_missing, "run_id": run_id,
-                              "force_mark_missing": force_mark_missing})
+                      kwargs={**kwargs, "channel": channel} if channel else kwargs)
         click.echo(f"Resync requested: run {run_id}"
                    + (" (mark-missing forced: the share check is off for this run)." if force_mark_missing else "."))
         if not wait:
-            return
-    code = _follow(r, keys, run_id, start_timeout=start_timeout, poll=POLL_SECONDS)
-    if code:
-        raise click.exceptions.Exit(code)
+            return 0
+    return _follow(r, keys, run_id, start_timeout=start_timeout, poll=POLL_SECONDS)

@@ -80,6 +80,22 @@ def sample_bodies(count: int, user_ids: tuple[str, ...], kind: str, *, now_ms: i
     return out
 
 
+def _channel_target(settings, name: str | None, url: str):
+    """(the channel's settings, its webhook URL) for --channel (or the only channel of the file)."""
+    chans = settings.channels()
+    if name is None:
+        if len(chans) > 1:
+            raise click.UsageError("several channels: say which with --channel NAME "
+                                   f"({', '.join(c.name for c in chans)})")
+        name = chans[0].name
+    ch = settings.channel(name)
+    if ch is None:
+        raise click.UsageError(f"no channel {name!r} (channels: {', '.join(c.name for c in chans)})")
+    if url == DEFAULT_URL and name != "default":
+        url = f"{DEFAULT_URL}/{name}"
+    return ch.settings, url
+
+
 @click.command("send-test-webhook")
 @click.option("--url", default=DEFAULT_URL, show_default=True, help="The ingress webhook URL.")
 @click.option("--count", type=click.IntRange(min=1), default=1, show_default=True, help="Bodies to send.")
@@ -89,12 +105,18 @@ def sample_bodies(count: int, user_ids: tuple[str, ...], kind: str, *, now_ms: i
 @click.option("--event", "kind", type=click.Choice(["follow", "unfollow", "alternate"]),
               default="alternate", show_default=True, help="Event type of each body.")
 @click.option("--timeout", type=float, default=5.0, show_default=True, help="Seconds to wait per request.")
-def send_test_webhook(url: str, count: int, user_ids: tuple[str, ...], kind: str, timeout: float) -> None:
+@click.option("--channel", metavar="NAME", help="With LINESYNC_CHANNELS_FILE: sign with this channel's secret "
+              "and post to <url>/<NAME> (needed when there are several).")
+def send_test_webhook(url: str, count: int, user_ids: tuple[str, ...], kind: str, timeout: float,
+                      channel: str | None = None) -> None:
     """Sign sample follow/unfollow bodies with LINE_CHANNEL_SECRET and post them.
 
     Prints each response's status code; exits non-zero if any was not 200.
     """
-    settings = load_settings().require("line_channel_secret")
+    settings = load_settings()
+    if settings.channel_table or channel:
+        settings, url = _channel_target(settings, channel, url)
+    settings.require("line_channel_secret")
     failures = 0
     with requests.Session() as http:
         for n, (etype, body) in enumerate(sample_bodies(count, user_ids, kind, now_ms=int(time.time() * 1000)), 1):

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import click
 import redis
 
-from linesync.context import connect
+from linesync.context import channel_option, connect_channels
 from shared import links, outbox, state
 from shared.events import STATE_NAMES
 from shared.keys import Keys
@@ -55,8 +55,17 @@ def render(d: dict) -> str:
 @click.command(name="state")
 @click.argument("user_id")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def state_command(user_id: str, as_json: bool) -> None:
-    """What linesync holds for one LINE user: state, version, effective time, outbox, links."""
-    _, r, keys = connect()
-    d = collect(r, keys, user_id)
-    click.echo(json.dumps(d, indent=2) if as_json else render(d))
+@channel_option
+def state_command(user_id: str, as_json: bool, channel: str | None) -> None:
+    """What linesync holds for one LINE user: state, version, effective time, outbox, links
+    (with several channels: in each channel, or --channel's)."""
+    settings, r, chans = connect_channels(channel)
+    if not settings.channel_table:
+        d = collect(r, chans[0].keys, user_id)
+        click.echo(json.dumps(d, indent=2) if as_json else render(d))
+        return
+    found = {ch.name: collect(r, ch.keys, user_id) for ch in chans}
+    if as_json:
+        click.echo(json.dumps({"channels": found}, indent=2))
+        return
+    click.echo("\n".join(f"== channel {name}\n{render(d)}" for name, d in found.items()))

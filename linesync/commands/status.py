@@ -6,16 +6,44 @@ import json
 
 import click
 
-from linesync.context import connect
-from shared.status import describe_limit, gather
+from linesync.context import channel_option, connect_channels
+from shared.clock import redis_now
+from shared.keys import Keys
+from shared.status import describe_limit, gather, limits, workers
 
 
-def collect() -> dict:
-    _, r, keys = connect()
+def collect(channel: str | None = None) -> dict:
+    """The status of the only channel; with a channels file, ``{"channels": {name: status}}``."""
+    settings, r, chans = connect_channels(channel)
+    if not settings.channel_table:
+        return _one(r, chans[0].keys)
+    now = redis_now(r)
+    out = {}
+    for ch in chans:
+        st = _one(r, ch.keys)
+        st["limits"] = limits(r, ch.workspace_keys, now)  # the channel's Braze workspace's
+        st["workers"] = workers(r, Keys(settings.key_prefix), now)  # worker processes serve every channel
+        st["workspace"] = ch.workspace_label
+        out[ch.name] = st
+    from shared import leftovers
+    return {"channels": out, "removed_channels": leftovers.find(r, settings.key_prefix, [c.name for c in
+                                                                                         settings.channels()])}
+
+
+def _one(r, keys: Keys) -> dict:
     out = gather(r, keys)  # with the identity queue (shared/status.py identity_queue)
     from workers.resync import resync_status
     out["resync"] = resync_status(r, keys)
     return out
+
+
+def render(s: dict) -> str:
+    if "channels" not in s:
+        return _render(s)
+    from shared import leftovers
+    parts = [f"== channel {name} (Braze workspace {st['workspace']})\n" + _render(st)
+             for name, st in s["channels"].items()]
+    return "\n\n".join(parts + leftovers.describe(s.get("removed_channels") or {}))
 
 
 def _render(s: dict) -> str:
@@ -71,7 +99,9 @@ def _render(s: dict) -> str:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
-def status(as_json: bool) -> None:
-    """Queue depth and lag, outbox, in-flight batches, dead letters, rate-limit state, last resync."""
-    s = collect()
-    click.echo(json.dumps(s, indent=2, default=str) if as_json else _render(s))
+@channel_option
+def status(as_json: bool, channel: str | None) -> None:
+    """Queue depth and lag, outbox, in-flight batches, dead letters, rate-limit state, last resync
+    (per channel, with several)."""
+    s = collect(channel)
+    click.echo(json.dumps(s, indent=2, default=str) if as_json else render(s))

@@ -84,20 +84,33 @@ def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str,
     ingress_url = local_url(bind)
     admin_url = local_url(admin_bind)
     base = merged_environment()
-    load_settings(base, dotenv=False)  # a malformed variable stops us here, with its name
+    several = bool(base.get("LINESYNC_CHANNELS_FILE", "").strip())
+    # A malformed variable stops us here, with its name (the channels file is completed below).
+    load_settings({**base, "LINESYNC_CHANNELS_FILE": ""} if several else base, dotenv=False)
     missing = missing_services(base)
     data = Path(data_dir)
     data.mkdir(parents=True, exist_ok=True)
     (data / "redis").mkdir(exist_ok=True)
+    chans = None
+    if several:  # stand-ins per channel instead of the single channel's (linesync/up/channels.py)
+        from linesync.up import channels as up_channels
+        chans = up_channels.plan({**base, "PYTHONUNBUFFERED": "1"}, data, python=sys.executable,
+                                 public_url=base.get("LINESYNC_PUBLIC_URL") or ingress_url, free_port=free_port)
+        write_private(chans.path, chans.text)
+        missing = Missing(redis=missing.redis, braze=False, line=False, channel_secret=False)
 
     local = Local(
         redis_port=free_port() if missing.redis else None,
         braze_port=free_port() if missing.braze else None,
         line_port=free_port() if missing.line else None,
         channel_secret=channel_secret(data / "channel_secret") if missing.channel_secret else None,
-        public_url=local_public_url(base, missing, ingress_url),
+        public_url=(ingress_url if chans and chans.ports and not base.get("LINESYNC_PUBLIC_URL", "").strip()
+                    else local_public_url(base, missing, ingress_url)),
+        sandbox_ports=chans.ports if chans else (),
     )
     env = child_environment(base, local)
+    if chans:
+        env["LINESYNC_CHANNELS_FILE"] = str(chans.path.resolve())
     settings = load_settings(env, dotenv=False)
     settings.require(*ROLE_REQUIREMENTS["ingress"], *ROLE_REQUIREMENTS["worker"])
     specs = process_specs(
@@ -106,7 +119,12 @@ def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str,
         redis_server=find_redis_server() if missing.redis else None,
         concurrency=concurrency, ingress_workers=ingress_workers, admin_bind=admin_bind,
     )
+    if chans:
+        at = 1 if specs and specs[0].name == "redis" else 0
+        specs[at:at] = list(chans.specs)  # the stand-ins start after Redis, before the applications
     provided = provided_variables(local)
+    if chans:
+        provided["LINESYNC_CHANNELS_FILE"] = env["LINESYNC_CHANNELS_FILE"]
 
     supervisor = Supervisor(stop_timeout=stop_timeout)
     with exclusive(data):
@@ -116,4 +134,5 @@ def _up(bind: str, concurrency: int | None, ingress_workers: int, data_dir: str,
             for k, v in provided.items():
                 supervisor.echo(f"  export {k}={shlex.quote(v)}")
         supervisor.install_signal_handlers()
-        return run(supervisor, specs, local, ingress_url, provided, str(data), admin_url=admin_url)
+        return run(supervisor, specs, local, ingress_url, provided, str(data), admin_url=admin_url,
+                   channels=up_channels.describe(chans) if chans else None)

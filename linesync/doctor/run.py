@@ -42,8 +42,10 @@ def redis_section(settings: Settings, connect: RedisFactory) -> tuple[list[Check
     return [passed(name, f"{where} answers"), *redis_checks.check_info(info, settings.redis_durability)], r
 
 
-def line_section(settings: Settings, http: Http, *, send_test: bool) -> list[Check]:
+def line_section(settings: Settings, http: Http, *, send_test: bool, webhook_url: str | None = None) -> list[Check]:
+    """``webhook_url``: where LINE should post (default: the single channel's, LINESYNC_PUBLIC_URL/line/events)."""
     base, token = settings.line_api_base_url, settings.line_channel_access_token
+    webhook_url = webhook_url or settings.webhook_url
     token_check = line_checks.token(http, base, token)
     checks = [token_check]
     if token_check.status == FAIL:
@@ -52,9 +54,9 @@ def line_section(settings: Settings, http: Http, *, send_test: bool) -> list[Che
         if send_test:
             checks.append(skipped("line.test_delivery", why))
         return checks
-    checks += line_checks.webhook(http, base, token, settings.webhook_url)
+    checks += line_checks.webhook(http, base, token, webhook_url)
     if send_test:
-        checks.append(line_checks.delivery(http, base, token, settings.webhook_url))
+        checks.append(line_checks.delivery(http, base, token, webhook_url))
     return checks
 
 
@@ -76,8 +78,17 @@ def process_section(r: redis.Redis, keys: Keys, *, resync_max_age_s: float) -> l
 
 
 def diagnose(settings: Settings, *, http: Http, connect_redis: RedisFactory = default_redis,
-             send_test: bool = False, resync_max_age_s: float | None = None) -> list[Check]:
-    """Every check's result. Nothing here raises for a broken dependency: that is a failed check."""
+             send_test: bool = False, resync_max_age_s: float | None = None, channel: str | None = None,
+             ) -> list[Check]:
+    """Every check's result. Nothing here raises for a broken dependency: that is a failed check.
+
+    With a channels file, LINE, Braze and the resync are checked per channel (``channel``: only
+    that one), each check named ``<channel>:<check>`` (linesync/doctor/channels.py).
+    """
+    if settings.channel_table:
+        from linesync.doctor.channels import diagnose_channels
+        return diagnose_channels(settings, http=http, connect_redis=connect_redis, send_test=send_test,
+                                 resync_max_age_s=resync_max_age_s, channel=channel)
     checks, r = redis_section(settings, connect_redis)
     checks += line_section(settings, http, send_test=send_test)
     checks += braze_section(settings, http)

@@ -68,6 +68,7 @@ class Local:
     line_port: int | None = None
     channel_secret: str | None = None
     public_url: str | None = None  # the local ingress, as LINESYNC_PUBLIC_URL (with the LINE sandbox)
+    sandbox_ports: tuple[int, ...] = ()  # the channels' stand-ins (linesync/up/channels.py)
 
 
 def local_public_url(env: Mapping[str, str], missing: Missing, ingress_url: str) -> str | None:

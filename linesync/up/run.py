@@ -42,7 +42,8 @@ def http_ok(url: str) -> bool:
         return False
 
 
-def banner(ingress: str, provided: Mapping[str, str], data_dir: str, admin: str | None = None) -> str:
+def banner(ingress: str, provided: Mapping[str, str], data_dir: str, admin: str | None = None,
+           channels: list[str] | None = None) -> str:
     admin = admin or local_url(DEFAULT_UP_ADMIN_BIND)
     rows = [
         ("webhook URL", f"{ingress}/line/events"),
@@ -58,7 +59,7 @@ def banner(ingress: str, provided: Mapping[str, str], data_dir: str, admin: str 
     if "LINE_API_BASE_URL" in provided:
         rows.append(("LINE sandbox", f"{provided['LINE_API_BASE_URL']} ({SANDBOX_FOLLOWERS} followers)"))
     width = max(len(k) for k, _ in rows)
-    lines = ["", "linesync is up."] + [f"  {k:<{width}}  {v}" for k, v in rows]
+    lines = ["", "linesync is up."] + [f"  {k:<{width}}  {v}" for k, v in rows] + list(channels or [])
     if provided:
         lines.append(f"In another terminal: set -a; . {data_dir}/env; set +a")
     lines += [
@@ -79,6 +80,7 @@ def run(
     data_dir: str,
     *,
     admin_url: str | None = None,
+    channels: list[str] | None = None,
 ) -> int:
     try:
         for spec in specs:
@@ -87,7 +89,8 @@ def run(
             supervisor.start(spec)
         if local.redis_port is not None:
             wait(supervisor, "redis", lambda: port_open(local.redis_port), REDIS_START_TIMEOUT)
-        for name, port in (("braze", local.braze_port), ("line", local.line_port)):
+        for name, port in (("braze", local.braze_port), ("line", local.line_port),
+                           *(("channel", p) for p in local.sandbox_ports)):
             if port is not None:
                 wait(supervisor, f"{name} sandbox", lambda p=port: port_open(p), SANDBOX_START_TIMEOUT)
         for spec in specs:
@@ -119,7 +122,7 @@ def run(
         state["next_probe"] = now + READY_PROBE_INTERVAL
         if http_ok(f"{ingress_url}/readyz"):
             state["ready"] = True
-            supervisor.echo(banner(ingress_url, provided, data_dir, admin_url))
+            supervisor.echo(banner(ingress_url, provided, data_dir, admin_url, channels))
         elif not state["warned"] and now - started > READY_WARN_AFTER:
             state["warned"] = True
             supervisor.echo(f"linesync up: {ingress_url}/readyz has not answered 200 after "
