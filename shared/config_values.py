@@ -9,13 +9,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlparse, urlsplit, urlunsplit
 
 from shared import cron
-from shared.errors import ConfigError
 
 
 @dataclass(frozen=True)
