@@ -15,16 +15,25 @@ One rule spans variables: a URL that receives a bearer token (``BRAZE_REST_ENDPO
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
-import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlparse, urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from shared import cron
 from shared.errors import ConfigError
+from shared import config_values as values
+from shared.config_values import (  # noqa: F401  (re-exported: shared.config is where settings are read)
+    RateLimit,
+    parse_rate,
+    LOG_LEVELS,
+    STATE_MODES,
+    REDIS_DURABILITIES,
+    WEBHOOK_PATH,
+    is_loopback_host,
+    mask_url_password,
+    parse_interval,
+)
 
 # LINE's documented default API host.
 DEFAULT_LINE_API_BASE_URL = "https://api.line.me"
@@ -49,218 +58,11 @@ DEFAULT_ADMIN_BIND = "127.0.0.1:9080"
 # followers linesync knows (a truncated or empty list from LINE must not unsubscribe them).
 DEFAULT_MARK_MISSING_MIN_SHARE = 0.5
 
-
-@dataclass(frozen=True)
-class RateLimit:
-    """``N`` requests per ``period`` seconds, parsed from ``"N/Ss"``."""
-
-    requests: int
-    period: float
-
-    @property
-    def per_second(self) -> float:
-        return self.requests / self.period
-
-    def __str__(self) -> str:
-        return f"{self.requests}/{self.period:g}s"
-
-
-_RATE_RE = re.compile(r"^\s*(\d+)\s*/\s*(\d+(?:\.\d+)?)?\s*(ms|s|m|h)?\s*$")
-_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
-
-
-def parse_rate(text: str) -> RateLimit:
-    """``"3000/3s"`` → RateLimit(3000, 3.0). Also ``"100/s"``, ``"20000/1m"``."""
-    m = _RATE_RE.match(text)
-    if not m:
-        raise ValueError("expected N/<duration>, e.g. 3000/3s")
-    count = int(m.group(1))
-    period = float(m.group(2) or 1) * _UNIT[m.group(3)]
-    if count <= 0 or period <= 0:
-        raise ValueError("rate and period must be positive")
-    return RateLimit(count, period)
-
-
-def _bool(text: str) -> bool:
-    t = text.strip().lower()
-    if t in ("1", "true", "yes", "on"):
-        return True
-    if t in ("0", "false", "no", "off", ""):
-        return False
-    raise ValueError("expected true or false")
-
-
-def _number(kind: type, text: str):
-    """int() / float() whose error never quotes the value (it may be a mistyped secret)."""
-    try:
-        return kind(text)
-    except ValueError:
-        raise ValueError("expected " + ("an integer" if kind is int else "a number")) from None
-
-
-def _positive_int(text: str) -> int:
-    v = _number(int, text)
-    if v <= 0:
-        raise ValueError("must be a positive integer")
-    return v
-
-
-def _port(text: str) -> int:
-    v = _number(int, text)
-    if not 0 <= v <= 65535:
-        raise ValueError("must be a TCP port, 0-65535 (0 = off)")
-    return v
-
-
-def _bind(text: str) -> str:
-    """``HOST:PORT``, ``[IPv6]:PORT`` or ``unix:PATH`` (gunicorn's spellings)."""
-    text = text.strip()
-    if text.startswith("unix:") and len(text) > len("unix:"):
-        return text
-    host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) <= 65535:
-        raise ValueError("expected HOST:PORT (e.g. 0.0.0.0:9080) or unix:PATH")
-    return text
-
-
-def _non_negative_float(text: str) -> float:
-    v = _number(float, text)
-    if v < 0:
-        raise ValueError("must not be negative")
-    return v
-
-
-def _positive_float(text: str) -> float:
-    v = _number(float, text)
-    if v <= 0:
-        raise ValueError("must be positive")
-    return v
-
-
-def _fraction(text: str) -> float:
-    v = _number(float, text)
-    if not 0 <= v <= 1:
-        raise ValueError("expected a fraction from 0 to 1, e.g. 0.9")
-    return v
-
-
-def _http_url(text: str) -> str:
-    p = urlparse(text.strip())
-    if p.scheme not in ("http", "https") or not p.netloc:
-        raise ValueError("must be an http(s) URL")
-    return text.strip().rstrip("/")
-
-
-def _redis_url(text: str) -> str:
-    from shared.redis_conn import SENTINEL_SCHEME, parse_sentinel_url
-    p = urlparse(text.strip())
-    if p.scheme == SENTINEL_SCHEME:
-        parse_sentinel_url(text)  # ValueError saying what is wrong
-    elif p.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError("must be a redis://, rediss://, unix:// or sentinel:// URL")
-    return text.strip()
-
-
-def _text(text: str) -> str:
-    if not text.strip():
-        raise ValueError("must not be empty")
-    return text.strip()
-
-
-def _csv(text: str) -> tuple[str, ...]:
-    return tuple(p.strip() for p in text.split(",") if p.strip())
-
-
-def _log_format(text: str) -> str:
-    t = text.strip().lower()
-    if t not in ("text", "json"):
-        raise ValueError("expected text or json")
-    return t
-
-
-def _schedule(text: str) -> str:
-    """Five cron fields (``0 3 * * *``, checked by :mod:`shared.cron`), or ``every <duration>`` (``every 6h``)."""
-    t = text.strip()
-    if t.startswith("every "):
-        parse_interval(t)
-        return t
-    try:
-        return cron.check(t)
-    except ValueError as e:
-        raise ValueError(f"{e}; e.g. '0 3 * * *' or 'every 6h'") from None
-
-
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def _log_level(text: str) -> str:
-    t = text.strip().upper()
-    if t not in LOG_LEVELS:
-        raise ValueError("expected one of " + ", ".join(LOG_LEVELS))
-    return t
-
-
-STATE_MODES = ("subscription_group", "attributes", "both")  # shared/payload.py writes each
-
-
-def _state_mode(text: str) -> str:
-    t = text.strip().lower()
-    if t not in STATE_MODES:
-        raise ValueError("expected one of " + ", ".join(STATE_MODES))
-    return t
-
-
-# How Redis keeps an acknowledged webhook (shared/redis_checks.py): its own AOF, or a replica.
-REDIS_DURABILITIES = ("aof", "replicas")
-
-
-def _durability(text: str) -> str:
-    t = text.strip().lower()
-    if t not in REDIS_DURABILITIES:
-        raise ValueError("expected aof or replicas")
-    return t
-
-
-def _forward_events(text: str) -> tuple[str, ...]:
-    from shared.forward import FORWARDABLE  # here, not at the top: shared.forward imports the event model
-
-    names = _csv(text)
-    unknown = [n for n in names if n not in FORWARDABLE]
-    if unknown:
-        # Event type names are not secret; naming the unknown one is the useful part.
-        raise ValueError(f"unknown event type(s) {', '.join(unknown)}; supported: {', '.join(FORWARDABLE)}")
-    return tuple(dict.fromkeys(names))
-
-
-# The path LINE posts webhooks to, below LINESYNC_PUBLIC_URL.
-WEBHOOK_PATH = "/line/events"
-
-
-def _public_url(text: str) -> str:
-    url = _http_url(text)
-    if urlsplit(url).path.endswith(WEBHOOK_PATH):
-        raise ValueError(f"give the base URL: {WEBHOOK_PATH} is added to it")
-    return url
-
-
-def is_loopback_host(host: str | None) -> bool:
-    """localhost, 127.0.0.0/8 and ::1: a plain-http request to these never leaves the machine."""
-    if not host:
-        return False
-    h = host.strip("[]").rstrip(".").lower()
-    if h == "localhost" or h.endswith(".localhost"):
-        return True
-    try:
-        return ipaddress.ip_address(h).is_loopback
-    except ValueError:
-        return False
-
-
-# Settings whose URL receives a bearer token: plain http is refused unless it stays on this machine.
 _BEARER_URLS = ("braze_rest_endpoint", "line_api_base_url")
 
 
 def check_transport(values: Mapping[str, Any]) -> None:
+    """Refuse a URL that carries a bearer token over plain http:// to another host (module docstring)."""
     if values.get("allow_insecure_http"):
         return
     for name in _BEARER_URLS:
@@ -276,29 +78,6 @@ def check_transport(values: Mapping[str, Any]) -> None:
             )
 
 
-def mask_url_password(url: str) -> str:
-    """``redis://:pw@host:6379/0`` -> ``redis://:***@host:6379/0`` (user names stay; sentinel:// too)."""
-    if "," in url.split("/", 3)[2]:  # several hosts (sentinel://): not one netloc urlsplit can read
-        return re.sub(r"^([a-z]+://[^:@/]*):[^@/]*@", r"\1:***@", url)
-    p = urlsplit(url)
-    if p.password is None:
-        return url
-    user = p.username or ""
-    host = p.hostname or ""
-    if ":" in host:
-        host = f"[{host}]"
-    netloc = f"{user}:***@{host}" + (f":{p.port}" if p.port else "")
-    return urlunsplit((p.scheme, netloc, p.path, p.query, p.fragment))
-
-
-def parse_interval(text: str) -> float:
-    """``every 30s`` → 30.0 seconds."""
-    m = re.match(r"^every\s+(\d+(?:\.\d+)?)\s*(ms|s|m|h)?$", text.strip())
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError("expected 'every <N><s|m|h>', e.g. 'every 6h'")
-    return float(m.group(1)) * _UNIT[m.group(2)]
-
-
 @dataclass(frozen=True)
 class _Field:
     env: str
@@ -309,54 +88,54 @@ class _Field:
 
 # attribute name -> how to read it. Order here is the order of the README table.
 _FIELDS: dict[str, _Field] = {
-    "redis_url": _Field("REDIS_URL", _redis_url, None, secret=True),
-    "line_channel_secret": _Field("LINE_CHANNEL_SECRET", _text, None, secret=True),
-    "line_channel_secret_previous": _Field("LINE_CHANNEL_SECRET_PREVIOUS", _text, None, secret=True),
-    "line_channel_access_token": _Field("LINE_CHANNEL_ACCESS_TOKEN", _text, None, secret=True),
-    "line_api_base_url": _Field("LINE_API_BASE_URL", _http_url, DEFAULT_LINE_API_BASE_URL),
-    "braze_rest_endpoint": _Field("BRAZE_REST_ENDPOINT", _http_url, None),
-    "braze_api_key": _Field("BRAZE_API_KEY", _text, None, secret=True),
-    "braze_subscription_group_id": _Field("BRAZE_SUBSCRIPTION_GROUP_ID", _text, None),
-    "braze_state_mode": _Field("BRAZE_STATE_MODE", _state_mode, "subscription_group"),
-    "braze_track_batch_size": _Field("BRAZE_TRACK_BATCH_SIZE", _positive_int, DEFAULT_TRACK_BATCH_SIZE),
+    "redis_url": _Field("REDIS_URL", values.redis_url, None, secret=True),
+    "line_channel_secret": _Field("LINE_CHANNEL_SECRET", values.text_value, None, secret=True),
+    "line_channel_secret_previous": _Field("LINE_CHANNEL_SECRET_PREVIOUS", values.text_value, None, secret=True),
+    "line_channel_access_token": _Field("LINE_CHANNEL_ACCESS_TOKEN", values.text_value, None, secret=True),
+    "line_api_base_url": _Field("LINE_API_BASE_URL", values.http_url, DEFAULT_LINE_API_BASE_URL),
+    "braze_rest_endpoint": _Field("BRAZE_REST_ENDPOINT", values.http_url, None),
+    "braze_api_key": _Field("BRAZE_API_KEY", values.text_value, None, secret=True),
+    "braze_subscription_group_id": _Field("BRAZE_SUBSCRIPTION_GROUP_ID", values.text_value, None),
+    "braze_state_mode": _Field("BRAZE_STATE_MODE", values.state_mode, "subscription_group"),
+    "braze_track_batch_size": _Field("BRAZE_TRACK_BATCH_SIZE", values.positive_int, DEFAULT_TRACK_BATCH_SIZE),
     "braze_track_rate_limit": _Field("BRAZE_TRACK_RATE_LIMIT", parse_rate, parse_rate(DEFAULT_TRACK_RATE_LIMIT)),
-    "ingress_max_body_bytes": _Field("INGRESS_MAX_BODY_BYTES", _positive_int, DEFAULT_MAX_BODY_BYTES),
-    "admin_token": _Field("LINESYNC_ADMIN_TOKEN", _text, None, secret=True),
+    "ingress_max_body_bytes": _Field("INGRESS_MAX_BODY_BYTES", values.positive_int, DEFAULT_MAX_BODY_BYTES),
+    "admin_token": _Field("LINESYNC_ADMIN_TOKEN", values.text_value, None, secret=True),
     # --- linesync's own settings (README "Other settings") ---
-    "key_prefix": _Field("LINESYNC_KEY_PREFIX", _text, "linesync"),
-    "log_format": _Field("LINESYNC_LOG_FORMAT", _log_format, "text"),
-    "log_level": _Field("LINESYNC_LOG_LEVEL", _log_level, "INFO"),
-    "rejected_max": _Field("INGRESS_REJECTED_MAX", _positive_int, 10_000),
-    "ingress_memory_high_watermark": _Field("INGRESS_MEMORY_HIGH_WATERMARK", _fraction, 0.9),
-    "dedupe_ttl_seconds": _Field("LINESYNC_DEDUPE_TTL_SECONDS", _positive_int, 7 * 24 * 3600),
-    "consume_batch_bodies": _Field("LINESYNC_CONSUME_BATCH", _positive_int, 200),
-    "consume_max_deliveries": _Field("LINESYNC_CONSUME_MAX_DELIVERIES", _positive_int, 5),
-    "consume_claim_idle_ms": _Field("LINESYNC_CONSUME_CLAIM_IDLE_MS", _positive_int, 30_000),
-    "delivery_concurrency": _Field("LINESYNC_DELIVERY_CONCURRENCY", _positive_int, DEFAULT_DELIVERY_CONCURRENCY),
-    "flush_delay_ms": _Field("BRAZE_FLUSH_DELAY_MS", _positive_int, 500),
-    "braze_timeout_seconds": _Field("BRAZE_TIMEOUT_SECONDS", _non_negative_float, 10.0),
-    "braze_retry_max_attempts": _Field("BRAZE_RETRY_MAX_ATTEMPTS", _positive_int, 40),
-    "braze_retry_base_seconds": _Field("BRAZE_RETRY_BASE_SECONDS", _non_negative_float, 1.0),
-    "braze_retry_max_seconds": _Field("BRAZE_RETRY_MAX_SECONDS", _non_negative_float, 600.0),
-    "braze_auth_retry_seconds": _Field("BRAZE_AUTH_RETRY_SECONDS", _non_negative_float, 60.0),
-    "braze_probe_max_seconds": _Field("BRAZE_PROBE_MAX_SECONDS", _positive_float, 15.0),
-    "braze_pause_max_seconds": _Field("BRAZE_PAUSE_MAX_SECONDS", _positive_float, 3600.0),
+    "key_prefix": _Field("LINESYNC_KEY_PREFIX", values.text_value, "linesync"),
+    "log_format": _Field("LINESYNC_LOG_FORMAT", values.log_format, "text"),
+    "log_level": _Field("LINESYNC_LOG_LEVEL", values.log_level, "INFO"),
+    "rejected_max": _Field("INGRESS_REJECTED_MAX", values.positive_int, 10_000),
+    "ingress_memory_high_watermark": _Field("INGRESS_MEMORY_HIGH_WATERMARK", values.fraction_value, 0.9),
+    "dedupe_ttl_seconds": _Field("LINESYNC_DEDUPE_TTL_SECONDS", values.positive_int, 7 * 24 * 3600),
+    "consume_batch_bodies": _Field("LINESYNC_CONSUME_BATCH", values.positive_int, 200),
+    "consume_max_deliveries": _Field("LINESYNC_CONSUME_MAX_DELIVERIES", values.positive_int, 5),
+    "consume_claim_idle_ms": _Field("LINESYNC_CONSUME_CLAIM_IDLE_MS", values.positive_int, 30_000),
+    "delivery_concurrency": _Field("LINESYNC_DELIVERY_CONCURRENCY", values.positive_int, DEFAULT_DELIVERY_CONCURRENCY),
+    "flush_delay_ms": _Field("BRAZE_FLUSH_DELAY_MS", values.positive_int, 500),
+    "braze_timeout_seconds": _Field("BRAZE_TIMEOUT_SECONDS", values.non_negative_float, 10.0),
+    "braze_retry_max_attempts": _Field("BRAZE_RETRY_MAX_ATTEMPTS", values.positive_int, 40),
+    "braze_retry_base_seconds": _Field("BRAZE_RETRY_BASE_SECONDS", values.non_negative_float, 1.0),
+    "braze_retry_max_seconds": _Field("BRAZE_RETRY_MAX_SECONDS", values.non_negative_float, 600.0),
+    "braze_auth_retry_seconds": _Field("BRAZE_AUTH_RETRY_SECONDS", values.non_negative_float, 60.0),
+    "braze_probe_max_seconds": _Field("BRAZE_PROBE_MAX_SECONDS", values.positive_float, 15.0),
+    "braze_pause_max_seconds": _Field("BRAZE_PAUSE_MAX_SECONDS", values.positive_float, 3600.0),
     "braze_identify_rate_limit": _Field(
         "BRAZE_IDENTIFY_RATE_LIMIT", parse_rate, parse_rate(DEFAULT_IDENTIFY_RATE_LIMIT)
     ),
-    "resync_schedule": _Field("RESYNC_SCHEDULE", _schedule, "0 3 * * *"),
-    "resync_on_start": _Field("RESYNC_ON_START", _bool, True),
-    "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", _bool, False),
-    "resync_mark_missing_min_share": _Field("LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE", _fraction,
+    "resync_schedule": _Field("RESYNC_SCHEDULE", values.schedule_value, "0 3 * * *"),
+    "resync_on_start": _Field("RESYNC_ON_START", values.bool_value, True),
+    "resync_mark_missing": _Field("RESYNC_MARK_MISSING_UNSUBSCRIBED", values.bool_value, False),
+    "resync_mark_missing_min_share": _Field("LINESYNC_RESYNC_MARK_MISSING_MIN_SHARE", values.fraction_value,
                                             DEFAULT_MARK_MISSING_MIN_SHARE),
-    "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", _forward_events, ()),
-    "public_url": _Field("LINESYNC_PUBLIC_URL", _public_url, None),
-    "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", _bool, False),
-    "worker_metrics_port": _Field("LINESYNC_WORKER_METRICS_PORT", _port, DEFAULT_WORKER_METRICS_PORT),
-    "beat_metrics_port": _Field("LINESYNC_BEAT_METRICS_PORT", _port, DEFAULT_BEAT_METRICS_PORT),
-    "admin_bind": _Field("LINESYNC_ADMIN_BIND", _bind, DEFAULT_ADMIN_BIND),
-    "redis_durability": _Field("LINESYNC_REDIS_DURABILITY", _durability, "aof"),
-    "channels_file": _Field("LINESYNC_CHANNELS_FILE", _text, None),
+    "forward_event_types": _Field("LINESYNC_FORWARD_EVENTS", values.forward_events, ()),
+    "public_url": _Field("LINESYNC_PUBLIC_URL", values.public_url, None),
+    "allow_insecure_http": _Field("LINESYNC_ALLOW_INSECURE_HTTP", values.bool_value, False),
+    "worker_metrics_port": _Field("LINESYNC_WORKER_METRICS_PORT", values.port_value, DEFAULT_WORKER_METRICS_PORT),
+    "beat_metrics_port": _Field("LINESYNC_BEAT_METRICS_PORT", values.port_value, DEFAULT_BEAT_METRICS_PORT),
+    "admin_bind": _Field("LINESYNC_ADMIN_BIND", values.bind_value, DEFAULT_ADMIN_BIND),
+    "redis_durability": _Field("LINESYNC_REDIS_DURABILITY", values.durability, "aof"),
+    "channels_file": _Field("LINESYNC_CHANNELS_FILE", values.text_value, None),
 }
 
 
