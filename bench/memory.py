@@ -110,7 +110,7 @@ def main() -> int:
         print(f"memory benchmark: Redis {version}, {n:,} followers, {m:,} event ids; "
               f"load {os.getloadavg()[0]:.1f}")
         print(f"  state pass {pass_s:.1f} s ({n / pass_s:,.0f} followers/s, {pass_us / n:.1f} µs of Redis time in "
-              f"apply_events per follower); outbox then {sizes}")
+              f"the state scripts per follower); outbox then {sizes}")
         print(f"  delivery drain (claim + finish, nothing sent) {drain_s:.1f} s, {batches:,} batches; Redis time in "
               f"the scripts {script_us / n:.1f} µs per profile ({script_calls:,} calls, {script_us / max(1, script_calls):.0f} "
               f"µs each; INFO commandstats)")
