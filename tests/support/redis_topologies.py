@@ -172,11 +172,16 @@ class TlsRedis(_Servers):
         """Why a TLS redis-server cannot be run here (None: it can)."""
         if shutil.which("openssl") is None:
             return "no openssl binary to make the test certificate"
-        out = subprocess.run([find_redis_server(), "--tls-port", "0", "--test-memory", "1"], capture_output=True,
-                             text=True, timeout=10)
+        # With certificate files that do not exist, a server with TLS fails configuring it ("Failed to
+        # configure TLS") and one without says so ("Bad directive" on tls-port for Redis, "Failed
+        # finding TLS support" for Valkey's embedded build): either way it exits at once.
+        missing = "/nonexistent/linesync-test"
+        out = subprocess.run([find_redis_server(), "--port", "0", "--tls-port", str(free_port()), "--save", "",
+                              "--tls-cert-file", missing + ".crt", "--tls-key-file", missing + ".key"],
+                             capture_output=True, text=True, timeout=10)
         text = out.stdout + out.stderr
-        if "tls-port" in text and ("Bad directive" in text or "not supported" in text.lower()):
-            return "this redis-server was built without TLS support"
+        if "Failed finding TLS support" in text or ("tls-port" in text and "Bad directive" in text):
+            return f"this server ({find_redis_server()}) was built without TLS support"
         return None
 
     @property
