@@ -43,6 +43,21 @@ def follower_id(i: int) -> str:
     return "U" + hashlib.md5(str(i).encode()).hexdigest()
 
 
+class MemoryFollowers:
+    """The generated follower list served in-process, as the LINE client's ``followers_ids`` (benches).
+
+    Pages of ``limit`` ids (``follower_id(0)``, ``follower_id(1)``, ...); the token is the offset.
+    """
+
+    def __init__(self, followers: int):
+        self.followers = followers
+
+    def followers_ids(self, start: str | None = None, limit: int = 1000) -> tuple[list[str], str | None]:
+        lo = int(start or 0)
+        hi = min(self.followers, lo + limit)
+        return [follower_id(i) for i in range(lo, hi)], (str(hi) if hi < self.followers else None)
+
+
 class _Followers:
     """The follower list as stable positions: base (generated or given) ids, then added ids."""
 

@@ -29,7 +29,7 @@ sys.path.insert(0, str(REPO))
 
 import redis  # noqa: E402
 
-from sandboxes.line import follower_id  # noqa: E402
+from sandboxes.line_followers import MemoryFollowers  # noqa: E402
 from shared import outbox  # noqa: E402
 from shared.clock import SystemClock, now_ms  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis  # noqa: E402
@@ -37,18 +37,6 @@ from shared.keys import Keys  # noqa: E402
 from workers import resync  # noqa: E402
 
 BATCH = 75
-
-
-class MemoryLine:
-    """Generated follower ids in pages of ``limit``; the token is the offset."""
-
-    def __init__(self, followers: int):
-        self.followers = followers
-
-    def followers_ids(self, start: str | None = None, limit: int = 1000) -> tuple[list[str], str | None]:
-        lo = int(start or 0)
-        hi = min(self.followers, lo + limit)
-        return [follower_id(i) for i in range(lo, hi)], (str(hi) if hi < self.followers else None)
 
 
 def redis_cpu(r: redis.Redis) -> float:
@@ -77,7 +65,7 @@ def one_pass(profiles: int, split: bool) -> None:
         keys, clock = Keys(), SystemClock()
         resync.start(r, keys, reason="bench", now_ms=now_ms(clock), mark_missing=False)
         t0 = time.perf_counter()
-        resync.Resync(r, keys, MemoryLine(profiles), clock, run_seconds=24 * 3600).run_chunk()
+        resync.Resync(r, keys, MemoryFollowers(profiles), clock, run_seconds=24 * 3600).run_chunk()
         print(f"  {profiles:,} dirty profiles loaded by a resync pass in {time.perf_counter() - t0:.2f} s")
         later = now_ms(clock) + 10_000  # every profile due
 

@@ -52,7 +52,7 @@ from shared.clock import SystemClock, now_ms  # noqa: E402
 from shared.embedded_redis import EmbeddedRedis, free_port  # noqa: E402
 from shared import outbox, state  # noqa: E402
 from shared.keys import Keys  # noqa: E402
-from sandboxes.line import follower_id  # noqa: E402
+from sandboxes.line_followers import MemoryFollowers  # noqa: E402
 from workers import resync  # noqa: E402
 from workers.line_api import LineClient  # noqa: E402
 
@@ -61,18 +61,6 @@ TOKEN = "bench-line-token"
 TARGET = 150_000
 # Share of the paging bound (1,000 ids per page latency) a pass must reach when LINE is slow.
 PACE_TARGET = 0.95
-
-
-class MemoryLine:
-    """LINE's follower list made in this process: the sandbox's ids, pages of ``limit``, token = offset."""
-
-    def __init__(self, followers: int):
-        self.followers = followers
-
-    def followers_ids(self, start: str | None = None, limit: int = 1000) -> tuple[list[str], str | None]:
-        lo = int(start or 0)
-        hi = min(self.followers, lo + limit)
-        return [follower_id(i) for i in range(lo, hi)], (str(hi) if hi < self.followers else None)
 
 
 def rss_mb() -> float:
@@ -131,7 +119,7 @@ def one_pass(args, url: str | None) -> bool:
         r = redis.Redis.from_url(server.url, socket_timeout=30)
         keys = Keys()
         clock = SystemClock()
-        line = TimedLine(MemoryLine(args.followers) if url is None else LineClient(url, TOKEN))
+        line = TimedLine(MemoryFollowers(args.followers) if url is None else LineClient(url, TOKEN))
         r.config_resetstat()
         mem_before = int(r.info("memory")["used_memory"])
         cpu_before = redis_cpu(r)
