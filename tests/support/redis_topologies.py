@@ -148,6 +148,9 @@ class ClusterNode(_Servers):
     def __init__(self) -> None:
         super().__init__()
         self.port = free_port()
+        # The cluster bus port defaults to port + 10000, past 65535 for a free port above 55535 (the
+        # server then exits at start): give it a free port of its own.
+        self.bus_port = free_port()
 
     @property
     def url(self) -> str:
@@ -155,6 +158,7 @@ class ClusterNode(_Servers):
 
     def start(self) -> ClusterNode:
         self.spawn("cluster", [*_data_args(self.port, self.dir / "data"), "--cluster-enabled", "yes",
+                               "--cluster-port", str(self.bus_port),
                                "--cluster-config-file", str(self.dir / "nodes.conf")])
         _wait(lambda: redis.Redis(port=self.port).ping(), 20, "the cluster-mode redis-server")
         return self
