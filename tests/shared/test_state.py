@@ -274,6 +274,36 @@ def test_states_alone_take_the_same_path_as_events(r, keys, old_layout):
     assert fast == slow and fast_keys == slow_keys
 
 
+@pytest.mark.parametrize("hint", ["exact", "stale", "unknown", "wrong"])
+def test_a_page_writes_what_its_changes_would(r, keys, hint):
+    # apply_page (a resync page: one version base, each user's bucket computed by the caller for a
+    # bucket count) writes exactly what apply() writes for the same changes, whether that count is
+    # right, some splits behind (as a page packed while the one before was applied), unknown or wrong;
+    # over new users, known ones (newer and older), both states and ids of another form.
+    rnd = random.Random(48)
+    users = [line_user(i) for i in range(3000)] + ["u-x", "u-y", "u-z"]
+    pages = [rnd.sample(users, 700) for _ in range(7)]
+    results = []
+    for way in ("changes", "page"):
+        r.flushdb()
+        before = 0
+        got = []
+        for i, page in enumerate(pages):
+            st, ts = "SU"[i % 2], (100 + i) if i != 4 else 50  # page 4: older than what it finds
+            if way == "changes":
+                changes = [Change(u, make_version(ts, 1000 + i, 0, j), st) for j, u in enumerate(page)]
+                got.append(state.apply(r, keys, changes, now_ms=1000 + i, dedupe_ttl=60))
+                continue
+            n = int(r.hget(keys.state_meta, "buckets") or 1)
+            count = {"exact": n, "stale": before or n, "unknown": 0, "wrong": n + 1000}[hint]
+            before = n
+            got.append(state.apply_page(r, keys, page, st, timestamp=ts, now_ms=1000 + i, bucket_count=count))
+        results.append((got, _everything(r, keys)))
+    (by_changes, keys_changes), (by_page, keys_page) = results
+    assert int(r.hget(keys.state_meta, "buckets")) > 40
+    assert by_page == by_changes and keys_page == keys_changes
+
+
 def test_states_alone_are_one_script_call(r, keys, monkeypatch):
     called = []
     real = state.script

@@ -8,7 +8,7 @@
 -- or sequential ids). The count N and the number of entries live in <meta>
 -- (HASH: buckets, entries).
 -- No string literal in a library holds two dashes: scripts.py joins it on one line.
-local LH_LOAD = 96
+local LH_LOAD = 48
 local sbyte, schar, ssub, sfind, sformat, floor = string.byte, string.char, string.sub, string.find, string.format, math.floor
 local function lh_hash(field)
   local a, b, c, d = sbyte(field, -4, -1)
@@ -57,6 +57,15 @@ local function lh_grow(prefix, n, entries, expire_ms, on_move)
     n = n + 1
   end
   return n
+end
+-- Buckets computed by a caller for `hint` buckets that may be wrong now that there are n: a bucket b
+-- is still right unless lo <= b < hi (the buckets split since, in the same round) or b >= n; a
+-- hint from another round (or none: 0) leaves every bucket in doubt.
+local function lh_doubt(hint, n)
+  if hint == n then return 0, 0 end
+  local p = lh_pow(n)
+  if hint < n and hint >= p then return hint - p, n - p end
+  return 0, math.huge
 end
 -- 32 lowercase hex digits to 16 bytes, and back.
 local function lh_hex2bin(hex)
