@@ -169,6 +169,19 @@ def test_buckets_grow_as_users_come_and_stay_listpacks(r, keys):
     assert [s for s in state.get_many(r, keys, users[:50])] == [(make_version(1, 1, 0, 0), "S")] * 50
 
 
+def test_a_family_that_must_grow_a_lot_grows_over_several_writes(r, keys):
+    # Buckets made for a larger load (an older release's ~96, or a count off by far) split at most
+    # 256 per script run, so one write never blocks Redis for the whole rehash.
+    users = [line_user(i) for i in range(3000)]
+    state.apply(r, keys, [Change(u, v(1), "S") for u in users], now_ms=1, dedupe_ttl=60)
+    n = int(r.hget(keys.state_meta, "buckets"))
+    r.hset(keys.state_meta, "entries", 2000 * buckets.LOAD)  # as if far more users were held
+    for i in range(3):
+        state.apply(r, keys, [Change(line_user(5000 + i), v(1), "S")], now_ms=1, dedupe_ttl=60)
+        assert int(r.hget(keys.state_meta, "buckets")) == n + 256 * (i + 1)
+    assert all(stored(r, keys, u) for u in users)
+
+
 def test_scan_meets_every_user_while_buckets_split(r, keys):
     first = [line_user(i) for i in range(3000)]
     state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S") for u in first], now_ms=1, dedupe_ttl=60)

@@ -9,6 +9,9 @@
 -- (HASH: buckets, entries).
 -- No string literal in a library holds two dashes: scripts.py joins it on one line.
 local LH_LOAD = 48
+-- At most this many splits per script run: a family that must grow a lot at once (the load made
+-- smaller, a huge first write) grows over the next writes instead of blocking Redis.
+local LH_MAX_SPLITS = 256
 local sbyte, schar, ssub, sfind, sformat, floor = string.byte, string.char, string.sub, string.find, string.format, math.floor
 local function lh_hash(field)
   local a, b, c, d = sbyte(field, -4, -1)
@@ -30,11 +33,12 @@ local function lh_meta(meta)
   local m = redis.call('HMGET', meta, 'buckets', 'entries')
   return tonumber(m[1]) or 1, tonumber(m[2]) or 0
 end
--- Split buckets until the load is under LH_LOAD; returns the new bucket count.
+-- Split buckets until the load is under LH_LOAD (at most LH_MAX_SPLITS); returns the new bucket count.
 -- expire_ms (or nil): the time to live set on a bucket made here; on_move (or nil):
 -- called with (old bucket, new bucket, moved field/value list) after each split that moves.
 local function lh_grow(prefix, n, entries, expire_ms, on_move)
-  while entries > LH_LOAD * n do
+  local last = n + LH_MAX_SPLITS
+  while entries > LH_LOAD * n and n < last do
     local p = lh_pow(n)
     local s = n - p
     local old = prefix .. ':' .. s
