@@ -101,16 +101,18 @@ def _apply_states(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: S
             other += [c.user, pack(c.version, c.state, True)]
         else:
             line += [f, pack(c.version, c.state, True), ""]
-    return _run_apply_states(r, keys, now_ms, 0, line, other)
+    return _run_apply_states(r, keys, now_ms, 0, 0, line, other)
 
 
 def apply_page(r: redis.Redis | redis.client.Pipeline, keys: Keys, users: Sequence[str], st: str, *,
-               timestamp: int, now_ms: int, bucket_count: int = 0) -> Applied | None:
+               timestamp: int, now_ms: int, bucket_count: int = 0, reserve: int = 0) -> Applied | None:
     """``users`` (a resync page, in order) to state ``st``, the i-th at version
     ``make_version(timestamp, now_ms, 0, i)`` (index mod 10,000): what :func:`apply` does with those
     changes, with the page's values made from one prefix and, given ``bucket_count`` (as
     :func:`bucket_count_after` a page before; 0: unknown), each user's bucket computed here (the script recomputes
-    those of a bucket split since). Queued only, like :func:`apply`, when ``r`` is a pipeline."""
+    those of a bucket split since). ``reserve``: how many users the state is about to hold (a first
+    sync's estimate; 0: unknown): its buckets are made ahead, while nearly empty (:func:`reserve_buckets`).
+    Queued only, like :func:`apply`, when ``r`` is a pipeline."""
     parts = _parts(make_version(timestamp, now_ms, 0, 0))
     assert parts is not None
     prefix = _pack_parts(*parts, st, True)[:-1]  # the index's varint (0) left off
@@ -127,13 +129,19 @@ def apply_page(r: redis.Redis | redis.client.Pipeline, keys: Keys, users: Sequen
             other += [u, value]
     where = [str(b) for b in buckets.buckets_of(fields, bucket_count)] if bucket_count else [""] * len(fields)
     line = [x for triple in zip(fields, values, where) for x in triple]
-    return _run_apply_states(r, keys, now_ms, bucket_count, line, other)
+    return _run_apply_states(r, keys, now_ms, bucket_count, reserve_buckets(reserve), line, other)
 
 
-def _run_apply_states(r, keys: Keys, now_ms: int, bucket_count: int, line: list, other: list) -> Applied | None:
+def reserve_buckets(users: int) -> int:
+    """The buckets ``users`` users need (0 for none)."""
+    return -(-users // buckets.LOAD) if users > 0 else 0
+
+
+def _run_apply_states(r, keys: Keys, now_ms: int, bucket_count: int, reserve: int, line: list,
+                      other: list) -> Applied | None:
     res = script(r, "apply_states")(
         keys=[keys.state, keys.outbox_ready, keys.stats, keys.outbox_buckets],
-        args=[now_ms, len(line) // 3, bucket_count, *line, *other],
+        args=[now_ms, len(line) // 3, bucket_count, reserve, *line, *other],
     )
     if isinstance(r, redis.client.Pipeline):
         return None

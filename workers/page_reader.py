@@ -41,6 +41,10 @@ class FollowerSource(Protocol):
     def followers_ids(self, start: str | None = None, limit: int = PAGE_LIMIT) -> tuple[list[str], str | None]:
         ...
 
+    def friends_estimate(self, at: float) -> int | None:
+        """How many followers there are about (None: not known)."""
+        ...
+
 
 class PageReader:
     """Pages of ``source`` by token ('' = the first page), one page fetched ahead. Close it when done."""

@@ -70,6 +70,8 @@ RETRY_MAX = 60.0
 MAX_RESTARTS = 3
 # Users examined per state scan step of the mark-missing phase.
 MISSING_CHUNK = 1000
+# LINE's count of friends is trusted for sizing up to this (the largest accounts hold tens of millions).
+MAX_EXPECTED_FOLLOWERS = 200_000_000
 
 # Older names, kept for callers and tests.
 _Lost, _Tx, _Queued = Lost, Transaction, Queued
@@ -102,6 +104,9 @@ class Resync:
         # The state's bucket count as the last page left it (0: not known yet): pages compute their users'
         # buckets for it (shared.state.apply_page).
         self.bucket_hint = 0
+        # How many followers LINE says there are (0: unknown): the state's buckets are made ahead for
+        # them while nearly empty, so a first sync does not split full ones (shared.state.apply_page).
+        self.expected_followers = 0
 
     # ------------------------------------------------------------------ the loop
 
@@ -120,6 +125,8 @@ class Resync:
             run = load(self.r, self.keys)
             if run is None or run.status != RUNNING:
                 return "idle"
+            if run.phase == PAGES and self.line is not None:
+                self.expected_followers = self._friends_estimate(run)
             if self.prefetch and self.line is not None:
                 self._pages = PageReader(self.line, limit=self.page_limit, prepare=lambda ids: self.pack(run, ids),
                                          ahead_while=lambda: self.clock.now() < deadline)
@@ -153,6 +160,15 @@ class Resync:
                 lease.release()
             except REDIS_DOWN:
                 pass
+
+    def _friends_estimate(self, run: Run) -> int:
+        """LINE's count of friends (0 if it has none, or fails: only storage is sized by it)."""
+        try:
+            estimate = self.line.friends_estimate(self.clock.now())
+        except LineApiError as e:
+            log.info("resync %s: no friends count from LINE (%s); storage grows as followers come", run.id, e)
+            return 0
+        return min(estimate or 0, MAX_EXPECTED_FOLLOWERS)
 
     def step(self, run: Run, token: str) -> None:
         """One unit of work: a page, a mark-missing chunk, or the finish."""
@@ -217,7 +233,8 @@ class Resync:
     def write_states(self, q: Queued, run: Run, users: Sequence[str], st: str, now: int, *,
                      bucket_count: int = 0) -> None:
         """Queue ``users`` to state ``st``, versioned at the run's start (so any newer event wins)."""
-        state.apply_page(q, self.keys, users, st, timestamp=run.started_ms, now_ms=now, bucket_count=bucket_count)
+        state.apply_page(q, self.keys, users, st, timestamp=run.started_ms, now_ms=now, bucket_count=bucket_count,
+                         reserve=self.expected_followers if st == SUBSCRIBED else 0)
 
     def _restart(self, run: Run, token: str, err: LineExpiredToken) -> None:
         if run.restarts >= self.max_restarts:

@@ -104,6 +104,9 @@ class TimedLine:
         finally:
             self.seconds.append(time.perf_counter() - t0)
 
+    def friends_estimate(self, at: float) -> int | None:
+        return self.line.friends_estimate(at)
+
 
 def redis_cpu(r: redis.Redis) -> float:
     """CPU seconds the Redis server's main thread has used (the whole server on Redis < 7)."""

@@ -14,6 +14,8 @@
 --
 -- ARGV[1] now ms   ARGV[2] n users with a LINE user id ("U" + 32 lowercase hex digits)
 -- ARGV[3] the bucket count the caller computed their buckets for (0: none computed)
+-- ARGV[4] buckets to grow toward now (0: none): the count a first sync will need, split while they are
+--         nearly empty (cheap) rather than full (each split moves half a bucket)
 -- then per such user 3 values: its bucket field (its 16 bytes), the value (shared/state.py pack,
 -- dirty: what a new or changed user gets; cleared here when it stays clean), its bucket for
 -- ARGV[3] buckets as a decimal string ('' if none); a bucket split since is recomputed here
@@ -25,6 +27,7 @@ local now = tonumber(ARGV[1])
 local nline = tonumber(ARGV[2])
 local st = st_open(KEYS[1], KEYS[4], now)
 local lo, hi = lh_doubt(tonumber(ARGV[3]), st.n)
+st.reserve = tonumber(ARGV[4])
 local pre = KEYS[1] .. ':'
 local applied, stale, unchanged = 0, 0, 0
 local function count(outcome)
@@ -34,7 +37,7 @@ end
 -- instead of two (HGET, HSET); once a user turns out to be stored already (a resync over known
 -- users), the rest are read first.
 local fresh = not st.legacy
-for i = 4, 3 + 3 * nline, 3 do
+for i = 5, 4 + 3 * nline, 3 do
   local f, value, bs = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local b = tonumber(bs)
   local key, _
@@ -56,7 +59,7 @@ for i = 4, 3 + 3 * nline, 3 do
     count(outcome)
   end
 end
-for i = 4 + 3 * nline, #ARGV, 2 do
+for i = 5 + 3 * nline, #ARGV, 2 do
   local user, value = ARGV[i], ARGV[i + 1]
   local cur, key, f, b = st_read(st, user)
   local outcome, out = st_set(st, user, cur, b, value, true, KEYS[2])

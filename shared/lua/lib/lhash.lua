@@ -9,9 +9,10 @@
 -- (HASH: buckets, entries).
 -- No string literal in a library holds two dashes: scripts.py joins it on one line.
 local LH_LOAD = 48
--- At most this many splits per script run: a family that must grow a lot at once (the load made
--- smaller, a huge first write) grows over the next writes instead of blocking Redis.
-local LH_MAX_SPLITS = 256
+-- At most this many splits, moving at most about this many entries, per script run: a family that
+-- must grow a lot at once (made at a larger load, or sized ahead: target) grows over the next
+-- writes instead of blocking Redis (empty buckets split cheaply, full ones do not).
+local LH_MAX_SPLITS, LH_MAX_MOVES = 1024, 4096
 local sbyte, schar, ssub, sfind, sformat, floor = string.byte, string.char, string.sub, string.find, string.format, math.floor
 local function lh_hash(field)
   local a, b, c, d = sbyte(field, -4, -1)
@@ -33,12 +34,14 @@ local function lh_meta(meta)
   local m = redis.call('HMGET', meta, 'buckets', 'entries')
   return tonumber(m[1]) or 1, tonumber(m[2]) or 0
 end
--- Split buckets until the load is under LH_LOAD (at most LH_MAX_SPLITS); returns the new bucket count.
+-- Split buckets until the load is under LH_LOAD and, if target is given, there are target buckets
+-- (within LH_MAX_SPLITS / LH_MAX_MOVES); returns the new bucket count.
 -- expire_ms (or nil): the time to live set on a bucket made here; on_move (or nil):
 -- called with (old bucket, new bucket, moved field/value list) after each split that moves.
-local function lh_grow(prefix, n, entries, expire_ms, on_move)
-  local last = n + LH_MAX_SPLITS
-  while entries > LH_LOAD * n and n < last do
+local function lh_grow(prefix, n, entries, expire_ms, on_move, target)
+  local last, moves = n + LH_MAX_SPLITS, 0
+  target = target or 0
+  while (entries > LH_LOAD * n or n < target) and n < last and moves < LH_MAX_MOVES do
     local p = lh_pow(n)
     local s = n - p
     local old = prefix .. ':' .. s
@@ -53,6 +56,7 @@ local function lh_grow(prefix, n, entries, expire_ms, on_move)
       end
     end
     if #gone > 0 then
+      moves = moves + #gone
       redis.call('HDEL', old, unpack(gone))
       redis.call('HSET', new, unpack(moved))
       if expire_ms then redis.call('PEXPIRE', new, expire_ms) end

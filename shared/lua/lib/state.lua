@@ -228,7 +228,8 @@ local function st_moved(st)
     end
   end
 end
--- Persist the counts and grow the buckets: once per script run, after the writes.
+-- Persist the counts and grow the buckets (toward st.reserve buckets, if the caller set it: a first sync
+-- sized ahead): once per script run, after the writes.
 local function st_close(st)
   if #st.tolist > 0 then
     redis.call('ZADD', st.buckets, 'NX', unpack(st.tolist))
@@ -237,7 +238,7 @@ local function st_close(st)
   if st.added == 0 and st.dirtied == 0 then return end
   st.entries = st.entries + st.added
   st.dirty = st.dirty + st.dirtied
-  st.n = lh_grow(st.prefix, st.n, st.entries, nil, st_moved(st))
+  st.n = lh_grow(st.prefix, st.n, st.entries, nil, st_moved(st), st.reserve)
   redis.call('HSET', st.prefix .. ':meta', 'buckets', st.n, 'entries', st.entries, 'dirty', st.dirty)
   st.added = 0
   st.dirtied = 0
