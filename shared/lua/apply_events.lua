@@ -17,11 +17,10 @@
 --
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
 -- ARGV[4] n events    ARGV[5] n stream ids to ack   ARGV[6] n counter pairs
--- then per event, 11 values: user, its bucket field ('' = an id of another form), version ('' when its
--- parts follow), state (S|U|''),
--- the value to store (packed by shared/state.py pack, not dirty), the version's timestamp, arrival and
--- seq*10000+index ('' if it is of another form), event id ('' = not deduped), forward JSON ('' = none),
--- the event id's 16 bytes (shared/dedupe.py id_bytes; '' if none)
+-- then per event, 6 values: the user's bucket field (shared/state.py field; '' for an id of another
+-- form), that id ('' when the field is given), the value to store (shared/state.py pack, flagged
+-- dirty; '' = no state), the event id's 16 bytes (shared/dedupe.py id_bytes; '' = not deduped),
+-- the event id, forward JSON ('' = none)
 -- then the stream ids, then counter name/increment pairs.
 --
 -- Returns {applied, duplicates, stale, unchanged, forwarded}.
@@ -37,31 +36,33 @@ local st = st_open(KEYS[1], KEYS[9], now)
 local dd = nil
 local old_seen = nil
 for i = 0, n - 1 do
-  local o = base + i * 11
-  local user, field, version, state, eid, fwd = ARGV[o + 1], ARGV[o + 2], ARGV[o + 3], ARGV[o + 4], ARGV[o + 9], ARGV[o + 10]
+  local o = base + i * 6
+  local value, idb, fwd = ARGV[o + 3], ARGV[o + 4], ARGV[o + 6]
   local fresh = true
-  if eid ~= '' then
+  if idb ~= '' then
     if not dd then
       dd = dd_open(KEYS[6], now, ttl * 1000)
       old_seen = redis.call('HGET', KEYS[8], 'seen') ~= 'done'
     end
-    if old_seen and redis.call('EXISTS', KEYS[7] .. ':' .. eid) == 1 then
+    if old_seen and redis.call('EXISTS', KEYS[7] .. ':' .. ARGV[o + 5]) == 1 then
       fresh = false
     else
-      fresh = dd_remember(dd, eid, ARGV[o + 11])
+      fresh = dd_remember(dd, ARGV[o + 5], idb)
     end
   end
   if not fresh then
     dups = dups + 1
   else
-    if state ~= '' then
+    if value ~= '' then
+      local field, user = ARGV[o + 1], ARGV[o + 2]
+      -- The id of a LINE user is needed only to move it from the old layout or to list it alone.
+      if user == '' and (st.legacy or not st_packed(value)) then user = 'U' .. lh_bin2hex(field) end
       local cur, key, f, b = st_read(st, user, field)
-      local outcome, value = st_set(st, user, cur, b, ARGV[o + 5], false, KEYS[2], state, version, tonumber(ARGV[o + 6]),
-                                    tonumber(ARGV[o + 7]), tonumber(ARGV[o + 8]))
+      local outcome, out = st_set(st, user, cur, b, value, true, KEYS[2])
       if outcome == 0 then
         stale = stale + 1
       else
-        st_write(st, key, f, value, not cur)
+        st_write(st, key, f, out, not cur)
         if outcome == 1 then applied = applied + 1 else unchanged = unchanged + 1 end
       end
     end
@@ -73,7 +74,7 @@ for i = 0, n - 1 do
 end
 st_close(st)
 if dd then dd_close(dd) end
-local o = base + n * 11
+local o = base + n * 6
 if nack > 0 and group ~= '' then
   local ids = {}
   for i = 1, nack do ids[i] = ARGV[o + i] end
