@@ -274,3 +274,15 @@ def test_a_user_listed_alone_and_flagged_is_sent_once(r, keys):
     state.mark_dirty(r, keys, [u], now_ms=900)  # a link or a DLQ replay lists it alone too
     assert drain(r, keys) == [(u, "S")]
     assert outbox.sizes(r, keys)["pending_profiles"] == 0
+
+
+def test_a_partial_batch_that_must_wait_reads_no_bucket(r, keys):
+    users = ["U" + hashlib.md5(str(i).encode()).hexdigest() for i in range(300)]
+    state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S", None) for u in users], now_ms=1000, dedupe_ttl=60)
+    taken = claim(r, keys, 1000, size=250)
+    assert isinstance(taken, Batch) and len(taken.users) == 250
+    r.config_resetstat()
+    assert claim(r, keys, 1200, size=250) == Wait(300, "delay")  # 50 left: they cannot fill a batch yet
+    assert "cmdstat_hgetall" not in r.info("commandstats")
+    b = claim(r, keys, 1500, size=250)
+    assert sorted(b.users) == sorted(set(users) - set(taken.users))
