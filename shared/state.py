@@ -70,7 +70,7 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
     args: list[str | int | bytes] = []
     for c in changes:
         f = field(c.user)
-        args += [f or "", "" if f else c.user, pack(c.version, c.state, True) if c.state else "",
+        args += [f or "", "" if f else c.user, pack(c.version, c.state) if c.state else "",
                  dedupe.id_bytes(c.event_id) if c.event_id else "", c.event_id or "", c.forward]
     stats = [x for kv in (counters or {}).items() for x in kv]
     res = script(r, "apply_events")(

@@ -6,7 +6,8 @@
 -- outbox marking, forwarded events, stream acknowledgement, counters.
 --
 -- KEYS[1]  {P}:state            prefix of the state buckets (lib/state.lua); itself the old HASH
--- KEYS[2]  {P}:outbox:ready     ZSET  user -> first-dirty ms (users whose value cannot carry the dirty flag)
+-- KEYS[2]  {P}:outbox:ready     ZSET  user -> first-dirty ms (users listed alone: changed by an event, or
+--                                     whose value cannot carry the dirty flag)
 -- KEYS[3]  {P}:outbox:events    LIST  forwarded custom events (JSON)
 -- KEYS[4]  {P}:stats            HASH  counters
 -- KEYS[5]  {P}:webhooks         STREAM entries to XACK and XDEL
@@ -18,7 +19,7 @@
 -- ARGV[1] now ms      ARGV[2] dedupe TTL s     ARGV[3] consumer group
 -- ARGV[4] n events    ARGV[5] n stream ids to ack   ARGV[6] n counter pairs
 -- then per event, 6 values: the user's bucket field (shared/state.py field; '' for an id of another
--- form), that id ('' when the field is given), the value to store (shared/state.py pack, flagged
+-- form), that id ('' when the field is given), the value to store (shared/state.py pack, not
 -- dirty; '' = no state), the event id's 16 bytes (shared/dedupe.py id_bytes; '' = not deduped),
 -- the event id, forward JSON ('' = none)
 -- then the stream ids, then counter name/increment pairs.
@@ -55,10 +56,17 @@ for i = 0, n - 1 do
   else
     if value ~= '' then
       local field, user = ARGV[o + 1], ARGV[o + 2]
-      -- The id of a LINE user is needed only to move it from the old layout or to list it alone.
-      if user == '' and (st.legacy or not st_packed(value)) then user = 'U' .. lh_bin2hex(field) end
+      -- The id of a LINE user (sent as its field alone) is needed to move it from the old layout
+      -- (st_read), to list it alone or when its value cannot carry the dirty flag.
+      if user == '' and st.legacy then user = 'U' .. lh_bin2hex(field) end
       local cur, key, f, b = st_read(st, user, field)
-      local outcome, out = st_set(st, user, cur, b, value, true, KEYS[2])
+      -- A webhook event (it has an id) that makes its user dirty lists the user alone in ready, as
+      -- links and replays do, unless the user's bucket flags it already: events touch users here and
+      -- there, and a claim then reads that one value, not a whole bucket for one dirty user. A change
+      -- without an id (a resync's) flags the user in its bucket, as apply_states.lua does.
+      if b and idb ~= '' and not (cur and st_is_dirty(cur)) then b = nil end
+      if user == '' and (not b or not st_packed(value)) then user = 'U' .. lh_bin2hex(field) end
+      local outcome, out = st_set(st, user, cur, b, value, false, KEYS[2])
       if outcome == 0 then
         stale = stale + 1
       else
