@@ -36,6 +36,10 @@ local base = 6
 local st = st_open(KEYS[1], KEYS[9], now)
 local dd = nil
 local old_seen = nil
+-- Users an event makes dirty are listed alone while ready holds fewer than this many (~145 B each);
+-- past it (deliveries stopped, a backlog grows) they are flagged in their buckets: no memory per user.
+local ALONE_MAX = 10000
+local alone = nil
 for i = 0, n - 1 do
   local o = base + i * 6
   local value, idb, fwd = ARGV[o + 3], ARGV[o + 4], ARGV[o + 6]
@@ -61,10 +65,14 @@ for i = 0, n - 1 do
       if user == '' and st.legacy then user = 'U' .. lh_bin2hex(field) end
       local cur, key, f, b = st_read(st, user, field)
       -- A webhook event (it has an id) that makes its user dirty lists the user alone in ready, as
-      -- links and replays do, unless the user's bucket flags it already: events touch users here and
-      -- there, and a claim then reads that one value, not a whole bucket for one dirty user. A change
-      -- without an id (a resync's) flags the user in its bucket, as apply_states.lua does.
-      if b and idb ~= '' and not (cur and st_is_dirty(cur)) then b = nil end
+      -- links and replays do, unless the user's bucket flags it already or ready is long (ALONE_MAX):
+      -- events touch users here and there, and a claim then reads that one value, not a whole bucket
+      -- for one dirty user. A change without an id (a resync's) flags the user in its bucket, as
+      -- apply_states.lua does.
+      if b and idb ~= '' and not (cur and st_is_dirty(cur)) then
+        if alone == nil then alone = redis.call('ZCARD', KEYS[2]) < ALONE_MAX end
+        if alone then b = nil end
+      end
       if user == '' and (not b or not st_packed(value)) then user = 'U' .. lh_bin2hex(field) end
       local outcome, out = st_set(st, user, cur, b, value, false, KEYS[2])
       if outcome == 0 then

@@ -322,3 +322,16 @@ def test_events_for_users_listed_alone_are_claimed_without_reading_a_bucket(r, k
     b = claim(r, keys, 20_000, size=75)
     assert isinstance(b, Batch) and len(b.users) == 75 and set(b.users) <= set(users[:80])
     assert "cmdstat_hgetall" not in r.info("commandstats")
+
+
+def test_past_ten_thousand_users_listed_alone_events_flag_buckets_instead(r, keys):
+    r.zadd(keys.outbox_ready, {f"u-{i}": 1 for i in range(10_000)})  # a backlog: deliveries stopped
+    u = "U" + "cd" * 16
+    state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S", "e1")], now_ms=1000, dedupe_ttl=60)
+    assert r.zscore(keys.outbox_ready, u) is None and state.dirty_many(r, keys, [u]) == [True]
+    r.zrem(keys.outbox_ready, "u-0")
+    state.apply(r, keys, [Change(u, make_version(2, 2, 0, 0), "U", "e2")], now_ms=2000, dedupe_ttl=60)
+    assert r.zscore(keys.outbox_ready, u) is None  # still flagged: it stays where it waits
+    v = "U" + "ef" * 16
+    state.apply(r, keys, [Change(v, make_version(1, 1, 0, 0), "S", "e3")], now_ms=3000, dedupe_ttl=60)
+    assert r.zscore(keys.outbox_ready, v) == 3000 and state.dirty_many(r, keys, [v]) == [False]
