@@ -57,6 +57,26 @@ local st = st_open(KEYS[2], KEYS[10], now)
 local any_links = redis.call('EXISTS', KEYS[6]) == 1
 -- per candidate: user, first-dirty ms, bucket (false: listed alone), where its value is
 -- (key, field) and the value (false: none)
+-- Without links a user makes at most one object: when all that is listed (dirty users in buckets,
+-- users alone, events) cannot fill a batch and the oldest listed has not waited the flush delay, no
+-- batch is made whatever is read: wait, without reading a bucket. (The oldest listed is at most the
+-- oldest a gather would pick: the wait is never longer.)
+if not any_links then
+  local nlisted = st.dirty + redis.call('ZCARD', KEYS[1]) + redis.call('LLEN', KEYS[7])
+  if nlisted < max_objects then
+    local oldest = nil
+    for _, z in ipairs({KEYS[1], KEYS[10]}) do
+      local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+      if first[2] and (oldest == nil or tonumber(first[2]) < oldest) then oldest = tonumber(first[2]) end
+    end
+    if redis.call('LLEN', KEYS[7]) > 0 then
+      local ok, first = pcall(cjson.decode, redis.call('LINDEX', KEYS[7], 0))
+      local q = ok and type(first) == 'table' and tonumber(first.q) or 0
+      if oldest == nil or q < oldest then oldest = q end
+    end
+    if oldest ~= nil and oldest + delay > now then return {'wait', oldest + delay - now} end
+  end
+end
 local cu, cscore, cfrom, ckey, cfield, ccur = {}, {}, {}, {}, {}, {}
 local left = {}  -- bucket read -> its dirty users not taken
 local alone = redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
