@@ -86,7 +86,9 @@ def start_sandbox(kind: str, args: list[str], log: Path) -> tuple[subprocess.Pop
 # ----------------------------------------------------------------------------- /proc
 
 def usage(pids: list[int]) -> tuple[float, float]:
-    """(VmRSS MB, utime+stime s) summed over ``pids`` and all their descendants (gone ones count 0)."""
+    """(VmRSS MB, CPU s) summed over ``pids`` and all their descendants. CPU is utime+stime plus
+    cutime+cstime, the CPU of children a process has waited for: a child (Redis's AOF rewrite, a
+    worker's pool process) counts while it lives and then in its parent, so the sum never falls."""
     kids: dict[int, list[int]] = {}
     for d in Path("/proc").iterdir():
         try:
@@ -101,7 +103,7 @@ def usage(pids: list[int]) -> tuple[float, float]:
             rss_kb += next(int(line.split()[1]) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
                            if line.startswith("VmRSS:"))
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            cpu += (int(fields[11]) + int(fields[12])) / _TICK
+            cpu += sum(int(f) for f in fields[11:15]) / _TICK  # utime, stime, cutime, cstime
         except (OSError, StopIteration):
             pass
     return rss_kb / 1024, cpu

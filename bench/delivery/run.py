@@ -37,7 +37,7 @@ Prints profiles/s and its share of Braze's 75,000 profiles/s, the Braze
 requests in flight peak (sandbox ``inflight_peak``), 429s (must be 0: the
 limiter never exceeds the limit), worker RSS (VmRSS of every worker process
 and its descendants, sampled every 0.5 s: after start, peak, end) and worker
-CPU (utime+stime, /proc/<pid>/stat) per 1,000 profiles; to tell where the
+CPU (/proc/<pid>/stat, waited-for children included) per 1,000 profiles; to tell where the
 time goes: the average requests in flight, the CPU of every process on the
 machine during the run, Redis's busiest commands (server-side time), the Redis
 time per delivered profile (INFO commandstats after minus before: the scripts'
