@@ -27,6 +27,8 @@ local now = tonumber(ARGV[1])
 local nline = tonumber(ARGV[2])
 local st = st_open(KEYS[1], KEYS[4], now)
 local lo, hi = lh_doubt(tonumber(ARGV[3]), st.n)
+-- Every bucket given is right (none split since the caller computed them).
+local sure = lo == hi and tonumber(ARGV[3]) > 0
 st.reserve = tonumber(ARGV[4])
 local pre = KEYS[1] .. ':'
 local applied, stale, unchanged = 0, 0, 0
@@ -39,9 +41,13 @@ end
 local fresh = not st.legacy
 for i = 5, 4 + 3 * nline, 3 do
   local f, value, bs = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local b = tonumber(bs)
-  local key, _
-  if b and (b < lo or b >= hi) then key = pre .. bs else key, _, b = st_at(st, nil, f) bs = nil end
+  local key, b, _
+  if sure then
+    key, b = pre .. bs, bs  -- listed by its decimal form (lib/state.lua st_mark takes either)
+  else
+    b = tonumber(bs)
+    if b and (b < lo or b >= hi) then key = pre .. bs else key, _, b = st_at(st, nil, f) bs = nil end
+  end
   local done = false
   if fresh and sbyte(value, 1) ~= 255 then
     done = st_insert(st, key, f, value, b, bs)

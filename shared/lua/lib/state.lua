@@ -149,7 +149,8 @@ local function st_write(st, key, f, value, new)
 end
 -- Mark a stored user dirty: in its bucket's value if it has one (value as written, packed with
 -- dirty set by the caller; the bucket is listed by st_close), else listed alone in ready
--- (ZSET user -> ms). bs: b as a decimal string, if the caller has it.
+-- (ZSET user -> ms). bs: b as a decimal string, if the caller has it. b may be that string itself:
+-- a bucket listed under both forms is named twice in one ZADD NX, which adds it once.
 local function st_mark(st, b, was_dirty, user, ready, bs)
   if b then
     if not was_dirty then st.dirtied = st.dirtied + 1 end
@@ -207,7 +208,13 @@ end
 local function st_insert(st, key, f, value, b, bs)
   if redis.call('HSETNX', key, f, value) == 0 then return false end
   st.added = st.added + 1
-  st_mark(st, b, false, nil, nil, bs)
+  st.dirtied = st.dirtied + 1
+  if not st.listed[b] then
+    st.listed[b] = true
+    local n = #st.tolist
+    st.tolist[n + 1] = st.nows
+    st.tolist[n + 2] = bs or sformat('%d', b)
+  end
   return true
 end
 -- st_next and st_effects: returns the outcome and the value to write (none if stale).
