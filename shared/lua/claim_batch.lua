@@ -72,12 +72,13 @@ end
 -- first-dirty ms of those listed alone (nil: read from its bucket, so dirty).
 local cu, cf, cv, cr, ca, nc = {}, {}, {}, {}, {}, 0
 local alone = redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
--- Buckets are listed a few at a time (a batch takes one or two): each score read is a number formatted.
-local PAGE = 4
-local ai, bpage, bi, blist = 1, 0, 1, {}
+-- Listed buckets are read 4 first (a batch of a first sync takes one or two; each score read is
+-- a number formatted), then 16 at a time (users dirty here and there: a bucket or so each).
+local ai, bfrom, bpage, bi, blist, bmore = 1, 0, 4, 1, {}, true
 local function next_page()
-  blist = redis.call('ZRANGE', KEYS[10], bpage * PAGE, bpage * PAGE + PAGE - 1, 'WITHSCORES')
-  bpage, bi = bpage + 1, 1
+  blist = redis.call('ZRANGE', KEYS[10], bfrom, bfrom + bpage - 1, 'WITHSCORES')
+  bmore = #blist == 2 * bpage
+  bfrom, bpage, bi = bfrom + bpage, 16, 1
 end
 next_page()
 -- Add candidates, oldest first, until there are upto (or none left).
@@ -95,7 +96,7 @@ local function gather(upto)
     else
       local b = blist[bi]
       bi = bi + 2
-      if bi > #blist and #blist == 2 * PAGE then next_page() end
+      if bi > #blist and bmore then next_page() end
       local key = st.prefix .. ':' .. b
       local rec = bucket(key)
       rec.b, rec.score = b, bs
