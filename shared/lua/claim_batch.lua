@@ -6,7 +6,8 @@
 --
 -- KEYS[1] {P}:outbox:ready    ZSET  user listed alone -> first-dirty ms (oldest first)
 -- KEYS[2] {P}:state           prefix of the state buckets (lib/state.lua; read: always the newest)
--- KEYS[3] {P}:outbox:inflight HASH  user -> batch id
+-- KEYS[3] {P}:outbox:inflight HASH  user id of another form (and, from a release before KEYS[11],
+--                                   a LINE user id) -> batch id; read only while it exists
 -- KEYS[4] {P}:batches         HASH  batch id -> JSON
 -- KEYS[5] {P}:batches:due     ZSET  batch id -> lease expiry / retry time (ms)
 -- KEYS[6] {P}:links:line      HASH  user -> newline-separated external ids
@@ -14,6 +15,7 @@
 -- KEYS[8] {P}:batches:retry   ZSET  batch id -> retry time (ms), for batches waiting after a failure
 -- KEYS[9] {P}:batches:owner   HASH  batch id -> token of the sender holding its lease
 -- KEYS[10] {P}:outbox:buckets ZSET  state bucket holding dirty users -> first-dirty ms (lib/state.lua)
+-- KEYS[11] {P}:outbox:flying  HASH  LINE user's state field (16 bytes, lib/state.lua) -> batch id
 --
 -- ARGV[1] now ms   ARGV[2] max objects per batch   ARGV[3] flush delay ms
 -- ARGV[4] id for a new batch   ARGV[5] lease ms   ARGV[6] max open batches
@@ -68,9 +70,13 @@ local function bucket(key)
   end
   return rec
 end
--- Per candidate: user, field, stored value (false: none), its bucket record; ca: the
--- first-dirty ms of those listed alone (nil: read from its bucket, so dirty).
-local cu, cf, cv, cr, ca, nc = {}, {}, {}, {}, {}, 0
+-- Per candidate: its field (a LINE user's 16 bytes, or an id of another form as given), stored
+-- value (false: none) and bucket record; for those listed alone, cu: the id, ca: the first-dirty
+-- ms, co: true for an id of another form. In flight: a LINE user in KEYS[11] under its field,
+-- other ids in KEYS[3]. No user id is formatted unless KEYS[3] exists (batches of an earlier
+-- release, or ids of another form, in flight) or someone has links (KEYS[6] is by user id).
+local cf, cv, cr, cu, ca, co, nc = {}, {}, {}, {}, {}, {}, 0
+local legacy = redis.call('EXISTS', KEYS[3]) == 1
 local alone = redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
 -- Listed buckets are read 4 first (a batch of a first sync takes one or two; each score read is
 -- a number formatted), then 16 at a time (users dirty here and there: a bucket or so each).
@@ -90,9 +96,9 @@ local function gather(upto)
     if as and (not bs or as <= bs) then
       local user = alone[ai]
       ai = ai + 2
-      local cur, key, f = st_read(st, user)
+      local cur, key, f, b = st_read(st, user)
       nc = nc + 1
-      cu[nc], cf[nc], cv[nc], cr[nc], ca[nc] = user, f, cur or false, bucket(key), as
+      cf[nc], cv[nc], cr[nc], cu[nc], ca[nc], co[nc] = f, cur or false, bucket(key), user, as, b == nil
     else
       local b = blist[bi]
       bi = bi + 2
@@ -103,18 +109,18 @@ local function gather(upto)
       local from, dirty = nc + 1, 0
       nc, dirty = st_scan_dirty(redis.call('HGETALL', key), cf, cv, nc, upto)
       rec.dirty = (rec.dirty or 0) + dirty
-      for j = from, nc do
-        cu[j], cr[j] = lh_bin2hex(cf[j], 'U'), rec
-      end
+      for j = from, nc do cr[j] = rec end
     end
   end
 end
 
--- Picked users go straight into the batch's arrays (u, x, v: those with a state or links; the
--- others just leave the outbox), with what taking them changes, written only if a batch is made:
--- gone (listed alone: they leave the list), each bucket's c (fields and values with the dirty
--- flag cleared) and took (how many of its dirty users were taken).
-local u, x, v, flying, nitems = {}, {}, {}, {}, 0
+-- Picked users go straight into the batch's arrays (f, x, v: those with a state or links; the
+-- others just leave the outbox; o: which of f are ids of another form), with what taking them
+-- changes, written only if a batch is made: gone (listed alone: they leave the list), each
+-- bucket's c (fields and values with the dirty flag cleared), flying and held (in flight, LINE
+-- users by field and other ids).
+local f, x, v, o, nitems, no = {}, {}, {}, {}, 0, 0
+local flying, nflying, held, nheld = {}, 0, {}, 0
 local objects, npicked = 0, 0
 -- A user is met twice only if listed alone too (alone and in its bucket): the same value, cleaned once.
 local picked = alone[1] and {} or nil
@@ -124,13 +130,21 @@ local looked, full = 0, false
 while not full and looked < limit do
   gather(math.min(limit, looked + max_objects))
   if nc == looked then break end
-  local inflight = redis.call('HMGET', KEYS[3], unpack(cu, looked + 1, nc))
+  if legacy or any_links then
+    for j = looked + 1, nc do
+      if not cu[j] then cu[j] = lh_bin2hex(cf[j], 'U') end
+    end
+  end
+  -- (an id of another form that happens to be some LINE user's 16 bytes waits for that batch too)
+  local inflight = redis.call('HMGET', KEYS[11], unpack(cf, looked + 1, nc))
+  local before = legacy and redis.call('HMGET', KEYS[3], unpack(cu, looked + 1, nc)) or nil
   local linked = any_links and redis.call('HMGET', KEYS[6], unpack(cu, looked + 1, nc)) or nil
   for j = looked + 1, nc do
-    if not inflight[j - looked] then
-      local user, listed = cu[j], ca[j]
-      if picked and picked[user] then
-        if listed then ngone = ngone + 1 gone[ngone] = user end
+    if not inflight[j - looked] and not (before and before[j - looked]) then
+      local key, listed, other = cf[j], ca[j], co[j]
+      if other then key = '\0' .. key end  -- (picked: never mistaken for a LINE user's field)
+      if picked and picked[key] then
+        if listed then ngone = ngone + 1 gone[ngone] = cu[j] end
       else
         -- Its stored value as is (packed, dirty flag and all): shared/batch.py decodes it, so
         -- no version is formatted here.
@@ -143,12 +157,12 @@ while not full and looked < limit do
           for _ in string.gmatch(lk, '[^\n]+') do cost = cost + 1 end
         end
         if objects + cost > max_objects and objects > 0 then full = true break end
-        if picked then picked[user] = true end
+        if picked then picked[key] = true end
         npicked = npicked + 1
         local rec, since = cr[j], listed
         if listed then
           ngone = ngone + 1
-          gone[ngone] = user
+          gone[ngone] = cu[j]
         else
           since = rec.score
         end
@@ -160,9 +174,15 @@ while not full and looked < limit do
         if oldest == nil or since < oldest then oldest = since end
         if cur or lk then
           nitems = nitems + 1
-          u[nitems], v[nitems] = user, cur
+          f[nitems], v[nitems] = cf[j], cur
           if linked then x[nitems] = lk or false end
-          flying[2 * nitems - 1], flying[2 * nitems] = user, id
+          if other then
+            no = no + 1
+            o[no] = nitems - 1
+            held[nheld + 1], held[nheld + 2], nheld = cf[j], id, nheld + 2
+          else
+            flying[nflying + 1], flying[nflying + 2], nflying = cf[j], id, nflying + 2
+          end
         end
         objects = objects + cost
         if objects >= max_objects then full = true break end
@@ -206,16 +226,14 @@ if objects + nevents < max_objects and oldest + delay > now then
   return {'wait', oldest + delay - now}
 end
 
--- The batch value: its layout is shared/batch.py's (the codec, round-trip tested with this
--- script): parallel arrays of users, their links (left out when nobody has links) and their
--- stored state values (p, packed as lib/state.lua keeps them; false: none).
 if npicked > 0 then
   if ngone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
   for key, rec in pairs(buckets) do
     if rec.nc > 0 then redis.call('HSET', key, unpack(rec.c, 1, rec.nc)) end
   end
   st.dirtied = st.dirtied - ncleaned
-  if nitems > 0 then redis.call('HSET', KEYS[3], unpack(flying)) end
+  if nflying > 0 then redis.call('HSET', KEYS[11], unpack(flying, 1, nflying)) end
+  if nheld > 0 then redis.call('HSET', KEYS[3], unpack(held, 1, nheld)) end
 end
 forget_clean_buckets(npicked > 0)
 st_close(st)
@@ -224,8 +242,13 @@ if nevents > 0 then
   events = redis.call('LRANGE', KEYS[7], 0, nevents - 1)
   redis.call('LTRIM', KEYS[7], nevents, -1)
 end
-if #u == 0 and #events == 0 then return {'empty'} end
-local body = cjson.encode({id = id, u = u, x = any_links and x or nil, p = v, events = events, attempts = 0, created = now})
+if nitems == 0 and #events == 0 then return {'empty'} end
+-- The batch value: its layout is shared/batch.py's (the codec, round-trip tested with this
+-- script): u = 2 (this layout), parallel arrays of users (f: a LINE user's field, or as given
+-- when listed in o, 0-based), their links (x, left out when nobody has links) and their stored
+-- state values (p, packed as lib/state.lua keeps them; false: none).
+local body = cjson.encode({id = id, u = 2, f = f, o = no > 0 and o or nil, x = any_links and x or nil, p = v,
+                           events = events, attempts = 0, created = now})
 redis.call('HSET', KEYS[4], id, body)
 redis.call('ZADD', KEYS[5], now + lease, id)
 redis.call('HSET', KEYS[9], id, ARGV[8])
