@@ -71,11 +71,12 @@ local function bucket(key)
   return rec
 end
 -- Per candidate: its field (a LINE user's 16 bytes, or an id of another form as given), stored
--- value (false: none) and bucket record; for those listed alone, cu: the id, ca: the first-dirty
+-- value (false: none) and bucket record; for those read from a bucket, cc: the value with the
+-- dirty flag cleared; for those listed alone, cu: the id, ca: the first-dirty
 -- ms, co: true for an id of another form. In flight: a LINE user in KEYS[11] under its field,
 -- other ids in KEYS[3]. No user id is formatted unless KEYS[3] exists (batches of an earlier
 -- release, or ids of another form, in flight) or someone has links (KEYS[6] is by user id).
-local cf, cv, cr, cu, ca, co, nc = {}, {}, {}, {}, {}, {}, 0
+local cf, cv, cr, cc, cu, ca, co, nc = {}, {}, {}, {}, {}, {}, {}, 0
 local legacy = redis.call('EXISTS', KEYS[3]) == 1
 local alone = redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
 -- Listed buckets are read 4 first (a batch of a first sync takes one or two; each score read is
@@ -107,7 +108,7 @@ local function gather(upto)
       local rec = bucket(key)
       rec.b, rec.score = b, bs
       local from, dirty = nc + 1, 0
-      nc, dirty = st_scan_dirty(redis.call('HGETALL', key), cf, cv, nc, upto)
+      nc, dirty = st_scan_dirty(redis.call('HGETALL', key), cf, cv, cc, nc, upto)
       rec.dirty = (rec.dirty or 0) + dirty
       for j = from, nc do cr[j] = rec end
     end
@@ -168,7 +169,7 @@ while not full and looked < limit do
         end
         if not listed or (cur and st_is_dirty(cur)) then  -- read from a bucket: dirty
           local n = rec.nc + 2
-          rec.c[n - 1], rec.c[n], rec.nc = cf[j], st_clean(cur), n
+          rec.c[n - 1], rec.c[n], rec.nc = cf[j], cc[j] or st_clean(cur), n
           ncleaned = ncleaned + 1
         end
         if oldest == nil or since < oldest then oldest = since end
