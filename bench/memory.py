@@ -1,13 +1,14 @@
 """Redis memory per follower (at the peak of a first sync and at rest) and per remembered event id.
 
-    .venv/bin/python bench/memory.py [--followers 1000000] [--event-ids 1000000] [--chunk 1000]
+    .venv/bin/python bench/memory.py [--followers 1000000] [--event-ids 1000000] [--chunk 1000] [--no-estimate]
 
 Starts its own redis-server (no persistence: memory only) and runs a first sync
 the way the pipeline does, without LINE or Braze:
 
 1. the state pass: N followers (ids as LINE's: "U" + 32 hex) applied through
-   shared.state.apply, 1,000 per call, versioned as a resync run versions them
-   (workers/resync.py); every one becomes dirty in the outbox.
+   shared.state.apply_page, 1,000 per call, as a resync run writes its pages
+   (workers/resync.py: buckets made ahead for N, as when LINE gives its count of
+   friends; ``--no-estimate``: grown as followers come); every one becomes dirty in the outbox.
    ``used_memory`` here is the peak: every follower's state plus the outbox.
 2. delivery: the outbox drained by claiming and finishing batches of 75
    (shared/outbox.py, the scripts the senders run; nothing is sent).
@@ -67,6 +68,8 @@ def main() -> int:
     ap.add_argument("--followers", type=int, default=1_000_000)
     ap.add_argument("--event-ids", type=int, default=1_000_000)
     ap.add_argument("--chunk", type=int, default=1000)
+    ap.add_argument("--no-estimate", action="store_true",
+                    help="grow the state's buckets as followers come (as without LINE's count of friends)")
     args = ap.parse_args()
     n, m, keys = args.followers, args.event_ids, Keys()
     with EmbeddedRedis(appendonly=False) as er:
@@ -79,9 +82,9 @@ def main() -> int:
         t0 = time.perf_counter()
         for i in range(0, n, args.chunk):
             now = int(time.time() * 1000)
-            vbase = make_version(start, now, 0, 0)[:-4]
-            state.apply(r, keys, [Change(follower(j), f"{vbase}{j % 10000:04d}", "S")
-                                  for j in range(i, min(n, i + args.chunk))], now_ms=now, dedupe_ttl=TTL)
+            state.apply_page(r, keys, [follower(j) for j in range(i, min(n, i + args.chunk))], "S", timestamp=start,
+                             now_ms=now, bucket_count=int(r.hget(keys.state_meta, "buckets") or 1),
+                             reserve=0 if args.no_estimate else n)
         pass_s = time.perf_counter() - t0
         pass_us = script_time(r)[0]
         peak = used(r) - base

@@ -48,8 +48,8 @@ from sandboxes.line_admin import AdminApi
 from sandboxes.line_bot import BOT_INFO, BOT_USER_ID, MAX_PUSH_MESSAGES, MAX_TEXT_LENGTH, PUSH, BotApi
 from sandboxes.line_faults import FaultControls, LineFaults
 from sandboxes.line_followers import (
-    DEFAULT_TOKEN_TTL_SECONDS, FOLLOWERS, FORBIDDEN, INVALID_START, MAX_PAGE_SIZE, FollowersApi, InvalidToken,
-    _Followers, follower_id,
+    DEFAULT_TOKEN_TTL_SECONDS, FOLLOWERS, FORBIDDEN, INSIGHT_FOLLOWERS, INVALID_START, MAX_PAGE_SIZE, FollowersApi,
+    InvalidToken, _Followers, follower_id,
 )
 from sandboxes.line_webhook import (
     DEFAULT_CHANNEL_SECRET, MAX_ENDPOINT_LENGTH, WEBHOOK_ENDPOINT, WEBHOOK_NOT_SET, WEBHOOK_TEST,
@@ -59,7 +59,7 @@ from sandboxes.server import Request, Response, Sandbox, json_response, sleep_ms
 
 __all__ = [
     "AUTH_FAILED", "BOT_INFO", "BOT_USER_ID", "DEFAULT_ACCESS_TOKEN", "DEFAULT_CHANNEL_SECRET",
-    "DEFAULT_TOKEN_TTL_SECONDS", "FOLLOWERS", "FORBIDDEN", "INVALID_START", "MAX_ENDPOINT_LENGTH",
+    "DEFAULT_TOKEN_TTL_SECONDS", "FOLLOWERS", "FORBIDDEN", "INSIGHT_FOLLOWERS", "INVALID_START", "MAX_ENDPOINT_LENGTH",
     "MAX_PAGE_SIZE", "MAX_PUSH_MESSAGES", "MAX_TEXT_LENGTH", "PUSH", "WEBHOOK_ENDPOINT", "WEBHOOK_NOT_SET",
     "WEBHOOK_TEST", "WEBHOOK_TIMEOUT_SECONDS", "InvalidToken", "LineFaults", "LineSandbox",
     "deliver_test_webhook", "follower_id",
@@ -67,7 +67,7 @@ __all__ = [
 
 DEFAULT_ACCESS_TOKEN = "sandbox-token"
 # path -> the methods it answers.
-_API = {FOLLOWERS: ("GET",), BOT_INFO: ("GET",), WEBHOOK_ENDPOINT: ("GET", "PUT"), WEBHOOK_TEST: ("POST",), PUSH: ("POST",)}
+_API = {FOLLOWERS: ("GET",), INSIGHT_FOLLOWERS: ("GET",), BOT_INFO: ("GET",), WEBHOOK_ENDPOINT: ("GET", "PUT"), WEBHOOK_TEST: ("POST",), PUSH: ("POST",)}
 
 AUTH_FAILED = "Authentication failed. Confirm that the access token in the authorization header is valid."
 
@@ -144,6 +144,8 @@ class LineSandbox(FollowersApi, WebhookApi, BotApi, FaultControls, AdminApi, San
                 return self._reply(path, 401, {"message": AUTH_FAILED})
             if path == BOT_INFO:
                 return self._reply(path, 200, self._bot_info())
+            if path == INSIGHT_FOLLOWERS:
+                return self._insight_followers(request)
             if path == FOLLOWERS:
                 page, page_time = self._followers_page(request), self._faults.page_time_ms
         if path == FOLLOWERS:

@@ -34,6 +34,9 @@ DEFAULT_TOKEN_TTL_SECONDS = 24 * 3600
 _SIG_BYTES = 12
 
 FOLLOWERS = "/v2/bot/followers/ids"
+# LINE's statistics of friends for one day (JST): "followers" (ever added), "blocks", "targetedReaches".
+INSIGHT_FOLLOWERS = "/v2/bot/insight/followers"
+INVALID_DATE = "The value for the 'date' parameter is invalid"
 FORBIDDEN = "Access to this API is not available for your account"
 INVALID_START = "Invalid start param"
 
@@ -51,6 +54,9 @@ class MemoryFollowers:
 
     def __init__(self, followers: int):
         self.followers = followers
+
+    def friends_estimate(self, at: float) -> int | None:
+        return self.followers
 
     def followers_ids(self, start: str | None = None, limit: int = 1000) -> tuple[list[str], str | None]:
         lo = int(start or 0)
@@ -180,6 +186,17 @@ class FollowersApi:
         return offset, page
 
     # ------------------------------------------------------------------ HTTP
+
+    def _insight_followers(self, request: Request) -> Response:
+        """The day's statistics: every follower counts as added and none as blocked (any valid day)."""
+        if self._faults.forbidden:
+            return self._reply(INSIGHT_FOLLOWERS, 403, {"message": FORBIDDEN})
+        date = request.query.get("date") or ""
+        if len(date) != 8 or not date.isdigit():
+            return self._reply(INSIGHT_FOLLOWERS, 400, {"message": INVALID_DATE})
+        count = self._followers.count()
+        return self._reply(INSIGHT_FOLLOWERS, 200, {"status": "ready", "followers": count,
+                                                    "targetedReaches": count, "blocks": 0})
 
     def _followers_page(self, request: Request) -> Response:
         if self._faults.forbidden:

@@ -10,8 +10,8 @@ has bit L set move to the new bucket N. No stop-the-world rehash, and a walk
 over buckets 0..N-1 in order meets every entry at least once (entries only
 move to the new last bucket).
 
-A bucket not yet split at its level holds up to twice the average: 2 x 96 =
-192 entries on average, far under Redis's ``hash-max-listpack-entries`` (512
+A bucket not yet split at its level holds up to twice the average: 2 x 48 =
+96 entries on average, far under Redis's ``hash-max-listpack-entries`` (512
 by default, Redis 7; 512 for ``hash-max-ziplist-entries`` before), so no
 ``CONFIG`` is needed. A bucket that grows past the limit anyway (chance) just
 becomes a hashtable: it costs more memory, nothing else.
@@ -23,7 +23,7 @@ random (or sequential) in their last digits.
 from __future__ import annotations
 
 # Entries per bucket on average (lib/lhash.lua LH_LOAD).
-LOAD = 96
+LOAD = 48
 
 
 def field_hash(field: bytes) -> int:
@@ -35,3 +35,14 @@ def bucket(h: int, n: int) -> int:
     p = 1 << (max(1, n).bit_length() - 1)
     b = h % (2 * p)
     return b if b < n else h % p
+
+
+def buckets_of(fields: list[bytes], n: int) -> list[int]:
+    """The bucket of each of ``fields`` among ``n`` buckets (:func:`bucket` of :func:`field_hash`, for many)."""
+    p = 1 << (max(1, n).bit_length() - 1)
+    out = []
+    for f in fields:
+        h = int.from_bytes(f[-4:], "big")
+        b = h % (2 * p)
+        out.append(b if b < n else h % p)
+    return out

@@ -13,7 +13,7 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:state:<b>           HASH    bucket b of the newest known subscription states: a LINE user id
                                     ("U" + 32 hex) -> its packed state (shared/state.py, lib/state.lua);
                                     b = 0 .. buckets-1, grown by linear hashing (shared/buckets.py), each
-                                    bucket a listpack of ~96 users (~30 B a user)
+                                    bucket a listpack of ~48 users (~30 B a user)
     {P}:state:x             HASH    the same for user ids of any other form: id -> packed state
     {P}:state:meta          HASH    buckets (how many), entries (users held)
     {P}:state               HASH    the layout before buckets (user -> "<version><S|U>"): read as a

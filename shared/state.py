@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import redis
 
 from shared import buckets, dedupe
-from shared.events import version_timestamp
+from shared.events import make_version, version_timestamp
 from shared.keys import Keys
 from shared.scripts import script
 
@@ -92,27 +92,70 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
 
 def _apply_states(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[Change], *,
                   now_ms: int) -> Applied | None:
-    """States alone (a resync page): shared/lua/apply_states.lua, the same rule with 2 values per user."""
-    line: list[bytes] = []
+    """States alone: shared/lua/apply_states.lua, the same rule with 3 values per user (no buckets computed)."""
+    line: list[bytes | str] = []
     other: list[str | bytes] = []
     for c in changes:
         f = field(c.user)
         if f is None:
             other += [c.user, pack(c.version, c.state, True)]
         else:
-            line += [f, pack(c.version, c.state, True)]
+            line += [f, pack(c.version, c.state, True), ""]
+    return _run_apply_states(r, keys, now_ms, 0, 0, line, other)
+
+
+def apply_page(r: redis.Redis | redis.client.Pipeline, keys: Keys, users: Sequence[str], st: str, *,
+               timestamp: int, now_ms: int, bucket_count: int = 0, reserve: int = 0) -> Applied | None:
+    """``users`` (a resync page, in order) to state ``st``, the i-th at version
+    ``make_version(timestamp, now_ms, 0, i)`` (index mod 10,000): what :func:`apply` does with those
+    changes, with the page's values made from one prefix and, given ``bucket_count`` (as
+    :func:`bucket_count_after` a page before; 0: unknown), each user's bucket computed here (the script recomputes
+    those of a bucket split since). ``reserve``: how many users the state is about to hold (a first
+    sync's estimate; 0: unknown): its buckets are made ahead, while nearly empty (:func:`reserve_buckets`).
+    Queued only, like :func:`apply`, when ``r`` is a pipeline."""
+    parts = _parts(make_version(timestamp, now_ms, 0, 0))
+    assert parts is not None
+    prefix = _pack_parts(*parts, st, True)[:-1]  # the index's varint (0) left off
+    fields: list[bytes] = []
+    values: list[bytes] = []
+    other: list[str | bytes] = []
+    match, fromhex, small = LINE_USER.fullmatch, bytes.fromhex, _SMALL_VARINTS
+    for i, u in enumerate(users):
+        value = prefix + small[i % 10000]
+        if match(u):
+            fields.append(fromhex(u[1:]))
+            values.append(value)
+        else:
+            other += [u, value]
+    where = [str(b) for b in buckets.buckets_of(fields, bucket_count)] if bucket_count else [""] * len(fields)
+    line = [x for triple in zip(fields, values, where) for x in triple]
+    return _run_apply_states(r, keys, now_ms, bucket_count, reserve_buckets(reserve), line, other)
+
+
+def reserve_buckets(users: int) -> int:
+    """The buckets ``users`` users need (0 for none)."""
+    return -(-users // buckets.LOAD) if users > 0 else 0
+
+
+def _run_apply_states(r, keys: Keys, now_ms: int, bucket_count: int, reserve: int, line: list,
+                      other: list) -> Applied | None:
     res = script(r, "apply_states")(
         keys=[keys.state, keys.outbox_ready, keys.stats, keys.outbox_buckets],
-        args=[now_ms, len(line) // 2, *line, *other],
+        args=[now_ms, len(line) // 3, bucket_count, reserve, *line, *other],
     )
     if isinstance(r, redis.client.Pipeline):
         return None
     return applied(res)
 
 
+def bucket_count_after(res) -> int:
+    """The bucket count after an :func:`apply_page` (from its reply): what the next page can compute for."""
+    return int(res[5])
+
+
 def applied(res) -> Applied:
     """The script's reply as an Applied."""
-    return Applied(*(int(x) for x in res))
+    return Applied(*(int(x) for x in res[:5]))
 
 
 # ----------------------------------------------------------------------------- the stored value

@@ -17,6 +17,7 @@ and the ``X-Line-Request-Id`` (what LINE support asks for), never the token.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import os
@@ -31,6 +32,9 @@ from shared.errors import LineApiError, LineExpiredToken, LineForbidden, LineRet
 log = logging.getLogger(__name__)
 
 FOLLOWERS_PATH = "/v2/bot/followers/ids"
+INSIGHT_FOLLOWERS_PATH = "/v2/bot/insight/followers"
+# LINE's statistics are per day in Japan's time zone (UTC+9), ready the day after.
+_JST = datetime.timezone(datetime.timedelta(hours=9))
 BOT_INFO_PATH = "/v2/bot/info"
 # LINE's maximum (and default) page size for the followers list.
 MAX_LIMIT = 1000
@@ -107,7 +111,7 @@ def classify(path: str, status: int, body: str, request_id: str | None) -> LineA
 
 
 class LineClient:
-    """``followers_ids`` and ``bot_info`` against ``base_url`` with a channel access token."""
+    """``followers_ids``, ``friends_estimate`` and ``bot_info`` against ``base_url`` with a channel access token."""
 
     def __init__(self, base_url: str, access_token: str, *, connect_timeout: float = DEFAULT_CONNECT_TIMEOUT,
                  read_timeout: float = DEFAULT_READ_TIMEOUT, session: requests.Session | None = None):
@@ -162,6 +166,17 @@ class LineClient:
             raise LineRetryable(f"LINE {FOLLOWERS_PATH}: answer has no userIds list", status=resp.status_code)
         nxt = doc.get("next")
         return [u for u in ids if isinstance(u, str) and u], (nxt if isinstance(nxt, str) and nxt else None)
+
+    def friends_estimate(self, at: float) -> int | None:
+        """How many friends the account had the day before ``at`` (epoch seconds), by LINE's statistics:
+        ``followers - blocks``; None while LINE has no figure for that day. Only an estimate (a resync
+        sizes its storage by it): LINE errors are raised as usual."""
+        day = (datetime.datetime.fromtimestamp(at, _JST) - datetime.timedelta(days=1)).strftime("%Y%m%d")
+        doc = self._json(INSIGHT_FOLLOWERS_PATH, self._get(INSIGHT_FOLLOWERS_PATH, {"date": day}))
+        followers, blocks = doc.get("followers"), doc.get("blocks") or 0
+        if doc.get("status") != "ready" or not isinstance(followers, int) or not isinstance(blocks, int):
+            return None
+        return max(0, followers - blocks)
 
     def bot_info(self) -> dict[str, Any]:
         """The bot's ``userId``, ``basicId``, ``displayName``… (a cheap check that the token works)."""

@@ -42,7 +42,7 @@ from shared.backoff import compute_backoff
 from shared.clock import Clock, now_ms
 from shared.config import DEFAULT_MARK_MISSING_MIN_SHARE
 from shared.errors import LineApiError, LineExpiredToken, LineRetryable
-from shared.events import SUBSCRIBED, make_version
+from shared.events import SUBSCRIBED
 from shared.keys import Keys
 from shared.lease import Lease
 from shared.redis_conn import REDIS_DOWN
@@ -70,6 +70,8 @@ RETRY_MAX = 60.0
 MAX_RESTARTS = 3
 # Users examined per state scan step of the mark-missing phase.
 MISSING_CHUNK = 1000
+# LINE's count of friends is trusted for sizing up to this (the largest accounts hold tens of millions).
+MAX_EXPECTED_FOLLOWERS = 200_000_000
 
 # Older names, kept for callers and tests.
 _Lost, _Tx, _Queued = Lost, Transaction, Queued
@@ -99,6 +101,12 @@ class Resync:
         # Fetch page k+1 from LINE while page k is written to Redis (inside run_chunk only).
         self.prefetch = prefetch
         self._pages: PageReader | None = None
+        # The state's bucket count as the last page left it (0: not known yet): pages compute their users'
+        # buckets for it (shared.state.apply_page).
+        self.bucket_hint = 0
+        # How many followers LINE says there are (0: unknown): the state's buckets are made ahead for
+        # them while nearly empty, so a first sync does not split full ones (shared.state.apply_page).
+        self.expected_followers = 0
 
     # ------------------------------------------------------------------ the loop
 
@@ -117,6 +125,8 @@ class Resync:
             run = load(self.r, self.keys)
             if run is None or run.status != RUNNING:
                 return "idle"
+            if run.phase == PAGES and self.line is not None:
+                self.expected_followers = self._friends_estimate(run)
             if self.prefetch and self.line is not None:
                 self._pages = PageReader(self.line, limit=self.page_limit, prepare=lambda ids: self.pack(run, ids),
                                          ahead_while=lambda: self.clock.now() < deadline)
@@ -150,6 +160,15 @@ class Resync:
                 lease.release()
             except REDIS_DOWN:
                 pass
+
+    def _friends_estimate(self, run: Run) -> int:
+        """LINE's count of friends (0 if it has none, or fails: only storage is sized by it)."""
+        try:
+            estimate = self.line.friends_estimate(self.clock.now())
+        except LineApiError as e:
+            log.info("resync %s: no friends count from LINE (%s); storage grows as followers come", run.id, e)
+            return 0
+        return min(estimate or 0, MAX_EXPECTED_FOLLOWERS)
 
     def step(self, run: Run, token: str) -> None:
         """One unit of work: a page, a mark-missing chunk, or the finish."""
@@ -188,8 +207,9 @@ class Resync:
         """The state writes of a page: ``ids`` subscribed at the run's start, as one packed command."""
         now = now_ms(self.clock)
         tx = Transaction()
-        state.apply(Queued(tx), self.keys, self.changes(run, ids, SUBSCRIBED, now), now_ms=now,
-                    dedupe_ttl=self.dedupe_ttl)
+        # The bucket count after the last page applied: right for this page unless buckets split
+        # before it is (the script recomputes those users' buckets).
+        self.write_states(Queued(tx), run, ids, SUBSCRIBED, now, bucket_count=self.bucket_hint)
         [cmd] = tx.cmds
         return pack(*cmd)
 
@@ -205,13 +225,16 @@ class Resync:
             tx.add_packed(packed or self.pack(run, ids))
         res = self.commit(tx, run, token, fields, seen=ids if run.mark_missing else ())
         changed = int(res[0][0]) if ids else 0
+        if ids:
+            self.bucket_hint = state.bucket_count_after(res[0])
         run.subscribed += changed
         return changed
 
-    def changes(self, run: Run, users: Sequence[str], st: str, now: int) -> list[state.Change]:
-        """``users`` to state ``st``, versioned at the run's start (so any newer event wins)."""
-        base = make_version(run.started_ms, now, 0, 0)[:-4]
-        return [state.Change(u, f"{base}{i % 10000:04d}", st) for i, u in enumerate(users)]
+    def write_states(self, q: Queued, run: Run, users: Sequence[str], st: str, now: int, *,
+                     bucket_count: int = 0) -> None:
+        """Queue ``users`` to state ``st``, versioned at the run's start (so any newer event wins)."""
+        state.apply_page(q, self.keys, users, st, timestamp=run.started_ms, now_ms=now, bucket_count=bucket_count,
+                         reserve=self.expected_followers if st == SUBSCRIBED else 0)
 
     def _restart(self, run: Run, token: str, err: LineExpiredToken) -> None:
         if run.restarts >= self.max_restarts:

@@ -59,13 +59,12 @@ def step(rs: Resync, run: Run, token: str) -> None:
         if not run.missing_counted:
             _count(rs, tx, run, token, cursor, run.missing_found + len(missing), now)
             return
-        changes = rs.changes(run, missing, UNSUBSCRIBED, now)
         fields = {"missing_cursor": cursor, "phase": MISSING if cursor != "0" else FINISH,
                   "updated_ms": now, "unsubscribed": run.unsubscribed}
-        if changes:
-            state.apply(Queued(tx), rs.keys, changes, now_ms=now, dedupe_ttl=rs.dedupe_ttl)
+        if missing:
+            rs.write_states(Queued(tx), run, missing, UNSUBSCRIBED, now)
         res = rs.commit(tx, run, token, fields)
-        if changes:
+        if missing:
             run.unsubscribed += int(res[0][0])
     finally:
         tx.close()

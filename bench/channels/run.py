@@ -190,6 +190,9 @@ class _Pages:
         hi = min(self.n, lo + limit)
         return [f"Ursync{i:027x}" for i in range(lo, hi)], (str(hi) if hi < self.n else None)
 
+    def friends_estimate(self, at: float) -> int | None:
+        return self.n
+
 
 def start_resync(d: Deployment, n: int) -> threading.Thread:
     """A real resync of ``n`` followers into channel bulk's keys, in a thread; returns once a tenth is listed."""

@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/resync/run.py [--followers 1000000] [--line sandbox|memory]
                                          [--line-page-ms 100 | --line-latency-ms 100]
-                                         [--mark-missing] [--repeat 1]
+                                         [--mark-missing] [--no-estimate] [--repeat 1]
 
 Starts its own embedded Redis (AOF on, like production) and, with ``--line
 sandbox`` (the default), the LINE sandbox (`linesync sandbox line`, a
@@ -10,7 +10,11 @@ separate process, generated ids) on loopback ports, then runs the resync
 pass directly in this process — the same ``workers.resync.Resync.run_chunk``
 a Celery chunk task runs, without Celery (a chunk normally stops after 20 s;
 here it runs to the end). Every follower is new, so every page writes state
-and queues every profile for Braze (the worst case for Redis memory).
+and queues every profile for Braze (the worst case for Redis memory). As in
+production, the pass first asks LINE how many friends there are (the
+sandbox's ``/v2/bot/insight/followers``, or the in-process list's size) and
+makes the state's buckets for them ahead; ``--no-estimate`` measures a pass
+without that figure.
 
 Two figures the project holds itself to:
 
@@ -92,10 +96,11 @@ def start_sandbox(followers: int) -> tuple[subprocess.Popen, str]:
 
 
 class TimedLine:
-    """Wraps a LINE client: how long each page took to come back, as the pass's fetching thread saw it."""
+    """Wraps a LINE client: how long each page took to come back, as the pass's fetching thread saw it.
+    ``estimate``: pass LINE's count of friends on (else the pass sizes nothing ahead)."""
 
-    def __init__(self, line):
-        self.line, self.seconds = line, []
+    def __init__(self, line, estimate: bool = True):
+        self.line, self.seconds, self.estimate = line, [], estimate
 
     def followers_ids(self, start: str | None = None, limit: int = 1000) -> tuple[list[str], str | None]:
         t0 = time.perf_counter()
@@ -103,6 +108,9 @@ class TimedLine:
             return self.line.followers_ids(start, limit)
         finally:
             self.seconds.append(time.perf_counter() - t0)
+
+    def friends_estimate(self, at: float) -> int | None:
+        return self.line.friends_estimate(at) if self.estimate else None
 
 
 def redis_cpu(r: redis.Redis) -> float:
@@ -119,7 +127,8 @@ def one_pass(args, url: str | None) -> bool:
         r = redis.Redis.from_url(server.url, socket_timeout=30)
         keys = Keys()
         clock = SystemClock()
-        line = TimedLine(MemoryFollowers(args.followers) if url is None else LineClient(url, TOKEN))
+        line = TimedLine(MemoryFollowers(args.followers) if url is None else LineClient(url, TOKEN),
+                         estimate=not args.no_estimate)
         r.config_resetstat()
         mem_before = int(r.info("memory")["used_memory"])
         cpu_before = redis_cpu(r)
@@ -145,7 +154,7 @@ def one_pass(args, url: str | None) -> bool:
         else:
             target = TARGET
             goal = f"target >= {TARGET:,}"
-        source = ("in-process pages" if url is None else
+        source = ("in-process pages" + (", no count of friends" if args.no_estimate else "") if url is None else
                   f"LINE sandbox, each page answered in {args.line_page_ms:g} ms" if args.line_page_ms else
                   f"LINE sandbox, {args.line_latency_ms:g} ms latency + its work per page")
         print(f"resync pass ({source}): {outcome}, {run.followers:,} followers in {run.pages:,} pages, "
@@ -181,6 +190,8 @@ def main() -> int:
                       help="the sandbox waits this long, then makes the page")
     ap.add_argument("--mark-missing", action="store_true", help="also track the pass's ids (the option's cost)")
     ap.add_argument("--repeat", type=int, default=1, help="passes, each on a fresh Redis")
+    ap.add_argument("--no-estimate", action="store_true",
+                    help="LINE gives no count of friends: the state's buckets grow as followers come")
     args = ap.parse_args()
     args.limit = resync.PAGE_LIMIT
     if args.line == "memory" and (args.line_latency_ms or args.line_page_ms):

@@ -72,6 +72,16 @@ def test_bot_info(http, line):
     assert body["markAsReadMode"] == "manual"
 
 
+def test_insight_followers_counts_every_follower_for_any_day(http, line):
+    url = f"{line.url}/v2/bot/insight/followers"
+    r = http.get(url, params={"date": "20260301"}, headers=AUTH)
+    assert r.status_code == 200
+    assert r.json() == {"status": "ready", "followers": 2500, "targetedReaches": 2500, "blocks": 0}
+    for bad in ({}, {"date": "2026-03-01"}, {"date": "yesterday"}):
+        assert http.get(url, params=bad, headers=AUTH).status_code == 400
+    assert http.get(url, params={"date": "20260301"}).status_code == 401
+
+
 def test_token_expires_after_ttl(http, line, clock):
     start = get_page(http, line).json()["next"]
     clock.advance(24 * 3600 - 1)

@@ -3,7 +3,7 @@
 import hashlib
 import json
 
-from shared import forward, outbox, state
+from shared import buckets, forward, outbox, state
 from shared.events import make_version
 from shared.outbox import Batch, Wait
 from shared.state import Change
@@ -232,7 +232,7 @@ def drain(r, keys, now=5000, size=75):
 def test_a_first_sync_costs_the_outbox_a_bucket_not_a_user(r, keys):
     users = [line_user(i) for i in range(2000)]
     apply_many(r, keys, users)
-    assert r.zcard(keys.outbox_ready) == 0 and 0 < r.zcard(keys.outbox_buckets) <= 2000 // 96 + 1
+    assert r.zcard(keys.outbox_ready) == 0 and 0 < r.zcard(keys.outbox_buckets) <= 2000 // buckets.LOAD + 1
     assert outbox.sizes(r, keys)["pending_profiles"] == 2000
     assert all(outbox.pending(r, keys, users[:10]))
     got = drain(r, keys)

@@ -15,6 +15,15 @@ def test_pack_is_what_redis_py_sends():
         assert resp.pack(*args) == b"".join(conn.pack_command(*args))
 
 
+def test_pack_in_c_and_in_python_agree(monkeypatch):
+    args = ("EVAL", "return 1", 2, -7, 0.5, 2**70, b"\x00\xff\r\n", "é", True)
+    packed = resp.pack(*args)  # True is no hiredis type: Python packs the whole command
+    assert packed.endswith(b"$4\r\nTrue\r\n")
+    assert resp.pack(*args[:-1]) == packed[:packed.rindex(b"$4")].replace(b"*9", b"*8", 1)
+    monkeypatch.setattr(resp, "_c_pack", None)
+    assert resp.pack(*args) == packed and resp.pack(*args[:-1]) == packed[:packed.rindex(b"$4")].replace(b"*9", b"*8", 1)
+
+
 def test_round_trip_on_a_caller_owned_connection(r):
     conn = r.connection_pool.get_connection()
     try:

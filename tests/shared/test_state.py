@@ -169,6 +169,24 @@ def test_buckets_grow_as_users_come_and_stay_listpacks(r, keys):
     assert [s for s in state.get_many(r, keys, users[:50])] == [(make_version(1, 1, 0, 0), "S")] * 50
 
 
+def test_a_family_that_must_grow_a_lot_grows_over_several_writes(r, keys):
+    # Buckets made for a larger load (an older release's ~96, or a count off by far) split at most
+    # 1,024 per script run (fewer if they move over ~4,096 users), so one write never blocks Redis
+    # for the whole rehash.
+    users = [line_user(i) for i in range(3000)]
+    for i in range(0, len(users), 100):
+        state.apply(r, keys, [Change(u, v(1), "S") for u in users[i:i + 100]], now_ms=1, dedupe_ttl=60)
+    counts = [int(r.hget(keys.state_meta, "buckets"))]
+    assert counts == [3000 // buckets.LOAD + 1]
+    r.hset(keys.state_meta, "entries", 2000 * buckets.LOAD)  # as if far more users were held
+    for i in range(12):
+        state.apply(r, keys, [Change(line_user(5000 + i), v(1), "S")], now_ms=1, dedupe_ttl=60)
+        counts.append(int(r.hget(keys.state_meta, "buckets")))
+    steps = [b - a for a, b in zip(counts, counts[1:]) if a < 2001]
+    assert len(steps) > 2 and all(0 < step <= 1024 for step in steps) and counts[-1] == 2001
+    assert all(stored(r, keys, u) for u in users)
+
+
 def test_scan_meets_every_user_while_buckets_split(r, keys):
     first = [line_user(i) for i in range(3000)]
     state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S") for u in first], now_ms=1, dedupe_ttl=60)
@@ -272,6 +290,36 @@ def test_states_alone_take_the_same_path_as_events(r, keys, old_layout):
     (fast, fast_keys), (slow, slow_keys) = results
     assert int(r.hget(keys.state_meta, "buckets")) > 2 and r.zcard(keys.outbox_buckets) > 2
     assert fast == slow and fast_keys == slow_keys
+
+
+@pytest.mark.parametrize("hint", ["exact", "stale", "unknown", "wrong"])
+def test_a_page_writes_what_its_changes_would(r, keys, hint):
+    # apply_page (a resync page: one version base, each user's bucket computed by the caller for a
+    # bucket count) writes exactly what apply() writes for the same changes, whether that count is
+    # right, some splits behind (as a page packed while the one before was applied), unknown or wrong;
+    # over new users, known ones (newer and older), both states and ids of another form.
+    rnd = random.Random(48)
+    users = [line_user(i) for i in range(3000)] + ["u-x", "u-y", "u-z"]
+    pages = [rnd.sample(users, 700) for _ in range(7)]
+    results = []
+    for way in ("changes", "page"):
+        r.flushdb()
+        before = 0
+        got = []
+        for i, page in enumerate(pages):
+            st, ts = "SU"[i % 2], (100 + i) if i != 4 else 50  # page 4: older than what it finds
+            if way == "changes":
+                changes = [Change(u, make_version(ts, 1000 + i, 0, j), st) for j, u in enumerate(page)]
+                got.append(state.apply(r, keys, changes, now_ms=1000 + i, dedupe_ttl=60))
+                continue
+            n = int(r.hget(keys.state_meta, "buckets") or 1)
+            count = {"exact": n, "stale": before or n, "unknown": 0, "wrong": n + 1000}[hint]
+            before = n
+            got.append(state.apply_page(r, keys, page, st, timestamp=ts, now_ms=1000 + i, bucket_count=count))
+        results.append((got, _everything(r, keys)))
+    (by_changes, keys_changes), (by_page, keys_page) = results
+    assert int(r.hget(keys.state_meta, "buckets")) > 40
+    assert by_page == by_changes and keys_page == keys_changes
 
 
 def test_states_alone_are_one_script_call(r, keys, monkeypatch):

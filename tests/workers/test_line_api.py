@@ -25,6 +25,27 @@ def line(sandbox):
     return LineClient(sandbox.url, TOKEN)
 
 
+def test_friends_estimate_is_yesterdays_count_in_japan(line, sandbox, monkeypatch):
+    # 2026-03-01 16:00 UTC is 03-02 01:00 in Japan: LINE's figure for 03-01 is the newest.
+    asked = []
+    real = line._get
+    monkeypatch.setattr(line, "_get", lambda path, params=None: asked.append(params) or real(path, params))
+    assert line.friends_estimate(1772380800.0) == 2500
+    assert asked == [{"date": "20260301"}]
+
+
+def test_friends_estimate_none_until_line_has_the_day(line, monkeypatch):
+    class NotReady:
+        status_code = 200
+        headers: dict = {}
+
+        def json(self):
+            return {"status": "unready"}
+
+    monkeypatch.setattr(line, "_get", lambda path, params=None: NotReady())
+    assert line.friends_estimate(1772380800.0) is None
+
+
 def test_pages_through_followers(line):
     ids, nxt = line.followers_ids()
     assert ids == [follower_id(i) for i in range(1000)] and nxt

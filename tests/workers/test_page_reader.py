@@ -108,3 +108,21 @@ def test_prepare_runs_on_its_own_thread_for_each_page():
 def test_prepare_runs_inline_without_prefetch():
     with PageReader(Source(), prefetch=False, prepare=len) as pages:
         assert pages.page("").prepared == 2
+
+
+def test_the_gil_is_handed_over_often_while_any_reader_fetches_ahead():
+    import sys
+
+    from workers.page_reader import SWITCH_INTERVAL
+
+    before = sys.getswitchinterval()
+    a = PageReader(Source())
+    b = PageReader(Source())
+    assert sys.getswitchinterval() == SWITCH_INTERVAL < before
+    a.close()
+    a.close()
+    assert sys.getswitchinterval() == SWITCH_INTERVAL  # b still reads ahead
+    b.close()
+    assert sys.getswitchinterval() == before
+    with PageReader(Source(), prefetch=False):
+        assert sys.getswitchinterval() == before  # reads nothing ahead: nothing to hand over for

@@ -9,12 +9,12 @@ import pytest
 import redis
 
 from sandboxes.line import LineSandbox, follower_id
-from shared import outbox, state
+from shared import buckets, outbox, state
 from tests.support.outbox import deliver_all
 from tests.support.outbox import pending as outbox_pending
 from shared.clock import FakeClock, now_ms
 from shared.config import Settings
-from shared.errors import LineExpiredToken
+from shared.errors import LineExpiredToken, LineRetryable
 from shared.events import make_version
 from shared.lease import Lease
 from workers import resync
@@ -66,6 +66,42 @@ def states(r, keys, users) -> list[str | None]:
 
 def all_followers(n=2500):
     return [follower_id(i) for i in range(n)]
+
+
+def test_a_first_sync_makes_its_buckets_ahead_from_lines_count(r, keys, clock):
+    # LINE says how many friends there are: the state's buckets are made while nearly empty (split
+    # early, cheaply) instead of as they fill. Every follower still lands where it is looked up.
+    with LineSandbox(access_token=TOKEN, followers=30_000, clock=clock) as box:
+        begin(r, keys, clock)
+        rs = make(r, keys, box, clock, prefetch=False)
+        lease = Lease(r, keys.resync_lease, rs.lease_ms)
+        assert lease.take()
+        run = run_of(r, keys)
+        rs.step(run, lease.token)  # a step is no chunk: nobody asked LINE
+        first = int(r.hget(keys.state_meta, "buckets"))
+        rs.expected_followers = 30_000
+        rs.step(run, lease.token)
+        lease.release()
+        assert int(r.hget(keys.state_meta, "buckets")) > 5 * first  # not all at once: at most ~4,096 moves a write
+        assert rs.run_chunk() == "completed"
+        assert state.count(r, keys) == 30_000
+        assert int(r.hget(keys.state_meta, "buckets")) == -(-30_000 // buckets.LOAD)
+        assert set(states(r, keys, [follower_id(i) for i in range(0, 30_000, 7)])) == {"S"}
+
+
+def test_a_chunk_asks_line_for_its_count_and_goes_on_without_it(r, keys, sandbox, clock, monkeypatch):
+    begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock)
+    assert rs.run_chunk() == "completed" and rs.expected_followers == 2500
+    begin(r, keys, clock)
+    rs = make(r, keys, sandbox, clock)
+
+    def fails(at):
+        raise LineRetryable("LINE /v2/bot/insight/followers answered HTTP 500")
+
+    monkeypatch.setattr(rs.line, "friends_estimate", fails)
+    assert rs.run_chunk() == "completed" and rs.expected_followers == 0
+    assert run_of(r, keys).followers == 2500
 
 
 def test_pages_to_the_end(r, keys, sandbox, clock):

@@ -50,7 +50,7 @@ local function dd_remember(dd, id, f)
 end
 -- A window's buckets are made by splits (which set their expiry), all but bucket 0: it
 -- gets its expiry with the window's first id. (A bucket a split emptied would come back
--- without one: every one of its ~100 to ~200 entries would have to move, a 2^-96 chance.)
+-- without one: every one of its ~50 to ~100 entries would have to move, a 2^-48 chance.)
 local function dd_close(dd)
   if dd.added == 0 then return end
   if dd.entries == 0 then redis.call('PEXPIRE', dd.cur .. ':0', dd.expire_ms) end

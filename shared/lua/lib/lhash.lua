@@ -8,7 +8,11 @@
 -- or sequential ids). The count N and the number of entries live in <meta>
 -- (HASH: buckets, entries).
 -- No string literal in a library holds two dashes: scripts.py joins it on one line.
-local LH_LOAD = 96
+local LH_LOAD = 48
+-- At most this many splits, moving at most about this many entries, per script run: a family that
+-- must grow a lot at once (made at a larger load, or sized ahead: target) grows over the next
+-- writes instead of blocking Redis (empty buckets split cheaply, full ones do not).
+local LH_MAX_SPLITS, LH_MAX_MOVES = 1024, 4096
 local sbyte, schar, ssub, sfind, sformat, floor = string.byte, string.char, string.sub, string.find, string.format, math.floor
 local function lh_hash(field)
   local a, b, c, d = sbyte(field, -4, -1)
@@ -30,11 +34,14 @@ local function lh_meta(meta)
   local m = redis.call('HMGET', meta, 'buckets', 'entries')
   return tonumber(m[1]) or 1, tonumber(m[2]) or 0
 end
--- Split buckets until the load is under LH_LOAD; returns the new bucket count.
+-- Split buckets until the load is under LH_LOAD and, if target is given, there are target buckets
+-- (within LH_MAX_SPLITS / LH_MAX_MOVES); returns the new bucket count.
 -- expire_ms (or nil): the time to live set on a bucket made here; on_move (or nil):
 -- called with (old bucket, new bucket, moved field/value list) after each split that moves.
-local function lh_grow(prefix, n, entries, expire_ms, on_move)
-  while entries > LH_LOAD * n do
+local function lh_grow(prefix, n, entries, expire_ms, on_move, target)
+  local last, moves = n + LH_MAX_SPLITS, 0
+  target = target or 0
+  while (entries > LH_LOAD * n or n < target) and n < last and moves < LH_MAX_MOVES do
     local p = lh_pow(n)
     local s = n - p
     local old = prefix .. ':' .. s
@@ -49,6 +56,7 @@ local function lh_grow(prefix, n, entries, expire_ms, on_move)
       end
     end
     if #gone > 0 then
+      moves = moves + #gone
       redis.call('HDEL', old, unpack(gone))
       redis.call('HSET', new, unpack(moved))
       if expire_ms then redis.call('PEXPIRE', new, expire_ms) end
@@ -57,6 +65,15 @@ local function lh_grow(prefix, n, entries, expire_ms, on_move)
     n = n + 1
   end
   return n
+end
+-- Buckets computed by a caller for `hint` buckets that may be wrong now that there are n: a bucket b
+-- is still right unless lo <= b < hi (the buckets split since, in the same round) or b >= n; a
+-- hint from another round (or none: 0) leaves every bucket in doubt.
+local function lh_doubt(hint, n)
+  if hint == n then return 0, 0 end
+  local p = lh_pow(n)
+  if hint < n and hint >= p then return hint - p, n - p end
+  return 0, math.huge
 end
 -- 32 lowercase hex digits to 16 bytes, and back.
 local function lh_hex2bin(hex)

@@ -167,15 +167,15 @@ local function st_write(st, key, f, value, new)
 end
 -- Mark a stored user dirty: in its bucket's value if it has one (value as written, packed with
 -- dirty set by the caller; the bucket is listed by st_close), else listed alone in ready
--- (ZSET user -> ms).
-local function st_mark(st, b, was_dirty, user, ready)
+-- (ZSET user -> ms). bs: b as a decimal string, if the caller has it.
+local function st_mark(st, b, was_dirty, user, ready, bs)
   if b then
     if not was_dirty then st.dirtied = st.dirtied + 1 end
     if not st.listed[b] then
       st.listed[b] = true
       local n = #st.tolist
       st.tolist[n + 1] = st.nows
-      st.tolist[n + 2] = sformat('%d', b)
+      st.tolist[n + 2] = bs or sformat('%d', b)
     end
   else
     redis.call('ZADD', ready, 'NX', st.nows, user)
@@ -218,6 +218,16 @@ local function st_effects(st, user, outcome, b, was_dirty, written, ready)
   end
   if outcome == 1 then st_mark(st, b, was_dirty, user, ready) end
 end
+-- A user with no stored value, at key/f in bucket b (not nil), takes a packed value with the dirty
+-- flag as given: what st_next(false, b, value, true) answers (new is changed, changed is dirty).
+-- HSETNX writes it unless a value is stored; then nothing is written and false is returned.
+-- bs: b as a decimal string, if the caller has it.
+local function st_insert(st, key, f, value, b, bs)
+  if redis.call('HSETNX', key, f, value) == 0 then return false end
+  st.added = st.added + 1
+  st_mark(st, b, false, nil, nil, bs)
+  return true
+end
 -- st_next and st_effects: returns the outcome and the value to write (none if stale).
 local function st_set(st, user, cur, b, value, dirty, ready, state, version, ts, arr, si)
   local outcome, out, mb, was_dirty = st_next(cur, b, value, dirty, state, version, ts, arr, si)
@@ -236,7 +246,8 @@ local function st_moved(st)
     end
   end
 end
--- Persist the counts and grow the buckets: once per script run, after the writes.
+-- Persist the counts and grow the buckets (toward st.reserve buckets, if the caller set it: a first sync
+-- sized ahead): once per script run, after the writes.
 local function st_close(st)
   if #st.tolist > 0 then
     redis.call('ZADD', st.buckets, 'NX', unpack(st.tolist))
@@ -245,7 +256,7 @@ local function st_close(st)
   if st.added == 0 and st.dirtied == 0 then return end
   st.entries = st.entries + st.added
   st.dirty = st.dirty + st.dirtied
-  st.n = lh_grow(st.prefix, st.n, st.entries, nil, st_moved(st))
+  st.n = lh_grow(st.prefix, st.n, st.entries, nil, st_moved(st), st.reserve)
   redis.call('HSET', st.prefix .. ':meta', 'buckets', st.n, 'entries', st.entries, 'dirty', st.dirty)
   st.added = 0
   st.dirtied = 0
