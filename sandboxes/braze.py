@@ -14,6 +14,10 @@ Braze semantics kept here (see Braze's REST API docs):
 * ``GET /_sandbox/profiles`` shows custom attributes with the type Braze would
   give each (an ISO 8601 date-time string is a ``time``).
 
+``compact=True`` keeps each profile as its identifier and subscription states
+only (sandboxes/braze_compact.py: ~120 B a profile, for runs of millions);
+/users/identify and /users/merge then answer ``501``.
+
 The sandbox is put together from one module per concept:
 
     braze.py            BrazeSandbox: state, limits, inspection, request dispatch
@@ -22,6 +26,7 @@ The sandbox is put together from one module per concept:
     braze_faults.py     injected statuses, latency and poisoned ids
     braze_admin.py      the /_sandbox/* control endpoints
     braze_model.py      profiles, their store, identifier rules, the rate window
+    braze_compact.py    the compact store (identifier and subscription states only)
 
 Everything is guarded by one lock; injected latency is slept outside it.
 """
@@ -33,6 +38,7 @@ from collections import deque
 from typing import Any
 
 from sandboxes.braze_admin import AdminApi
+from sandboxes.braze_compact import CompactStore
 from sandboxes.braze_faults import FaultControls
 from sandboxes.braze_identity import MAX_IDENTIFY_ITEMS, IdentityApi
 from sandboxes.braze_model import API_PATHS, IDENTIFY, MERGE, TRACK, Faults, FixedWindow, Identifier, _Store
@@ -65,10 +71,12 @@ class BrazeSandbox(TrackApi, IdentityApi, FaultControls, AdminApi, Sandbox):
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Any = time.time,
+        compact: bool = False,
     ):
         super().__init__(host=host, port=port, clock=clock)
         self.api_key = api_key
         self.batch_size = batch_size
+        self.compact = compact
         self._track_limit = FixedWindow(_rate(rate_limit))
         self._identify_limit = FixedWindow(_rate(identify_rate_limit))
         self._inflight = 0  # API requests arrived and not yet answered (survives reset: they are still running)
@@ -77,7 +85,7 @@ class BrazeSandbox(TrackApi, IdentityApi, FaultControls, AdminApi, Sandbox):
     # ------------------------------------------------------------------ in-process API
 
     def _reset_state(self) -> None:
-        self._store = _Store()
+        self._store: _Store | CompactStore = CompactStore() if self.compact else _Store()
         self._seq = 0
         self._log: deque[dict[str, Any]] = deque(maxlen=MAX_LOG_ENTRIES)
         self._by_status: dict[str, dict[str, int]] = {}
@@ -127,7 +135,7 @@ class BrazeSandbox(TrackApi, IdentityApi, FaultControls, AdminApi, Sandbox):
 
     def profiles(self) -> list[dict[str, Any]]:
         with self._lock:
-            return [p.to_json() for p in self._store.by_braze.values()]
+            return [p.to_json() for p in self._store.all()]
 
     def profile(
         self,
@@ -175,7 +183,8 @@ class BrazeSandbox(TrackApi, IdentityApi, FaultControls, AdminApi, Sandbox):
                 "skipped_missing_profiles": self._skipped,
                 "track_requests_per_second": per_second,
                 "max_track_requests_per_second": max(self._per_second.values(), default=0),
-                "profiles": len(self._store.by_braze),
+                "profiles": len(self._store),
+                "compact": self.compact,
                 "inflight": self._inflight,
                 "inflight_peak": self._inflight_peak,
             }
@@ -234,6 +243,8 @@ class BrazeSandbox(TrackApi, IdentityApi, FaultControls, AdminApi, Sandbox):
             return json_response(400, {"message": "Invalid JSON: expected a JSON object"}, headers)
         if path == TRACK:
             status, payload = self._track(body, seq)
+        elif self.compact:
+            status, payload = 501, {"message": f"the sandbox runs compact (no identities kept): {path} is off"}
         elif path == IDENTIFY:
             status, payload = self._identify(body)
         else:

@@ -144,6 +144,15 @@ class _Store:
         self.by_alias: dict[tuple[str, str], Profile] = {}
         self._ids = itertools.count(1)
 
+    def __len__(self) -> int:
+        return len(self.by_braze)
+
+    def all(self) -> list[Profile]:
+        return list(self.by_braze.values())
+
+    def save(self, p: Profile) -> None:
+        """Keep what was changed on ``p``: nothing to do, these profiles are the stored objects."""
+
     def find(self, ident: Identifier) -> Profile | None:
         kind, value = ident
         if kind == "external_id":

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from sandboxes.braze_compact import CompactStore
 from sandboxes.braze_model import (
     _RESERVED, Faults, ItemError, Profile, _Store, _check_time, _error, _object_ids, _parse_identifier,
     _parse_subscription_groups, _update_existing_only,
@@ -30,7 +31,7 @@ from sandboxes.braze_model import (
 class TrackApi:
     """``/users/track`` (uses the sandbox's store, faults, batch size and skip counter)."""
 
-    _store: _Store
+    _store: _Store | CompactStore
     _faults: Faults
     _skipped: int
     batch_size: int
@@ -116,6 +117,7 @@ class TrackApi:
         for gid, state in groups:
             p.subscription_groups[gid] = state
             p.history.append({"seq": seq, "group": gid, "state": state})
+        self._store.save(p)
 
     def _apply_event(self, obj: dict[str, Any], seq: int) -> None:
         name = obj.get("name")
@@ -130,6 +132,7 @@ class TrackApi:
             self._skipped += 1
             return
         p.events.append({"name": name, "time": when, "properties": props})
+        self._store.save(p)
 
     def _apply_purchase(self, obj: dict[str, Any], seq: int) -> None:
         product, currency, price = obj.get("product_id"), obj.get("currency"), obj.get("price")
@@ -146,3 +149,4 @@ class TrackApi:
             return
         p.purchases.append({"product_id": product, "currency": currency, "price": price, "time": when,
                             "properties": obj.get("properties", {})})
+        self._store.save(p)

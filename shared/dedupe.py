@@ -25,15 +25,14 @@ from shared.keys import Keys
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 ULID = re.compile(r"[0-7][0-9A-HJKMNP-TV-Z]{25}")
+# Crockford's digits as int(..., 32)'s (0-9a-v): a ULID decoded in C, not a loop per character.
+_TO_BASE32 = str.maketrans(CROCKFORD, "0123456789abcdefghijklmnopqrstuv")
 
 
 def id_bytes(event_id: str) -> bytes:
     """The 16 bytes an event id is remembered as (lib/dedupe.lua dd_key)."""
     if ULID.fullmatch(event_id):
-        v = 0
-        for ch in event_id:
-            v = v * 32 + CROCKFORD.index(ch)
-        return v.to_bytes(16, "big")
+        return int(event_id.translate(_TO_BASE32), 32).to_bytes(16, "big")
     return hashlib.sha1(event_id.encode()).digest()[:16]
 
 

@@ -36,8 +36,9 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
                                     flag in their value, lib/state.lua), scored by when it first became
                                     dirty (ms): the outbox costs no memory per user; the state itself is
                                     read at claim time, so waiting updates coalesce to the newest
-    {P}:outbox:ready        ZSET    a user listed alone to be sent (an id of another form, a user with no
-                                    state yet: links, DLQ replays), scored the same way
+    {P}:outbox:ready        ZSET    a user listed alone to be sent (one a webhook event changed, an id of
+                                    another form, a user with no state yet: links, DLQ replays), scored
+                                    the same way
     {P}:outbox:flying       HASH    a LINE user's state field (its 16 bytes, lib/state.lua) -> batch id
                                     it is being delivered in
     {P}:outbox:inflight     HASH    the same for a user id of another form (and LINE user ids of

@@ -4,12 +4,13 @@ The stored batch value and its items are shared/batch.py's (the one codec).
 Lifecycle of a batch (shared/lua/claim_batch.lua, renew_batch.lua, reschedule_batch.lua,
 finish_batch.lua):
 
-0. *dirty*: a user whose state changed carries a dirty flag in its stored
-   value (shared/state.py) and its state bucket is listed in
+0. *dirty*: a user whose state a resync changed carries a dirty flag in its
+   stored value (shared/state.py) and its state bucket is listed in
    ``outbox:buckets`` (scored by when it first became dirty): the outbox costs
-   no memory per user. A user without a packed state (an id of another form,
-   a link or a DLQ replay of a user with no state yet) is listed alone in
-   ``outbox:ready`` instead.
+   no memory per user. A user a webhook event changed (events are sparse: a
+   claim reads its value, not a bucket for one dirty user) and a user without
+   a packed state (an id of another form, a link or a DLQ replay of a user
+   with no state yet) are listed alone in ``outbox:ready`` instead.
 1. *claim*: the oldest dirty users not already in flight are taken (from both
    lists, merged by time; a bucket is read whole), with their newest state
    read at that moment (so waiting updates are coalesced), into a batch stored

@@ -4,7 +4,7 @@ Both the webhook consumer and the resync write state through :func:`apply`,
 so the ordering rule lives in one place (shared/lua/lib/state.lua ``st_set``,
 run by shared/lua/apply_events.lua, and by shared/lua/apply_states.lua for
 changes that are states alone, as a resync page's are: two values per user
-instead of eleven, one write per bucket). Every
+instead of six, one write per bucket). Every
 read goes through :func:`get`, :func:`count` and :func:`scan`: the layout is
 this module's and shared/lua/lib/state.lua's alone (tests/shared/test_state.py
 round-trips values through the real scripts).
@@ -69,16 +69,9 @@ def apply(r: redis.Redis | redis.client.Pipeline, keys: Keys, changes: Sequence[
         return _apply_states(r, keys, changes, now_ms=now_ms)
     args: list[str | int | bytes] = []
     for c in changes:
-        f = field(c.user) or b""
-        if c.state:  # the value packed here, so the script only compares and flags it
-            parts = _parts(c.version)
-            if parts is None:
-                args += [c.user, f, c.version, c.state, pack(c.version, c.state), "", "", ""]
-            else:  # the version itself is not needed: its parts are compared
-                args += [c.user, f, "", c.state, _pack_parts(*parts, c.state), *parts]
-        else:
-            args += [c.user, f, c.version, c.state, "", "", "", ""]
-        args += [c.event_id or "", c.forward, dedupe.id_bytes(c.event_id) if c.event_id else ""]
+        f = field(c.user)
+        args += [f or "", "" if f else c.user, pack(c.version, c.state) if c.state else "",
+                 dedupe.id_bytes(c.event_id) if c.event_id else "", c.event_id or "", c.forward]
     stats = [x for kv in (counters or {}).items() for x in kv]
     res = script(r, "apply_events")(
         keys=[keys.state, keys.outbox_ready, keys.outbox_events, keys.stats, keys.webhooks, keys.dedupe,

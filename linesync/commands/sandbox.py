@@ -53,14 +53,18 @@ def sandbox() -> None:
               help="Shared limit of /users/identify and /users/merge.")
 @click.option("--batch-size", default=75, show_default=True, type=click.IntRange(min=1),
               help="Most objects (attributes+events+purchases) per /users/track request.")
-def braze(bind: str, api_key: str, rate_limit: str, identify_rate_limit: str, batch_size: int) -> None:
+@click.option("--compact", is_flag=True, default=False,
+              help="Keep each profile as its identifier and subscription states only (~120 B: for runs of "
+                   "millions); /users/identify and /users/merge are then off (501).")
+def braze(bind: str, api_key: str, rate_limit: str, identify_rate_limit: str, batch_size: int,
+          compact: bool) -> None:
     """A Braze-compatible /users/track, /users/identify and /users/merge."""
     from sandboxes.braze import BrazeSandbox
 
     host, port = _bind(bind)
     box = BrazeSandbox(api_key=api_key, rate_limit=rate_limit, identify_rate_limit=identify_rate_limit,
-                       batch_size=batch_size, host=host, port=port)
-    _serve(box, "Braze", f"rate limit {rate_limit}, batch size {batch_size}")
+                       batch_size=batch_size, host=host, port=port, compact=compact)
+    _serve(box, "Braze", f"rate limit {rate_limit}, batch size {batch_size}{', compact' if compact else ''}")
 
 
 @sandbox.command()

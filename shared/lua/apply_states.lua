@@ -3,7 +3,7 @@
 --#include state
 -- Set many users' states at once, newest wins by the rule apply_events.lua also applies
 -- (lib/state.lua st_set): a resync page's writes (shared/state.py apply, for changes with a
--- state and no event id, forward, ack or counter). Three values per LINE user (eleven for
+-- state and no event id, forward, ack or counter). Three values per LINE user (six for
 -- apply_events.lua): the new values come packed, the versions are read from them only to
 -- compare with a stored one; the buckets made dirty are listed in the outbox in one ZADD.
 --

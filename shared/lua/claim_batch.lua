@@ -57,6 +57,26 @@ end
 local limit = 4 * max_objects
 local st = st_open(KEYS[2], KEYS[10], now)
 local any_links = redis.call('EXISTS', KEYS[6]) == 1
+-- Without links a user makes at most one object: when all that is listed (dirty users in buckets,
+-- users alone, events) cannot fill a batch and the oldest listed has not waited the flush delay, no
+-- batch is made whatever is read: wait, without reading a bucket. (The oldest listed is at most the
+-- oldest a gather would pick: the wait is never longer.)
+if not any_links then
+  local nlisted = st.dirty + redis.call('ZCARD', KEYS[1]) + redis.call('LLEN', KEYS[7])
+  if nlisted < max_objects then
+    local oldest = nil
+    for _, z in ipairs({KEYS[1], KEYS[10]}) do
+      local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
+      if first[2] and (oldest == nil or tonumber(first[2]) < oldest) then oldest = tonumber(first[2]) end
+    end
+    if redis.call('LLEN', KEYS[7]) > 0 then
+      local ok, first = pcall(cjson.decode, redis.call('LINDEX', KEYS[7], 0))
+      local q = ok and type(first) == 'table' and tonumber(first.q) or 0
+      if oldest == nil or q < oldest then oldest = q end
+    end
+    if oldest ~= nil and oldest + delay > now then return {'wait', oldest + delay - now} end
+  end
+end
 local id = ARGV[4]
 -- Per state bucket key met (read whole, or holding a user listed alone): {b = its number as
 -- listed (read only), score = its first-dirty ms (read only), dirty = its dirty users (read

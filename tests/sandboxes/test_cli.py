@@ -56,6 +56,19 @@ def test_braze_sandbox_command():
     assert "listening on" in err
 
 
+def test_braze_sandbox_command_compact():
+    proc, url = _run("braze", "--api-key", "k", "--compact")
+    try:
+        body = {"attributes": [{"external_id": "c1", "native_line_id": "U1"}]}
+        assert requests.post(f"{url}/users/track", json=body, headers={"Authorization": "Bearer k"}).status_code == 201
+        stats = requests.get(f"{url}/_sandbox/stats").json()
+        assert stats["compact"] is True and stats["profiles"] == 1
+    finally:
+        err = _stop(proc)
+    assert proc.returncode == 0, err
+    assert "compact" in err
+
+
 def test_line_sandbox_command():
     proc, url = _run("line", "--access-token", "t", "--followers", "1500")
     try:

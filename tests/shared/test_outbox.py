@@ -286,3 +286,64 @@ def test_users_dirty_in_many_buckets_go_in_one_batch(r, keys):
     b = outbox.claim(r, keys, now_ms=5000, max_objects=75, flush_delay_ms=0)
     assert sorted(i.user for i in b.items) == sorted(changed) and {i.state for i in b.items} == {"U"}
     assert r.zcard(keys.outbox_buckets) == 0 and outbox.sizes(r, keys)["pending_profiles"] == 0
+
+
+def test_a_partial_batch_that_must_wait_reads_no_bucket(r, keys):
+    users = ["U" + hashlib.md5(str(i).encode()).hexdigest() for i in range(300)]
+    state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S", None) for u in users], now_ms=1000, dedupe_ttl=60)
+    taken = claim(r, keys, 1000, size=250)
+    assert isinstance(taken, Batch) and len(taken.users) == 250
+    r.config_resetstat()
+    assert claim(r, keys, 1200, size=250) == Wait(300, "delay")  # 50 left: they cannot fill a batch yet
+    assert "cmdstat_hgetall" not in r.info("commandstats")
+    b = claim(r, keys, 1500, size=250)
+    assert sorted(b.users) == sorted(set(users) - set(taken.users))
+
+
+def test_a_webhook_event_lists_its_user_alone_and_a_resync_flags_its_bucket(r, keys):
+    users = ["U" + hashlib.md5(str(i).encode()).hexdigest() for i in range(400)]
+    resynced, hooked = users[:200], users[200:]
+    state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S", None) for u in resynced], now_ms=1000,
+                dedupe_ttl=60)  # a resync page: flags in the buckets
+    events = [Change(u, make_version(2, 2, 0, 0), "U", f"e-{u}") for u in hooked + resynced[:5]]
+    res = state.apply(r, keys, events, now_ms=2000, dedupe_ttl=60)
+    assert res.applied == 205
+    # Users made dirty by an event are listed alone; those already flagged stay flagged, listed once.
+    assert set(m.decode() for m in r.zrange(keys.outbox_ready, 0, -1)) == set(hooked)
+    assert r.zscore(keys.outbox_ready, hooked[0]) == 2000 and not state.dirty_many(r, keys, hooked)[0]
+    assert all(state.dirty_many(r, keys, resynced))
+    assert {s for _, s in r.zrange(keys.outbox_buckets, 0, -1, withscores=True)} == {1000}  # (and splits)
+    assert outbox.sizes(r, keys)["pending_profiles"] == 400
+    sent = {}
+    while not isinstance(b := claim(r, keys, 10_000, size=75), Wait):
+        sent.update(zip(b.users, (i.state for i in b.items)))
+        outbox.finish(r, keys, b, delivered=len(b.users))
+    assert sorted(sent) == sorted(users)  # each once, with its newest state
+    assert all(sent[u] == "U" for u in hooked + resynced[:5]) and all(sent[u] == "S" for u in resynced[5:])
+    assert outbox.sizes(r, keys)["pending_profiles"] == 0
+
+
+def test_events_for_users_listed_alone_are_claimed_without_reading_a_bucket(r, keys):
+    users = ["U" + hashlib.md5(str(i).encode()).hexdigest() for i in range(300)]
+    state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S", None) for u in users], now_ms=1000, dedupe_ttl=60)
+    while not isinstance(b := claim(r, keys, 10_000, size=300), Wait):
+        outbox.finish(r, keys, b, delivered=len(b.users))
+    state.apply(r, keys, [Change(u, make_version(2, 2, 0, 0), "U", f"e-{u}") for u in users[:80]], now_ms=20_000,
+                dedupe_ttl=60)
+    r.config_resetstat()
+    b = claim(r, keys, 20_000, size=75)
+    assert isinstance(b, Batch) and len(b.users) == 75 and set(b.users) <= set(users[:80])
+    assert "cmdstat_hgetall" not in r.info("commandstats")
+
+
+def test_past_ten_thousand_users_listed_alone_events_flag_buckets_instead(r, keys):
+    r.zadd(keys.outbox_ready, {f"u-{i}": 1 for i in range(10_000)})  # a backlog: deliveries stopped
+    u = "U" + "cd" * 16
+    state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S", "e1")], now_ms=1000, dedupe_ttl=60)
+    assert r.zscore(keys.outbox_ready, u) is None and state.dirty_many(r, keys, [u]) == [True]
+    r.zrem(keys.outbox_ready, "u-0")
+    state.apply(r, keys, [Change(u, make_version(2, 2, 0, 0), "U", "e2")], now_ms=2000, dedupe_ttl=60)
+    assert r.zscore(keys.outbox_ready, u) is None  # still flagged: it stays where it waits
+    v = "U" + "ef" * 16
+    state.apply(r, keys, [Change(v, make_version(1, 1, 0, 0), "S", "e3")], now_ms=3000, dedupe_ttl=60)
+    assert r.zscore(keys.outbox_ready, v) == 3000 and state.dirty_many(r, keys, [v]) == [False]

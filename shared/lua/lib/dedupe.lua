@@ -28,13 +28,16 @@ local function dd_key(id)
   return lh_hex2bin(string.sub(redis.sha1hex(id), 1, 32))
 end
 -- The dedupe store of one script run: prefix = KEYS' {P}:dedupe, now and window in ms.
+-- cfmt, pfmt: the formats of a bucket's key (string.format with its number, not a number
+-- concatenated: that formats it as a float); p, pp: lh_pow of the bucket counts.
 local function dd_open(prefix, now, window)
   local t = math.floor(now / window)
   local cur = prefix .. ':' .. t
   local prev = prefix .. ':' .. (t - 1)
   local n, entries = lh_meta(cur)
   local pn = lh_meta(prev)
-  return {cur = cur, prev = prev, n = n, pn = pn, entries = entries, added = 0,
+  return {cur = cur, prev = prev, n = n, p = lh_pow(n), pn = pn, pp = lh_pow(pn), entries = entries, added = 0,
+          cfmt = (string.gsub(cur, '%%', '%%%%')) .. ':%d', pfmt = (string.gsub(prev, '%%', '%%%%')) .. ':%d',
           expire_ms = (t + 2) * window - now}
 end
 -- true if id is new (and now remembered), false if it was seen. f: its 16 bytes, if the
@@ -42,9 +45,8 @@ end
 local function dd_remember(dd, id, f)
   f = f or dd_key(id)
   local h = lh_hash(f)
-  if redis.call('HEXISTS', dd.prev .. ':' .. lh_bucket(h, dd.pn), f) == 1 then return false end
-  local key = dd.cur .. ':' .. lh_bucket(h, dd.n)
-  if redis.call('HSETNX', key, f, '') == 0 then return false end
+  if redis.call('HEXISTS', sformat(dd.pfmt, lh_bucket(h, dd.pn, dd.pp)), f) == 1 then return false end
+  if redis.call('HSETNX', sformat(dd.cfmt, lh_bucket(h, dd.n, dd.p)), f, '') == 0 then return false end
   dd.added = dd.added + 1
   return true
 end
@@ -56,6 +58,7 @@ local function dd_close(dd)
   if dd.entries == 0 then redis.call('PEXPIRE', dd.cur .. ':0', dd.expire_ms) end
   dd.entries = dd.entries + dd.added
   dd.n = lh_grow(dd.cur, dd.n, dd.entries, dd.expire_ms)
+  dd.p = lh_pow(dd.n)
   redis.call('HSET', dd.cur, 'buckets', dd.n, 'entries', dd.entries)
   redis.call('PEXPIRE', dd.cur, dd.expire_ms)
   dd.added = 0
