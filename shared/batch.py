@@ -8,13 +8,25 @@ read only here (:func:`decode`). tests/shared/test_batch.py round-trips it
 through the real scripts, so the two writers agree. Layout::
 
     {"id":       "<batch id>",
-     "u":        ["<LINE user id>", ...],                 # the items, as parallel arrays:
-     "x":        ["<its linked external ids, newline-separated>" | false, ...],
+     "u":        2,                                       # this layout (see below)
+     "f":        ["<a LINE user's 16 bytes (state field)> | <an id of another form>", ...],
+     "o":        [<0-based index in f of an id of another form>, ...],  # absent: none
+     "x":        ["<its linked external ids, newline-separated>" | false, ...],  # absent: none
      "p":        ["<its state value, packed>" | false, ...],  # written by claim_batch.lua, or
      "v":        ["<version><S|U>" | false, ...],         # written by encode; false: no state yet
      "events":   ["<forwarded event JSON, as queued on {P}:outbox:events (q dropped once put back)>"],
      "attempts": 0, "created": <ms>,
      "last_error": "", "retry_at": <ms>, "config_checked": false}   # the last three: once put back
+
+The items are parallel arrays (f, x, p or v). A LINE user ("U" + 32 hex digits)
+is named by its 16 bytes, as its state bucket and ``{P}:outbox:flying`` hold
+it, so the script formats no user id; an id of another form is as given (and
+in flight in ``{P}:outbox:inflight``). ``"u": 2`` says so: a release before
+this layout read ``"u"`` as the list of users, and fails on a number instead
+of sending the batch without them (the batch is then taken over by a current
+worker when its lease lapses). Batches that release claimed (``"u"``: the
+users' ids; their users in flight in ``{P}:outbox:inflight``) still read, and
+keep that layout when put back (:attr:`Batch.flying` False).
 
 A state is ``"p"`` when claim_batch.lua wrote the batch: the value as stored
 (shared/state.py pack; its bytes as they are), so Lua formats no version and
@@ -29,7 +41,7 @@ A body :func:`encode` wrote is ASCII and read as JSON.
 
 Parallel arrays because the script builds them from its HMGET replies as they
 come, with no Lua table per user (that is most of a claim's Redis time). Batches
-stored by releases before this one hold ``"items": [{"u", "x", "v"}, ...]``
+stored by still earlier releases hold ``"items": [{"u", "x", "v"}, ...]``
 instead: still read. Redis's cjson writes an empty list as ``{}``. Events stay
 JSON text inside the JSON: one Lua's cjson cannot read (a lone surrogate
 escape, which Python's json writes) then passes through the scripts untouched.
@@ -73,6 +85,9 @@ class Batch:
     taken_over: bool = False
     retry_at: int = 0  # after a failure: when its own backoff lets it go again (ms)
     config_checked: bool = False  # once rejected whole as a configuration error: bisect fully next time
+    # Its LINE users in flight by their 16 bytes in {P}:outbox:flying (False: a batch an earlier
+    # release claimed, every user in flight by id in {P}:outbox:inflight).
+    flying: bool = True
     # The lease this sender holds (not stored in the JSON): its claim's token and expiry (ms).
     owner: str = ""
     lease_until: int = 0
@@ -90,11 +105,32 @@ def _item(user: str, links: str | bool | None, v: str | bool | None) -> Item:
                 external_ids=[x for x in (links or "").split("\n") if x])
 
 
+def in_flight(batch: Batch) -> tuple[list[bytes], list[str]]:
+    """Under what its users are in flight: (16-byte fields in {P}:outbox:flying, ids in {P}:outbox:inflight)."""
+    if not batch.flying:
+        return [], batch.users
+    fields, ids = [], []
+    for u in batch.users:
+        f = state.field(u)
+        if f is None:
+            ids.append(u)
+        else:
+            fields.append(f)
+    return fields, ids
+
+
 def encode(batch: Batch) -> str:
     """The stored JSON of ``batch`` (what claim_batch.lua writes, plus what a retry keeps)."""
+    if batch.flying:
+        fields = [state.field(i.user) for i in batch.items]
+        users: dict = {"u": 2, "f": [f.decode("latin-1") if f is not None else i.user
+                                     for f, i in zip(fields, batch.items)],
+                       "o": [n for n, f in enumerate(fields) if f is None]}
+    else:
+        users = {"u": [i.user for i in batch.items]}
     return json.dumps({
         "id": batch.id,
-        "u": [i.user for i in batch.items],
+        **users,
         "x": ["\n".join(i.external_ids) or False for i in batch.items],
         "v": [i.version + i.state if i.version is not None and i.state is not None else False
               for i in batch.items],
@@ -129,10 +165,16 @@ def decode(body: bytes | str, *, taken_over: bool = False) -> Batch:
         ev = json.loads(_utf8(e) if raw else e) if isinstance(e, str) else e
         ev.pop(QUEUED_AT, None)
         events.append(ev)
+    flying = d.get("u") == 2
     if "u" in d:
-        users, links = d["u"] or [], d.get("x") or []  # cjson: [] is {}
+        if flying:
+            others = set(d.get("o") or [])  # cjson: [] is {}
+            users = [(_utf8(f) if raw else f) if n in others else state.user_of(f.encode("latin-1"))
+                     for n, f in enumerate(d["f"] or [])]
+        else:
+            users = [_utf8(u) for u in d["u"] or []] if raw else d["u"] or []
+        links = d.get("x") or []
         if raw:
-            users = [_utf8(u) for u in users]
             links = [_utf8(x) if x else x for x in links]
         states = [_unpacked(p) for p in d["p"] or []] if "p" in d else d.get("v") or []
         items = [_item(u, links[i] if i < len(links) else None, states[i] if i < len(states) else None)
@@ -142,4 +184,4 @@ def decode(body: bytes | str, *, taken_over: bool = False) -> Batch:
     return Batch(id=d["id"], items=items, events=events,
                  attempts=int(d.get("attempts", 0)), created=int(d.get("created", 0)),
                  last_error=d.get("last_error", ""), taken_over=taken_over, retry_at=int(d.get("retry_at", 0)),
-                 config_checked=bool(d.get("config_checked", False)))
+                 config_checked=bool(d.get("config_checked", False)), flying=flying)

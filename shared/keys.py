@@ -39,7 +39,10 @@ Lua scripts, which receive all keys through KEYS, may touch them together):
     {P}:outbox:ready        ZSET    a user listed alone to be sent (one a webhook event changed, an id of
                                     another form, a user with no state yet: links, DLQ replays), scored
                                     the same way
-    {P}:outbox:inflight     HASH    LINE user id -> batch id it is being delivered in
+    {P}:outbox:flying       HASH    a LINE user's state field (its 16 bytes, lib/state.lua) -> batch id
+                                    it is being delivered in
+    {P}:outbox:inflight     HASH    the same for a user id of another form (and LINE user ids of
+                                    batches a release before outbox:flying claimed): id -> batch id
     {P}:outbox:events       LIST    forwarded custom-event objects (JSON) waiting to be sent
     {P}:batches             HASH    batch id -> JSON {items, events, attempts, ...}
     {P}:batches:due         ZSET    batch id scored by lease expiry / next retry (ms)
@@ -209,6 +212,10 @@ class Keys:
     @property
     def outbox_inflight(self) -> str:
         return self._k("outbox", "inflight")
+
+    @property
+    def outbox_flying(self) -> str:
+        return self._k("outbox", "flying")
 
     @property
     def outbox_events(self) -> str:

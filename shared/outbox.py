@@ -15,8 +15,9 @@ finish_batch.lua):
    lists, merged by time; a bucket is read whole), with their newest state
    read at that moment (so waiting updates are coalesced), into a batch stored
    in Redis before anything is sent; their dirty flags are cleared. Each user is marked in flight
-   with the batch id: a user is in at most one batch at a time, so Braze can't
-   receive a newer state before an older one.
+   with the batch id (a LINE user by its 16 bytes in ``outbox:flying``, an id of
+   another form in ``outbox:inflight``): a user is in at most one batch at a time,
+   so Braze can't receive a newer state before an older one.
 2. The batch has a lease: an expiry (``batches:due``) and an owner
    (``batches:owner``), the token of the claim that holds it. A sender that dies
    (or stalls) leaves it overdue; the next claim takes overdue batches first,
@@ -85,7 +86,8 @@ def _claim_call(keys: Keys, *, now_ms: int, max_objects: int, flush_delay_ms: in
     # Each claim's token is unique: two threads (or two claims) of one sender never pass for each other.
     token = f"{owner}/{uuid.uuid4().hex[:12]}"
     return ([keys.outbox_ready, keys.state, keys.outbox_inflight, keys.batches, keys.batches_due,
-             keys.links_line, keys.outbox_events, keys.batches_retry, keys.batches_owner, keys.outbox_buckets],
+             keys.links_line, keys.outbox_events, keys.batches_retry, keys.batches_owner, keys.outbox_buckets,
+             keys.outbox_flying],
             [now_ms, max_objects, flush_delay_ms, uuid.uuid4().hex, lease_ms, max_open, "1" if probe else "",
              token])
 
@@ -114,12 +116,14 @@ def finish(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
 
 def _finish_call(keys: Keys, batch: Batch, *, delivered: int, dead: Sequence[tuple[str, str, dict]],
                  now_ms: int) -> tuple[list, list]:
-    args: list[str | int] = [batch.id, batch.owner, delivered, len(dead), rates.TTL]
+    fields, ids = codec.in_flight(batch)
+    args: list[str | int | bytes] = [batch.id, batch.owner, delivered, len(dead), rates.TTL, len(fields)]
     for kind, reason, payload in dead:
         args += [kind, reason, json.dumps(payload)]
-    args += batch.users
+    args += fields
+    args += ids
     return ([keys.outbox_inflight, keys.batches, keys.batches_due, keys.dlq, keys.stats, keys.batches_retry,
-             keys.batches_owner, rates.key(keys, rates.DELIVERED, now_ms / 1000)], args)
+             keys.batches_owner, rates.key(keys, rates.DELIVERED, now_ms / 1000), keys.outbox_flying], args)
 
 
 def finish_and_claim(r: redis.Redis, keys: Keys, batch: Batch, *, delivered: int,
@@ -179,6 +183,19 @@ def release_retries(r: redis.Redis, keys: Keys, *, now_ms: int, spacing_ms: int 
     return int(script(r, "release_retries")(keys=[keys.batches_due, keys.batches_retry], args=[now_ms, spacing_ms]))
 
 
+def in_flight(r: redis.Redis, keys: Keys, users: Sequence[str]) -> list[str | None]:
+    """The batch each of ``users`` is being delivered in, or None."""
+    if not users:
+        return []
+    fields = [state.field(u) for u in users]
+    p = r.pipeline(transaction=False)
+    for u, f in zip(users, fields):
+        p.hget(keys.outbox_flying, f if f is not None else b"")
+        p.hget(keys.outbox_inflight, u)  # an id of another form, or a batch an earlier release claimed
+    res = p.execute()
+    return [(got.decode() if (got := res[2 * i] or res[2 * i + 1]) else None) for i in range(len(users))]
+
+
 def pending(r: redis.Redis, keys: Keys, users: Sequence[str]) -> list[bool]:
     """Whether each of ``users`` has a state waiting to reach Braze: dirty (listed alone, or
     flagged in its bucket) or in flight."""
@@ -187,10 +204,10 @@ def pending(r: redis.Redis, keys: Keys, users: Sequence[str]) -> list[bool]:
     p = r.pipeline(transaction=False)
     for u in users:
         p.zscore(keys.outbox_ready, u)
-        p.hexists(keys.outbox_inflight, u)
-    res = p.execute()
+    listed = p.execute()
+    flying = in_flight(r, keys, users)
     flagged = state.dirty_many(r, keys, users)
-    return [res[2 * i] is not None or bool(res[2 * i + 1]) or flagged[i] for i in range(len(users))]
+    return [listed[i] is not None or flying[i] is not None or flagged[i] for i in range(len(users))]
 
 
 def oldest_pending_ms(r: redis.Redis, keys: Keys) -> int | None:
@@ -206,11 +223,12 @@ def sizes(r: redis.Redis, keys: Keys) -> dict[str, int]:
     p = r.pipeline(transaction=False)
     p.hget(keys.state_meta, "dirty")
     p.zcard(keys.outbox_ready)
+    p.hlen(keys.outbox_flying)
     p.hlen(keys.outbox_inflight)
     p.zcard(keys.batches_due)
     p.llen(keys.outbox_events)
     p.zcard(keys.batches_retry)
-    flagged, alone, inflight, batches, events, retrying = p.execute()
+    flagged, alone, flying, inflight, batches, events, retrying = p.execute()
     ready = int(flagged or 0) + alone
-    return {"pending_profiles": ready, "inflight_profiles": inflight, "open_batches": batches,
+    return {"pending_profiles": ready, "inflight_profiles": flying + inflight, "open_batches": batches,
             "pending_events": events, "retrying_batches": retrying}

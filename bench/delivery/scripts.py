@@ -1,6 +1,6 @@
 """Redis time of the delivery scripts alone: claim and finish, nothing sent.
 
-    .venv/bin/python bench/delivery/scripts.py [--profiles 100000] [--split] [--repeat 1]
+    .venv/bin/python bench/delivery/scripts.py [--profiles 100000] [--split] [--open 1] [--repeat 1]
 
 Starts its own embedded Redis (no persistence), loads N dirty profiles with a
 resync pass in this process (``workers.resync.Resync.run_chunk`` over
@@ -8,7 +8,9 @@ generated follower ids, as bench/resync/run.py --line memory does), then
 claims batches of 75 and finishes each at once (``shared.outbox.claim`` and
 ``finish_and_claim``, as a sender does, without Braze, the limiter or other
 senders) until the outbox is empty. ``--split`` claims every batch first, then
-finishes them all, to tell the two scripts apart.
+finishes them all, to tell the two scripts apart. ``--open K`` keeps K batches
+open (claimed, not yet finished: their users in flight), as K senders do: each
+finish of the oldest is pipelined with the next claim.
 
 Prints, per profile: the ``EVALSHA`` time (``INFO commandstats``: wall time
 inside the scripts) and the Redis server's CPU over the loop. What
@@ -22,6 +24,7 @@ import argparse
 import os
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -58,7 +61,7 @@ def measure(r: redis.Redis, name: str, run) -> None:
           f"Redis CPU {cpu / n * 1e6:.2f} µs per profile")
 
 
-def one_pass(profiles: int, split: bool) -> None:
+def one_pass(profiles: int, split: bool, open_batches: int = 1) -> None:
     server = EmbeddedRedis(appendonly=False).start()
     try:
         r = redis.Redis.from_url(server.url, socket_timeout=30)
@@ -90,14 +93,19 @@ def one_pass(profiles: int, split: bool) -> None:
             measure(r, "finish", finishes)
         else:
             def both() -> int:
-                done, b = 0, claim()
-                while isinstance(b, outbox.Batch):
+                done, held = 0, deque()
+                while len(held) < open_batches and isinstance(b := claim(), outbox.Batch):
+                    held.append(b)
+                while held:
+                    b = held.popleft()
                     done += len(b.items)
-                    _, b = outbox.finish_and_claim(r, keys, b, delivered=len(b.items), now_ms=later,
-                                                   max_objects=BATCH, flush_delay_ms=0)
+                    _, nxt = outbox.finish_and_claim(r, keys, b, delivered=len(b.items), now_ms=later,
+                                                     max_objects=BATCH, flush_delay_ms=0)
+                    if isinstance(nxt, outbox.Batch):
+                        held.append(nxt)
                 return done
 
-            measure(r, "claim and finish", both)
+            measure(r, f"claim and finish ({open_batches} open)" if open_batches > 1 else "claim and finish", both)
     finally:
         server.cleanup()
 
@@ -106,12 +114,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--profiles", type=int, default=100_000)
     ap.add_argument("--split", action="store_true", help="claim every batch first, then finish them all")
+    ap.add_argument("--open", type=int, default=1, help="batches kept open at once (as that many senders)")
     ap.add_argument("--repeat", type=int, default=1)
     args = ap.parse_args()
     print(f"delivery scripts alone: {args.profiles:,} profiles, batches of {BATCH}; "
           f"load average {os.getloadavg()[0]:.2f} {os.getloadavg()[1]:.2f} {os.getloadavg()[2]:.2f}")
     for _ in range(args.repeat):
-        one_pass(args.profiles, args.split)
+        one_pass(args.profiles, args.split, args.open)
     print(f"load average after {os.getloadavg()[0]:.2f}")
     return 0
 

@@ -240,7 +240,9 @@ def run_linesync(wl: Workload, warm: Workload, ctx: dict[str, Any], res: Result,
         p.hget(keys.state_meta, "dirty")
         p.zcard(keys.outbox_ready)
         p.hlen(keys.outbox_inflight)
-        xlen, flagged, alone, inflight = p.execute()
+        p.hlen(keys.outbox_flying)
+        xlen, flagged, alone, inflight, flying = p.execute()
+        inflight += flying
         ready = int(flagged or 0) + alone
         rss = tree_rss_kb(worker.pid)[0]
         res.rss_peak = max(res.rss_peak, rss)

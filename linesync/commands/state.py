@@ -17,15 +17,13 @@ from shared.keys import Keys
 def collect(r: redis.Redis, keys: Keys, user: str) -> dict:
     """The user's state, version, effective time, outbox position and links."""
     held = state.get(r, keys, user)
-    p = r.pipeline(transaction=False)
-    p.zscore(keys.outbox_ready, user)
-    p.hget(keys.outbox_inflight, user)
-    listed, batch = p.execute()
+    listed = r.zscore(keys.outbox_ready, user)
+    batch = outbox.in_flight(r, keys, [user])[0]
     flagged = state.dirty_many(r, keys, [user])[0]
     out: dict = {"user": user, "known": held is not None, "state": None, "version": None, "effective_ms": None,
                  "effective_time": None, "queued": bool(flagged or listed is not None),
                  "queued_since_ms": int(listed) if listed is not None else None,
-                 "in_flight_batch": batch.decode() if batch else None,
+                 "in_flight_batch": batch,
                  "external_ids": links.external_ids(r, keys, user)}
     if held is not None:
         version, st = held

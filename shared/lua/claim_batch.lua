@@ -6,7 +6,8 @@
 --
 -- KEYS[1] {P}:outbox:ready    ZSET  user listed alone -> first-dirty ms (oldest first)
 -- KEYS[2] {P}:state           prefix of the state buckets (lib/state.lua; read: always the newest)
--- KEYS[3] {P}:outbox:inflight HASH  user -> batch id
+-- KEYS[3] {P}:outbox:inflight HASH  user id of another form (and, from a release before KEYS[11],
+--                                   a LINE user id) -> batch id; read only while it exists
 -- KEYS[4] {P}:batches         HASH  batch id -> JSON
 -- KEYS[5] {P}:batches:due     ZSET  batch id -> lease expiry / retry time (ms)
 -- KEYS[6] {P}:links:line      HASH  user -> newline-separated external ids
@@ -14,6 +15,7 @@
 -- KEYS[8] {P}:batches:retry   ZSET  batch id -> retry time (ms), for batches waiting after a failure
 -- KEYS[9] {P}:batches:owner   HASH  batch id -> token of the sender holding its lease
 -- KEYS[10] {P}:outbox:buckets ZSET  state bucket holding dirty users -> first-dirty ms (lib/state.lua)
+-- KEYS[11] {P}:outbox:flying  HASH  LINE user's state field (16 bytes, lib/state.lua) -> batch id
 --
 -- ARGV[1] now ms   ARGV[2] max objects per batch   ARGV[3] flush delay ms
 -- ARGV[4] id for a new batch   ARGV[5] lease ms   ARGV[6] max open batches
@@ -55,8 +57,6 @@ end
 local limit = 4 * max_objects
 local st = st_open(KEYS[2], KEYS[10], now)
 local any_links = redis.call('EXISTS', KEYS[6]) == 1
--- per candidate: user, first-dirty ms, bucket (false: listed alone), where its value is
--- (key, field) and the value (false: none)
 -- Without links a user makes at most one object: when all that is listed (dirty users in buckets,
 -- users alone, events) cannot fill a batch and the oldest listed has not waited the flush delay, no
 -- batch is made whatever is read: wait, without reading a bucket. (The oldest listed is at most the
@@ -77,115 +77,152 @@ if not any_links then
     if oldest ~= nil and oldest + delay > now then return {'wait', oldest + delay - now} end
   end
 end
-local cu, cscore, cfrom, ckey, cfield, ccur = {}, {}, {}, {}, {}, {}
-local left = {}  -- bucket read -> its dirty users not taken
+local id = ARGV[4]
+-- Per state bucket key met (read whole, or holding a user listed alone): {b = its number as
+-- listed (read only), score = its first-dirty ms (read only), dirty = its dirty users (read
+-- only), c = fields and cleaned values to write (one pair per dirty user taken), nc = #c}.
+local buckets = {}
+local function bucket(key)
+  local rec = buckets[key]
+  if not rec then
+    rec = {c = {}, nc = 0}
+    buckets[key] = rec
+  end
+  return rec
+end
+-- Per candidate: its field (a LINE user's 16 bytes, or an id of another form as given), stored
+-- value (false: none) and bucket record; for those read from a bucket, cc: the value with the
+-- dirty flag cleared; for those listed alone, cu: the id, ca: the first-dirty
+-- ms, co: true for an id of another form. In flight: a LINE user in KEYS[11] under its field,
+-- other ids in KEYS[3]. No user id is formatted unless KEYS[3] exists (batches of an earlier
+-- release, or ids of another form, in flight) or someone has links (KEYS[6] is by user id).
+local cf, cv, cr, cc, cu, ca, co, nc = {}, {}, {}, {}, {}, {}, {}, 0
+local legacy = redis.call('EXISTS', KEYS[3]) == 1
 local alone = redis.call('ZRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
-local ai, bpage, bi, blist = 1, 0, 1, {}
+-- Listed buckets are read 4 first (a batch of a first sync takes one or two; each score read is
+-- a number formatted), then 16 at a time (users dirty here and there: a bucket or so each).
+local ai, bfrom, bpage, bi, blist, bmore = 1, 0, 4, 1, {}, true
 local function next_page()
-  blist = redis.call('ZRANGE', KEYS[10], bpage * 16, bpage * 16 + 15, 'WITHSCORES')
-  bpage, bi = bpage + 1, 1
+  blist = redis.call('ZRANGE', KEYS[10], bfrom, bfrom + bpage - 1, 'WITHSCORES')
+  bmore = #blist == 2 * bpage
+  bfrom, bpage, bi = bfrom + bpage, 16, 1
 end
 next_page()
 -- Add candidates, oldest first, until there are upto (or none left).
 local function gather(upto)
-  while #cu < upto do
+  while nc < upto do
     local as = alone[ai + 1] and tonumber(alone[ai + 1])
     local bs = blist[bi + 1] and tonumber(blist[bi + 1])
     if not as and not bs then return end
     if as and (not bs or as <= bs) then
       local user = alone[ai]
       ai = ai + 2
-      local cur, key, f = st_read(st, user)
-      local n = #cu + 1
-      cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = user, as, false, key, f, cur or false
+      local cur, key, f, b = st_read(st, user)
+      nc = nc + 1
+      cf[nc], cv[nc], cr[nc], cu[nc], ca[nc], co[nc] = f, cur or false, bucket(key), user, as, b == nil
     else
       local b = blist[bi]
       bi = bi + 2
-      if bi > #blist and #blist == 32 then next_page() end
+      if bi > #blist and bmore then next_page() end
       local key = st.prefix .. ':' .. b
-      local all = redis.call('HGETALL', key)
-      local dirty, n = left[b] or 0, #cu
-      for i = 1, #all, 2 do
-        local cur = all[i + 1]
-        if st_is_dirty(cur) then
-          dirty = dirty + 1
-          if n < upto then
-            n = n + 1
-            cu[n], cscore[n], cfrom[n], ckey[n], cfield[n], ccur[n] = 'U' .. lh_bin2hex(all[i]), bs, b, key, all[i], cur
-          end
-        end
-      end
-      left[b] = dirty
+      local rec = bucket(key)
+      rec.b, rec.score = b, bs
+      local from, dirty = nc + 1, 0
+      nc, dirty = st_scan_dirty(redis.call('HGETALL', key), cf, cv, cc, nc, upto)
+      rec.dirty = (rec.dirty or 0) + dirty
+      for j = from, nc do cr[j] = rec end
     end
   end
 end
 
--- Picked users go straight into the batch's arrays (u, x, v: those with a state or links; the
--- others just leave the outbox), with what taking them changes, written only if a batch is made:
--- gone (listed alone: they leave the list), clean[key] (fields and values with the dirty flag
--- cleared), took[bucket read] (how many of its dirty users were taken).
-local u, x, v, flying, nitems = {}, {}, {}, {}, 0
-local objects, npicked, picked = 0, 0, {}
-local gone, clean, took, ncleaned = {}, {}, {}, 0
+-- Picked users go straight into the batch's arrays (f, x, v: those with a state or links; the
+-- others just leave the outbox; o: which of f are ids of another form), with what taking them
+-- changes, written only if a batch is made: gone (listed alone: they leave the list), each
+-- bucket's c (fields and values with the dirty flag cleared), flying and held (in flight, LINE
+-- users by field and other ids).
+local f, x, v, o, nitems, no = {}, {}, {}, {}, 0, 0
+local flying, nflying, held, nheld = {}, 0, {}, 0
+local objects, npicked = 0, 0
+-- A user is met twice only if listed alone too (alone and in its bucket): the same value, cleaned once.
+local picked = alone[1] and {} or nil
+local gone, ngone, ncleaned = {}, 0, 0
 local oldest = nil
 local looked, full = 0, false
 while not full and looked < limit do
   gather(math.min(limit, looked + max_objects))
-  if #cu == looked then break end
-  local slice = {unpack(cu, looked + 1, #cu)}
-  local inflight = redis.call('HMGET', KEYS[3], unpack(slice))
-  local linked = any_links and redis.call('HMGET', KEYS[6], unpack(slice)) or {}
-  for k, user in ipairs(slice) do
-    local j = looked + k
-    if not inflight[k] then
-      if picked[user] then
-        -- Listed twice (alone and in its bucket): the same value, cleaned once.
-        if not cfrom[j] then gone[#gone + 1] = user end
+  if nc == looked then break end
+  if legacy or any_links then
+    for j = looked + 1, nc do
+      if not cu[j] then cu[j] = lh_bin2hex(cf[j], 'U') end
+    end
+  end
+  -- (an id of another form that happens to be some LINE user's 16 bytes waits for that batch too)
+  local inflight = redis.call('HMGET', KEYS[11], unpack(cf, looked + 1, nc))
+  local before = legacy and redis.call('HMGET', KEYS[3], unpack(cu, looked + 1, nc)) or nil
+  local linked = any_links and redis.call('HMGET', KEYS[6], unpack(cu, looked + 1, nc)) or nil
+  for j = looked + 1, nc do
+    if not inflight[j - looked] and not (before and before[j - looked]) then
+      local key, listed, other = cf[j], ca[j], co[j]
+      if other then key = '\0' .. key end  -- (picked: never mistaken for a LINE user's field)
+      if picked and picked[key] then
+        if listed then ngone = ngone + 1 gone[ngone] = cu[j] end
       else
         -- Its stored value as is (packed, dirty flag and all): shared/batch.py decodes it, so
         -- no version is formatted here.
-        local cur = ccur[j]
+        local cur = cv[j]
         -- The objects it makes (shared/payload.py objects_for): its alias profile if it has a
         -- state, and each linked profile. None: nothing to send, it just leaves the outbox.
         local cost = cur and 1 or 0
-        local lk = linked[k]
+        local lk = linked and linked[j - looked]
         if lk then
           for _ in string.gmatch(lk, '[^\n]+') do cost = cost + 1 end
         end
         if objects + cost > max_objects and objects > 0 then full = true break end
-        picked[user] = true
+        if picked then picked[key] = true end
         npicked = npicked + 1
-        if not cfrom[j] then gone[#gone + 1] = user end
-        if cfrom[j] or (cur and st_is_dirty(cur)) then  -- read from a bucket: dirty
-          local key = ckey[j]
-          local c = clean[key]
-          if not c then c = {} clean[key] = c end
-          c[#c + 1] = cfield[j]
-          c[#c + 1] = st_clean(cur)
-          local b = cfrom[j] or string.sub(key, #st.prefix + 2)
-          took[b] = (took[b] or 0) + 1
+        local rec, since = cr[j], listed
+        if listed then
+          ngone = ngone + 1
+          gone[ngone] = cu[j]
+        else
+          since = rec.score
+        end
+        if not listed or (cur and st_is_dirty(cur)) then  -- read from a bucket: dirty
+          local n = rec.nc + 2
+          rec.c[n - 1], rec.c[n], rec.nc = cf[j], cc[j] or st_clean(cur), n
           ncleaned = ncleaned + 1
         end
-        if oldest == nil or cscore[j] < oldest then oldest = cscore[j] end
+        if oldest == nil or since < oldest then oldest = since end
         if cur or lk then
           nitems = nitems + 1
-          u[nitems], x[nitems], v[nitems] = user, lk or false, cur
-          flying[2 * nitems - 1] = user
+          f[nitems], v[nitems] = cf[j], cur
+          if linked then x[nitems] = lk or false end
+          if other then
+            no = no + 1
+            o[no] = nitems - 1
+            held[nheld + 1], held[nheld + 2], nheld = cf[j], id, nheld + 2
+          else
+            flying[nflying + 1], flying[nflying + 2], nflying = cf[j], id, nflying + 2
+          end
         end
         objects = objects + cost
         if objects >= max_objects then full = true break end
       end
     end
   end
-  looked = #cu
+  looked = nc
 end
--- Buckets listed with no dirty user left (all taken earlier, or moved by a split) leave the list.
-local function forget_clean_buckets()
-  local clean = {}
-  for b, n in pairs(left) do
-    if n == 0 then clean[#clean + 1] = b end
+-- Buckets listed with no dirty user left (all taken earlier, by this batch if made, or moved by
+-- a split) leave the list.
+local function forget_clean_buckets(made)
+  local clean, n = {}, 0
+  for _, rec in pairs(buckets) do
+    if rec.dirty and rec.dirty - (made and rec.nc / 2 or 0) == 0 then
+      n = n + 1
+      clean[n] = rec.b
+    end
   end
-  if #clean > 0 then redis.call('ZREM', KEYS[10], unpack(clean)) end
+  if n > 0 then redis.call('ZREM', KEYS[10], unpack(clean)) end
 end
 local nevents = 0
 if objects < max_objects then
@@ -200,39 +237,39 @@ if objects < max_objects then
   end
 end
 if npicked == 0 and nevents == 0 then
-  forget_clean_buckets()
+  forget_clean_buckets(false)
   st_close(st)
   return {'empty'}
 end
 if objects + nevents < max_objects and oldest + delay > now then
-  forget_clean_buckets()
+  forget_clean_buckets(false)
   st_close(st)
   return {'wait', oldest + delay - now}
 end
 
--- The batch value: its layout is shared/batch.py's (the codec, round-trip tested with this
--- script): parallel arrays of users, their links and their stored state values (p, packed as
--- lib/state.lua keeps them; false: none).
-local id = ARGV[4]
 if npicked > 0 then
-  if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
-  for key, c in pairs(clean) do redis.call('HSET', key, unpack(c)) end
-  st.dirtied = st.dirtied - ncleaned
-  for b, n in pairs(took) do
-    if left[b] then left[b] = left[b] - n end
+  if ngone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
+  for key, rec in pairs(buckets) do
+    if rec.nc > 0 then redis.call('HSET', key, unpack(rec.c, 1, rec.nc)) end
   end
-  for i = 2, 2 * nitems, 2 do flying[i] = id end
-  if nitems > 0 then redis.call('HSET', KEYS[3], unpack(flying)) end
+  st.dirtied = st.dirtied - ncleaned
+  if nflying > 0 then redis.call('HSET', KEYS[11], unpack(flying, 1, nflying)) end
+  if nheld > 0 then redis.call('HSET', KEYS[3], unpack(held, 1, nheld)) end
 end
-forget_clean_buckets()
+forget_clean_buckets(npicked > 0)
 st_close(st)
 local events = {}
 if nevents > 0 then
   events = redis.call('LRANGE', KEYS[7], 0, nevents - 1)
   redis.call('LTRIM', KEYS[7], nevents, -1)
 end
-if #u == 0 and #events == 0 then return {'empty'} end
-local body = cjson.encode({id = id, u = u, x = x, p = v, events = events, attempts = 0, created = now})
+if nitems == 0 and #events == 0 then return {'empty'} end
+-- The batch value: its layout is shared/batch.py's (the codec, round-trip tested with this
+-- script): u = 2 (this layout), parallel arrays of users (f: a LINE user's field, or as given
+-- when listed in o, 0-based), their links (x, left out when nobody has links) and their stored
+-- state values (p, packed as lib/state.lua keeps them; false: none).
+local body = cjson.encode({id = id, u = 2, f = f, o = no > 0 and o or nil, x = any_links and x or nil, p = v,
+                           events = events, attempts = 0, created = now})
 redis.call('HSET', KEYS[4], id, body)
 redis.call('ZADD', KEYS[5], now + lease, id)
 redis.call('HSET', KEYS[9], id, ARGV[8])

@@ -34,8 +34,11 @@ def test_encode_and_decode_round_trip():
 
 
 def test_an_empty_list_from_lua_reads_as_empty():
-    body = json.dumps({"id": "b1", "u": {}, "x": {}, "v": {}, "events": {}, "attempts": 0, "created": 5})
+    body = json.dumps({"id": "b1", "u": 2, "f": {}, "o": {}, "x": {}, "p": {}, "events": {}, "attempts": 0,
+                       "created": 5})
     assert codec.decode(body) == Batch(id="b1", items=[], events=[], attempts=0, created=5)
+    body = json.dumps({"id": "b1", "u": {}, "x": {}, "v": {}, "events": {}, "attempts": 0, "created": 5})
+    assert codec.decode(body) == Batch(id="b1", items=[], events=[], attempts=0, created=5, flying=False)
 
 
 def test_a_batch_stored_by_an_earlier_release_still_reads():
@@ -44,7 +47,7 @@ def test_a_batch_stored_by_an_earlier_release_still_reads():
                        "last_error": "HTTP 500", "retry_at": 9, "config_checked": True})
     assert codec.decode(body) == Batch(id="b1", items=[Item("U1", "S", V1), Item("U2", None, None, ["crm-1", "crm-2"])],
                                        events=[{"name": "line_postback"}], attempts=2, created=5,
-                                       last_error="HTTP 500", retry_at=9, config_checked=True)
+                                       last_error="HTTP 500", retry_at=9, config_checked=True, flying=False)
 
 
 def test_a_batch_lua_writes_decodes_to_what_was_in_redis(r, keys):
@@ -118,3 +121,53 @@ def test_a_lua_batch_with_raw_bytes_and_utf8_links_decodes(r, keys):
         [Item(user, "S", v, ["crm-café", "crm-東京"]), Item("odd-id", "U", "legacy-version")], key=lambda i: i.user)
     assert got.events == [{"name": "line_postback", "properties": {"data": "é"}}]
     assert codec.decode(body).items == got.items
+
+
+def line(i: int) -> str:
+    return "U" + f"{i:02x}" * 16
+
+
+def test_line_users_are_named_by_their_16_bytes_and_in_flight_under_them(r, keys):
+    # Bytes JSON escapes (0x22 ", 0x5c \, 0x2f /, 0x0a) and bytes of 128 and more, next to an id of another form.
+    users = [line(0x22), line(0x5c), line(0x2f), line(0x0a), line(0xe9)]
+    for u in users:
+        put(r, keys, u, "S")
+    put(r, keys, "odd-id", "U")
+    got = claim(r, keys)
+    body = json.loads(r.hget(keys.batches, got.id).decode("latin-1"))
+    assert body["u"] == 2  # a number: a release before this layout fails on it instead of losing the users
+    assert sorted(got.users) == sorted(users + ["odd-id"]) and got.flying
+    assert codec.decode(r.hget(keys.batches, got.id)).items == got.items
+    assert {f for f in r.hkeys(keys.outbox_flying)} == {state.field(u) for u in users}
+    assert r.hkeys(keys.outbox_inflight) == [b"odd-id"]
+    assert outbox.in_flight(r, keys, users[:1] + ["odd-id", line(1)]) == [got.id, got.id, None]
+    assert outbox.reschedule(r, keys, got, due_ms=6000, save=True)   # Python writes the same layout
+    again = claim(r, keys, now=6000)
+    assert again.items == got.items and again.flying
+    assert outbox.finish(r, keys, again, delivered=6)
+    assert r.hlen(keys.outbox_flying) == 0 and r.hlen(keys.outbox_inflight) == 0
+
+
+def test_a_batch_an_earlier_release_claimed_keeps_its_users_in_flight_by_id_until_finished(r, keys):
+    u, other = line(1), line(2)
+    put(r, keys, u, "S")
+    old = {"id": "b-old", "u": [u], "x": [False], "v": [V1 + "S"], "events": [], "attempts": 0, "created": 900}
+    r.hset(keys.batches, "b-old", json.dumps(old))
+    r.zadd(keys.batches_due, {"b-old": 100_000})
+    r.hset(keys.batches_owner, "b-old", "old-worker/1")
+    r.hset(keys.outbox_inflight, u, "b-old")          # as that release marked it
+    put(r, keys, u, "U", ts=2)                         # changed while in flight
+    put(r, keys, other, "S")
+    b = claim(r, keys)
+    assert b.users == [other]                          # u waits for the earlier release's batch
+    assert outbox.finish(r, keys, b, delivered=1)
+    taken = claim(r, keys, now=100_000)                # its lease lapsed: taken over here
+    assert taken.id == "b-old" and not taken.flying and taken.users == [u]
+    taken.attempts = 1
+    assert outbox.reschedule(r, keys, taken, due_ms=100_001, save=True)   # put back in its own layout
+    assert "f" not in json.loads(r.hget(keys.batches, "b-old"))
+    taken = claim(r, keys, now=100_001)
+    assert outbox.finish(r, keys, taken, delivered=1)  # released by id, where that release put it
+    assert r.hlen(keys.outbox_inflight) == 0
+    again = claim(r, keys, now=100_002)
+    assert [(i.user, i.state) for i in again.items] == [(u, "U")]

@@ -276,6 +276,18 @@ def test_a_user_listed_alone_and_flagged_is_sent_once(r, keys):
     assert outbox.sizes(r, keys)["pending_profiles"] == 0
 
 
+def test_users_dirty_in_many_buckets_go_in_one_batch(r, keys):
+    users = [line_user(i) for i in range(3000)]
+    apply_many(r, keys, users)
+    drain(r, keys)
+    changed = users[::50]                           # 60 users, most alone in their bucket
+    apply_many(r, keys, changed, st="U", ts=2)
+    assert r.zcard(keys.outbox_buckets) > 20         # more buckets than the claim's first pages list
+    b = outbox.claim(r, keys, now_ms=5000, max_objects=75, flush_delay_ms=0)
+    assert sorted(i.user for i in b.items) == sorted(changed) and {i.state for i in b.items} == {"U"}
+    assert r.zcard(keys.outbox_buckets) == 0 and outbox.sizes(r, keys)["pending_profiles"] == 0
+
+
 def test_a_partial_batch_that_must_wait_reads_no_bucket(r, keys):
     users = ["U" + hashlib.md5(str(i).encode()).hexdigest() for i in range(300)]
     state.apply(r, keys, [Change(u, make_version(1, 1, 0, 0), "S", None) for u in users], now_ms=1000, dedupe_ttl=60)

@@ -58,7 +58,7 @@ def test_payload_is_exactly_the_spec(r, keys, settings, clock):
         "native_line_id": "Uabc",
         "subscription_groups": [{"subscription_group_id": "sg-test", "subscription_state": "subscribed"}],
     }], [])]
-    assert r.hlen(keys.outbox_inflight) == 0 and r.hlen(keys.batches) == 0
+    assert outbox.sizes(r, keys)["inflight_profiles"] == 0 and r.hlen(keys.batches) == 0
 
 
 def test_linked_profiles_get_the_same_update(r, keys, settings, clock):
@@ -131,7 +131,7 @@ def test_retries_are_dead_lettered_after_the_attempt_budget(r, keys, settings, c
     assert len(braze.requests) == 3
     letters = r.xrange(keys.dlq)
     assert len(letters) == 1 and b"gave up after 3 attempts" in letters[0][1][b"reason"]
-    assert r.hlen(keys.outbox_inflight) == 0
+    assert outbox.sizes(r, keys)["inflight_profiles"] == 0
 
 
 def test_429_pauses_every_worker_until_reset(r, keys, settings, clock):
@@ -191,7 +191,7 @@ def test_delivery_resumes_within_30_s_of_braze_answering_again(r, keys, settings
     follow(r, keys, clock, *[f"U{i}" for i in range(300)])
     d = make(r, keys, settings, clock, braze)
     run_for(d, clock, outage + 30)
-    assert r.hlen(keys.outbox_inflight) == 0 and r.zcard(keys.outbox_ready) == 0, "not all delivered"
+    assert outbox.sizes(r, keys)["inflight_profiles"] == 0 and r.zcard(keys.outbox_ready) == 0, "not all delivered"
     ok = [t for t, (a, _) in zip(braze.times, braze.requests) if t >= start + outage]
     assert ok and ok[0] - (start + outage) <= 30
     assert r.xlen(keys.dlq) == 0                           # the retry budget outlasts an hour
@@ -218,13 +218,13 @@ def test_a_400_for_every_item_pauses_loudly_instead_of_dead_lettering(r, keys, s
     d = make(r, keys, settings, clock, braze, braze_auth_retry_seconds=60)
     d.step()
     assert len(braze.requests) <= 12                     # not bisected into ~150 requests
-    assert r.xlen(keys.dlq) == 0 and r.hlen(keys.outbox_inflight) == 75
+    assert r.xlen(keys.dlq) == 0 and outbox.sizes(r, keys)["inflight_profiles"] == 75
     assert r.hget(keys.pause("track"), "kind") == b"config"
     assert any(rec.levelname == "CRITICAL" and "BRAZE_SUBSCRIPTION_GROUP_ID" in rec.getMessage()
                for rec in caplog.records)
     clock.advance(61)
     d.step()                                             # after the pause: bisected fully, still all rejected
-    assert r.xlen(keys.dlq) == 0 and r.hlen(keys.outbox_inflight) == 75
+    assert r.xlen(keys.dlq) == 0 and outbox.sizes(r, keys)["inflight_profiles"] == 75
     assert r.hget(keys.pause("track"), "kind") == b"config"
 
 
@@ -240,7 +240,7 @@ def test_a_few_bad_items_at_the_head_of_a_batch_are_still_dead_lettered(r, keys,
     clock.advance(61)
     d.step()                  # bisected fully: the others got through, so only the bad are dead letters
     letters = {json.loads(e[1][b"payload"])["user"] for e in r.xrange(keys.dlq)}
-    assert letters == bad and r.hlen(keys.outbox_inflight) == 0
+    assert letters == bad and outbox.sizes(r, keys)["inflight_profiles"] == 0
 
 
 def test_an_event_lua_cannot_read_is_sent_and_settled_like_any_other(r, keys, settings, clock):
@@ -342,4 +342,4 @@ def test_a_sender_stalled_past_its_lease_never_sends_the_older_state_last(r, key
     history = [h["state"] for h in braze.profile(alias_name="U1")["history"]]
     assert history[-1] == "unsubscribed", history     # Braze ends with the newest state
     assert "subscribed" not in history[history.index("unsubscribed"):], history
-    assert r.hlen(keys.outbox_inflight) == 0 and r.hlen(keys.batches) == 0
+    assert outbox.sizes(r, keys)["inflight_profiles"] == 0 and r.hlen(keys.batches) == 0

@@ -4,7 +4,7 @@ import json
 import time
 
 
-from shared import webhook_queue
+from shared import outbox, webhook_queue
 from shared.keys import STREAM_GROUP
 from tests.support.procs import wait_until
 from workers.engine import Engine
@@ -28,7 +28,7 @@ def test_an_engine_runs_the_whole_pipeline_and_leaves_cleanly(r, keys, rt, braze
     try:
         assert r.exists(keys.worker(engine.name)) and r.zscore(keys.workers, engine.name)
         wait_until(lambda: braze.stats()["objects_received"] >= len(users) and
-                   r.hlen(keys.outbox_inflight) == 0, timeout=30)
+                   outbox.sizes(r, keys)["inflight_profiles"] == 0, timeout=30)
     finally:
         engine.stop()
     assert all(braze.subscription_state(GROUP, alias_name=u, alias_label="line_id") == "subscribed"

@@ -67,7 +67,7 @@ def test_consumers_and_senders_drain_a_full_redis_and_it_recovers(full_redis, se
     sender = Sender(Limiter(r, keys, "track", s.braze_track_rate_limit), clock, auth_retry_seconds=60, what="t")
     d = Deliverer(r, keys, s, AlwaysOK(), sender, clock)
     for _ in range(1000):
-        if not (outbox.sizes(r, keys)["pending_profiles"] or r.hlen(keys.outbox_inflight)):
+        if not (outbox.sizes(r, keys)["pending_profiles"] or outbox.sizes(r, keys)["inflight_profiles"]):
             break
         clock.advance(max(d.step(), 0.001))
     assert outbox.sizes(r, keys)["open_batches"] == 0 and state.count(r, keys) == 9000

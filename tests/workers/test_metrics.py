@@ -10,7 +10,7 @@ import pytest
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared import webhook_queue
+from shared import outbox, webhook_queue
 from shared.clock import FakeClock
 from shared.config import RateLimit
 from shared.embedded_redis import free_port
@@ -56,7 +56,7 @@ def test_engines_serve_their_metrics_and_one_exports_the_cluster_figures(r, keys
     first = Engine(rt, consume_loops=1, metrics_port=free_port()).start()
     second = Engine(rt, consume_loops=1, metrics_port=free_port()).start()
     try:
-        wait_until(lambda: braze.stats()["objects_received"] >= len(users) and r.hlen(keys.outbox_inflight) == 0,
+        wait_until(lambda: braze.stats()["objects_received"] >= len(users) and outbox.sizes(r, keys)["inflight_profiles"] == 0,
                    timeout=30)
         assert first.exporting and not second.exporting
         assert r.get(keys.metrics_exporter).decode() == first.exporter.token

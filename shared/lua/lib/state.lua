@@ -76,6 +76,24 @@ end
 local function st_is_dirty(v)
   return sbyte(v, 1) ~= 255 and sbyte(v, 6) % 8 >= 4
 end
+-- The dirty users of a bucket read whole (all: HGETALL's reply): their fields, values and values
+-- with the flag cleared go to fs, vs and cs after n, up to upto of them. Returns the new n and
+-- how many dirty users all holds.
+local function st_scan_dirty(all, fs, vs, cs, n, upto)
+  local dirty = 0
+  for i = 2, #all, 2 do
+    local v = all[i]
+    local c1, c2, c3, c4, c5, c6 = sbyte(v, 1, 6)
+    if c1 ~= 255 and c6 % 8 >= 4 then
+      dirty = dirty + 1
+      if n < upto then
+        n = n + 1
+        fs[n], vs[n], cs[n] = all[i - 1], v, schar(c1, c2, c3, c4, c5, c6 - 4) .. ssub(v, 7)
+      end
+    end
+  end
+  return n, dirty
+end
 local function st_clean(v)
   return ssub(v, 1, 5) .. schar(sbyte(v, 6) - 4) .. ssub(v, 7)
 end
