@@ -226,13 +226,7 @@ end
 local function st_insert(st, key, f, value, b, bs)
   if redis.call('HSETNX', key, f, value) == 0 then return false end
   st.added = st.added + 1
-  st.dirtied = st.dirtied + 1
-  if not st.listed[b] then
-    st.listed[b] = true
-    local n = #st.tolist
-    st.tolist[n + 1] = st.nows
-    st.tolist[n + 2] = bs or sformat('%d', b)
-  end
+  st_mark(st, b, false, nil, nil, bs)
   return true
 end
 -- st_next and st_effects: returns the outcome and the value to write (none if stale).
