@@ -30,19 +30,22 @@ def field_hash(field: bytes) -> int:
     return int.from_bytes(field[-4:], "big")
 
 
-def bucket(h: int, n: int) -> int:
-    """The bucket of hash ``h`` among ``n`` buckets."""
-    p = 1 << (max(1, n).bit_length() - 1)
+def _round(n: int) -> int:
+    """2**L, the largest power of two not above ``n`` (at least 1)."""
+    return 1 << (max(1, n).bit_length() - 1)
+
+
+def _bucket(h: int, n: int, p: int) -> int:
     b = h % (2 * p)
     return b if b < n else h % p
 
 
+def bucket(h: int, n: int) -> int:
+    """The bucket of hash ``h`` among ``n`` buckets."""
+    return _bucket(h, n, _round(n))
+
+
 def buckets_of(fields: list[bytes], n: int) -> list[int]:
     """The bucket of each of ``fields`` among ``n`` buckets (:func:`bucket` of :func:`field_hash`, for many)."""
-    p = 1 << (max(1, n).bit_length() - 1)
-    out = []
-    for f in fields:
-        h = int.from_bytes(f[-4:], "big")
-        b = h % (2 * p)
-        out.append(b if b < n else h % p)
-    return out
+    p = _round(n)
+    return [_bucket(field_hash(f), n, p) for f in fields]
